@@ -1,0 +1,1 @@
+"""Environments: Gymnasium MuJoCo tasks seen through dm_env (what envlogger wraps)."""

@@ -1,0 +1,1 @@
+"""Recording: envlogger rollouts into crash-safe TFDS/RLDS episode stores."""

@@ -1,0 +1,169 @@
+"""Read recorded episodes back as NumPy dicts, with random access and no TensorFlow.
+
+The files are a plain TFDS dataset, so `tfds.builder_from_directory(dir)`
+reads them too; this reader skips TFDS' per-step Python objects and returns
+whole episodes as stacked arrays, which is what relabelling and replay buffers
+want.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from rlif_data import errors
+from rlif_data import schema as sc
+from rlif_data.recording import store
+
+log = logging.getLogger(__name__)
+
+
+def _to_text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+class EpisodeReader:
+    """Random access to the episodes of a recording directory.
+
+    Args:
+      directory: a recording written by `EpisodeStore`.
+      repair: if the writer was killed (temporary files, unindexed shards),
+        repair the directory first (`store.recover`); if False, raise.
+
+    Raises:
+      CorruptRecordingError: not a recording, or damaged beyond repair.
+      FormatVersionError: written by an incompatible rlif-data format.
+    """
+
+    def __init__(self, directory: str, repair: bool = True):
+        self.directory = os.path.abspath(directory)
+        if not os.path.isdir(self.directory):
+            raise errors.CorruptRecordingError(f"{self.directory}: no such directory")
+        self.schema = store.read_schema(self.directory)
+        if store.needs_recovery(self.directory):
+            if not repair:
+                raise errors.CorruptRecordingError(
+                    f"{self.directory}: the writer was interrupted; run "
+                    f"`rlif-data recover {self.directory}`"
+                )
+            try:
+                report = store.recover(self.directory)
+                log.warning("recovered %s: removed %s, indexed %s", self.directory,
+                            report.removed_temporary, report.indexed_shards)
+            except errors.RecordingLockedError:
+                # A live writer: its in-flight files are not ours to touch, and
+                # the index it keeps lists exactly the committed episodes.
+                pass
+        self._paths = list(store.iter_shard_paths(self.directory))
+        lengths, _ = store.indexed_shard_lengths(store.read_index(self.directory))
+        # (shard, record) of every episode, in commit order.
+        self._locations = [(s, r) for s, n in enumerate(lengths) for r in range(n)]
+        self._readers: dict[int, Any] = {}
+        self._parser = None
+        self._features = None
+
+    def __len__(self) -> int:
+        return len(self._locations)
+
+    def _ensure_parser(self):
+        if self._parser is None:
+            from tensorflow_datasets.core import example_parser
+
+            self._features = sc.features_dict(self.schema)
+            self._parser = example_parser.ExampleParserNp(self._features.get_serialized_info())
+        return self._parser
+
+    def _reader(self, shard: int):
+        if shard not in self._readers:
+            from array_record.python import array_record_module
+
+            path = self._paths[shard]
+            try:
+                self._readers[shard] = array_record_module.ArrayRecordReader(path)
+            except Exception as exc:
+                raise errors.CorruptRecordingError(
+                    f"{path}: cannot open shard ({exc}); the file is damaged"
+                ) from exc
+        return self._readers[shard]
+
+    def raw(self, i: int) -> bytes:
+        """The serialised record of episode `i`."""
+        shard, record = self._locations[i]
+        try:
+            return self._reader(shard).read([record])[0]
+        except errors.CorruptRecordingError:
+            raise
+        except Exception as exc:
+            raise errors.CorruptRecordingError(
+                f"{self._paths[shard]}: cannot read episode {i} ({exc})"
+            ) from exc
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        """Episode `i` as ``{STEPS: {field: stacked array}, <metadata>: value}``."""
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"{self.directory}: episode {i} out of range (0..{len(self) - 1})")
+        i %= len(self)
+        try:
+            parsed = self._ensure_parser().parse_example(self.raw(i))
+        except errors.CorruptRecordingError:
+            raise
+        except Exception as exc:
+            raise errors.CorruptRecordingError(
+                f"{self._paths[self._locations[i][0]]}: episode {i} cannot be decoded ({exc})"
+            ) from exc
+        return self._decode(parsed)
+
+    def _decode(self, parsed: dict[str, Any]) -> dict[str, Any]:
+        out = {k: _to_text(v) if k in _TEXT_FIELDS else v for k, v in parsed.items()
+               if k != sc.STEPS}
+        steps = dict(parsed[sc.STEPS])
+        obs_spec = self.schema.observation
+        if isinstance(obs_spec, Mapping):
+            steps[sc.OBSERVATION] = {
+                k: _decode_png(v) if _is_png(obs_spec[k]) else v
+                for k, v in steps[sc.OBSERVATION].items()
+            }
+        out[sc.STEPS] = steps
+        return out
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def close(self) -> None:
+        """Close open shard readers."""
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
+
+    def __enter__(self) -> "EpisodeReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_TEXT_FIELDS = frozenset(
+    f for f in sc.EPISODE_METADATA_FIELDS if f not in (sc.ROUND, sc.SEED)
+)
+
+
+def _is_png(spec: sc.LeafSpec) -> bool:
+    return isinstance(spec, sc.ImageSpec) and spec.encoding == "png"
+
+
+def _decode_png(frames: np.ndarray) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.open(io.BytesIO(f))) for f in frames])
+
+
+def read_episodes(directory: str) -> list[dict[str, Any]]:
+    """All episodes of a recording, in commit order."""
+    with EpisodeReader(directory) as reader:
+        return list(reader)

@@ -1,0 +1,286 @@
+"""Record rollouts where a learner acts and an expert takes over.
+
+At every step the learner proposes an action, the expert's action is computed
+(for DAgger labels and value-based models), the intervention model decides who
+is in control, and the chosen action goes to the environment, which envlogger
+wraps; `StoreBackend` writes each finished episode durably.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import time
+import uuid
+from typing import Any, Callable, Optional
+
+import dm_env
+import numpy as np
+
+from rlif_data import episodes
+from rlif_data import schema as sc
+from rlif_data.intervention import DecisionContext, InterventionModel
+from rlif_data.recording.envlogger_backend import StoreBackend
+from rlif_data.recording.store import EpisodeStore
+from rlif_data.version import code_version
+
+Policy = Callable[[Any], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionInfo:
+    """Episode metadata shared by all episodes of a recording session.
+
+    Attributes:
+      env_id: environment id, e.g. "Hopper-v5".
+      operator: expert id (simulation) or operator name (robot).
+      round: RLIF round number.
+      policy_version: checkpoint/version of the learner policy.
+      seed: base seed; episode i uses ``seed + i``.
+      session_id: unique id; generated when empty.
+      expert_source: who the expert is (`Source.EXPERT` or `Source.HUMAN`).
+      always_query_expert: compute the expert's action at every step, so that
+        DAgger labels exist for every visited state.
+    """
+
+    env_id: str
+    operator: str = "scripted-expert"
+    round: int = 0
+    policy_version: str = ""
+    seed: int = 0
+    session_id: str = ""
+    expert_source: sc.Source = sc.Source.EXPERT
+    always_query_expert: bool = True
+
+
+@dataclasses.dataclass
+class EpisodeResult:
+    """Summary of one recorded episode."""
+
+    episode_id: str
+    transitions: int
+    intervened_steps: int
+    takeovers: int
+    episode_return: float
+    terminated: bool
+
+
+@dataclasses.dataclass
+class SessionSummary:
+    """What a recording session wrote."""
+
+    directory: str
+    session_id: str
+    episodes: list[EpisodeResult]
+    total_episodes_in_directory: int
+    seconds: float
+
+    @property
+    def transitions(self) -> int:
+        """Total transitions recorded in this session."""
+        return sum(e.transitions for e in self.episodes)
+
+    @property
+    def intervention_rate(self) -> float:
+        """Fraction of this session's transitions under expert control."""
+        n = self.transitions
+        return sum(e.intervened_steps for e in self.episodes) / n if n else 0.0
+
+
+class RolloutRecorder:
+    """Runs episodes with interventions and records them through envlogger.
+
+    Args:
+      env: a dm_env environment (e.g. `GymnasiumDmEnv`).
+      store: an open `EpisodeStore`; the recorder closes it on `close`.
+      policy: the learner, ``policy(observation) -> action``.
+      expert: the expert, same signature; may be None only for models that
+        never intervene.
+      model: the intervention model.
+      session: episode metadata for this session.
+      clock: monotonic clock (seconds), injectable for tests.
+    """
+
+    def __init__(
+        self,
+        env: dm_env.Environment,
+        store: EpisodeStore,
+        policy: Policy,
+        expert: Optional[Policy],
+        model: InterventionModel,
+        session: SessionInfo,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        import envlogger
+
+        self._schema = store.schema
+        self._policy = policy
+        self._expert = expert
+        self._model = model
+        self._session = dataclasses.replace(
+            session, session_id=session.session_id or uuid.uuid4().hex[:12]
+        )
+        self._clock = clock
+        self._pending: Optional[episodes.StepInfo] = None
+        self._backend = StoreBackend(store)
+        self._env = envlogger.EnvLogger(env, step_fn=self._step_fn, backend=self._backend)
+        self._episode_counter = store.num_episodes
+
+    @property
+    def session_id(self) -> str:
+        """The session's id (generated if none was given)."""
+        return self._session.session_id
+
+    def _step_fn(self, timestep, action, env) -> Optional[episodes.StepInfo]:
+        # envlogger calls this right after `action` was applied: the pending
+        # decision is the one that produced `action`.
+        del timestep, env
+        if action is None:
+            return None
+        info, self._pending = self._pending, None
+        return info
+
+    def _episode_metadata(self, index: int, seed: int) -> dict[str, Any]:
+        s = self._session
+        return {
+            sc.EPISODE_ID: f"{s.session_id}/{index:05d}",
+            sc.SESSION_ID: s.session_id,
+            sc.OPERATOR: s.operator,
+            sc.INTERVENTION_MODEL: self._model.name,
+            sc.INTERVENTION_PARAMS: json.dumps(self._model.params(), sort_keys=True),
+            sc.ROUND: s.round,
+            sc.POLICY_VERSION: s.policy_version,
+            sc.ENV_ID: s.env_id,
+            sc.SEED: seed,
+            sc.START_TIME: datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            sc.CODE_VERSION: code_version(),
+        }
+
+    def _choose(self, step: int, observation: Any, start: float, where: str) -> np.ndarray:
+        a_dim = self._schema.action_dim
+        policy_action = episodes.check_action(self._policy(observation), a_dim,
+                                              f"{where}: policy action")
+        expert_action = None
+        if self._expert is not None and (
+            self._session.always_query_expert or self._model.needs_expert_action
+        ):
+            expert_action = episodes.check_action(self._expert(observation), a_dim,
+                                                  f"{where}: expert action")
+        intervene = self._model.decide(
+            DecisionContext(step, observation, policy_action, expert_action)
+        )
+        if intervene and expert_action is None:
+            if self._expert is None:
+                raise ValueError(f"{where}: the model intervened but no expert was given")
+            expert_action = episodes.check_action(self._expert(observation), a_dim,
+                                                  f"{where}: expert action")
+        source = self._session.expert_source if intervene else sc.Source.POLICY
+        action = expert_action if intervene else policy_action
+        self._pending = episodes.StepInfo(
+            intervention=bool(intervene),
+            policy_action=policy_action,
+            expert_action=expert_action,
+            source=source,
+            timestamp=self._clock() - start,
+        )
+        return action
+
+    def run_episode(self) -> EpisodeResult:
+        """Record one episode to its end; it is durable when this returns.
+
+        Raises:
+          InvalidActionError / SchemaError: bad action or observation; the
+            episode in flight is dropped, earlier episodes are intact.
+        """
+        index = self._episode_counter
+        seed = self._session.seed + index
+        self._model.reset(seed=seed)
+        for fn in (self._policy, self._expert):
+            if hasattr(fn, "reset"):
+                fn.reset(seed=seed)
+        start = self._clock()
+        timestep = self._env.reset()
+        metadata = self._episode_metadata(index, seed)
+        self._backend.set_episode_metadata(metadata)
+        written_before = len(self._backend.written)
+        step = 0
+        intervened = takeovers = 0
+        prev = False
+        ret = 0.0
+        try:
+            while not timestep.last():
+                where = f"{self._backend.store.directory}: episode {metadata[sc.EPISODE_ID]} step {step}"
+                action = self._choose(step, timestep.observation, start, where)
+                now = self._pending.intervention
+                intervened += now
+                takeovers += now and not prev
+                prev = now
+                timestep = self._env.step(action)
+                ret += float(timestep.reward)
+                step += 1
+        except BaseException:
+            self._backend.discard_episode()
+            raise
+        self._episode_counter += 1
+        if len(self._backend.written) == written_before:
+            raise RuntimeError(f"episode {metadata[sc.EPISODE_ID]} ended but was not written")
+        return EpisodeResult(
+            episode_id=metadata[sc.EPISODE_ID],
+            transitions=step,
+            intervened_steps=int(intervened),
+            takeovers=int(takeovers),
+            episode_return=ret,
+            terminated=float(timestep.discount) == 0.0,
+        )
+
+    def close(self) -> None:
+        """Close envlogger, the environment and the store."""
+        self._env.close()
+
+
+def record_session(
+    env: dm_env.Environment,
+    directory: str,
+    schema: sc.EpisodeSchema,
+    policy: Policy,
+    expert: Optional[Policy],
+    model: InterventionModel,
+    session: SessionInfo,
+    num_episodes: int,
+    progress: bool = True,
+) -> SessionSummary:
+    """Record `num_episodes` episodes into `directory` (created or appended to).
+
+    Args:
+      env: dm_env environment whose observations match `schema`.
+      directory: recording directory.
+      schema: the episode schema.
+      policy, expert, model, session: see `RolloutRecorder`.
+      num_episodes: how many episodes to record.
+      progress: show a progress bar.
+
+    Returns:
+      A `SessionSummary` of what was written.
+    """
+    from tqdm.auto import tqdm
+
+    if num_episodes < 1:
+        raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
+    store = EpisodeStore.open(directory, schema, metadata={"env_id": session.env_id})
+    t0 = time.monotonic()
+    recorder = RolloutRecorder(env, store, policy, expert, model, session)
+    results: list[EpisodeResult] = []
+    try:
+        with tqdm(total=num_episodes, desc="recording", unit="ep", disable=not progress) as bar:
+            for _ in range(num_episodes):
+                result = recorder.run_episode()
+                results.append(result)
+                bar.update(1)
+                bar.set_postfix(steps=result.transitions,
+                                interv=f"{result.intervened_steps / max(result.transitions, 1):.0%}")
+    finally:
+        total = store.num_episodes
+        recorder.close()
+    return SessionSummary(store.directory, recorder.session_id, results, total,
+                          time.monotonic() - t0)

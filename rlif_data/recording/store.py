@@ -1,0 +1,482 @@
+"""Crash-safe episode storage: a TFDS dataset in `array_record` format.
+
+Why not envlogger's TFDS backend: it keeps the open shard in a buffer, so a
+killed process loses *completed* episodes (DESIGN.md). Here every episode is
+committed on its own the moment it ends:
+
+1. the episode is serialised with the dataset's TFDS features and written to
+   a hidden temporary shard, which is closed and fsync'ed;
+2. the shard is renamed into place (atomic on POSIX) and the directory fsync'ed;
+3. `dataset_info.json` is rewritten through a temporary file and an atomic rename.
+
+A process killed at any moment leaves (a) a temporary shard, never visible to
+readers, or (b) a complete shard that the index does not list yet. `recover`
+removes (a) and indexes (b); `EpisodeReader` does the same on open. So a kill
+loses at most the episode in flight.
+
+One shard per episode keeps every commit independent; datasets built by the
+pipelines (which are not interrupted mid-write) use larger shards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+import tempfile
+from typing import Any, Iterator, Optional
+
+from rlif_data import errors
+from rlif_data import schema as sc
+
+SPLIT = "train"
+FILE_FORMAT = "array_record"
+LOCK_FILE = ".rlif-writer.lock"
+TMP_PREFIX = ".tmp-"
+INFO_FILE = "dataset_info.json"
+_SHARD_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}"
+
+
+def shard_name(dataset_name: str, index: int) -> str:
+    """File name of shard `index` (TFDS' sequential-writer naming, no '-of-N')."""
+    return f"{dataset_name}-{SPLIT}.{FILE_FORMAT}-{index:05d}"
+
+
+def _shard_pattern(dataset_name: str) -> re.Pattern:
+    return re.compile(re.escape(f"{dataset_name}-{SPLIT}.{FILE_FORMAT}-") + r"(\d{5,})$")
+
+
+def list_shards(directory: str, dataset_name: str) -> list[tuple[int, str]]:
+    """(index, file name) of every complete shard file in `directory`, by index."""
+    pattern = _shard_pattern(dataset_name)
+    found = []
+    for name in os.listdir(directory):
+        m = pattern.match(name)
+        if m:
+            found.append((int(m.group(1)), name))
+    return sorted(found)
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_text(path: str, text: str) -> None:
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def open_array_record_writer(path: str):
+    """The array_record writer used for shards (one record per group: random access)."""
+    from array_record.python import array_record_module
+
+    return array_record_module.ArrayRecordWriter(path, "group_size:1")
+
+
+def count_records(path: str) -> int:
+    """Number of records in a complete array_record shard.
+
+    Raises:
+      CorruptRecordingError: the file is not a readable array_record file.
+    """
+    from array_record.python import array_record_module
+
+    try:
+        reader = array_record_module.ArrayRecordReader(path)
+    except Exception as exc:  # the C++ reader raises plain RuntimeError/ValueError
+        raise errors.CorruptRecordingError(f"{path}: not a readable array_record shard ({exc})")
+    try:
+        return reader.num_records()
+    finally:
+        reader.close()
+
+
+def _build_info(directory: str, schema: sc.EpisodeSchema, metadata: dict[str, Any]):
+    import tensorflow_datasets as tfds
+
+    identity = tfds.core.dataset_info.DatasetIdentity(
+        name=schema.name, version=tfds.core.Version("1.0.0"), data_dir=directory, module_name=""
+    )
+    md = {sc.FORMAT_VERSION_KEY: sc.FORMAT_VERSION, sc.SCHEMA_KEY: schema.to_json(), **metadata}
+    info = tfds.rlds.rlds_base.build_info(
+        sc.dataset_config(schema), identity, tfds.core.MetadataDict(md)
+    )
+    info.set_file_format(FILE_FORMAT)
+    return info
+
+
+def _template(directory: str, dataset_name: str):
+    import tensorflow_datasets as tfds
+
+    return tfds.core.naming.ShardedFileTemplate(
+        dataset_name=dataset_name,
+        data_dir=directory,
+        split=SPLIT,
+        filetype_suffix=FILE_FORMAT,
+        template=_SHARD_TEMPLATE,
+    )
+
+
+def _split_dict(directory: str, dataset_name: str, shard_lengths: list[int], num_bytes: int):
+    import tensorflow_datasets as tfds
+
+    return tfds.core.SplitDict(
+        [
+            tfds.core.SplitInfo(
+                name=SPLIT,
+                shard_lengths=list(shard_lengths),
+                num_bytes=num_bytes,
+                filename_template=_template(directory, dataset_name),
+            )
+        ]
+    )
+
+
+def read_index(directory: str) -> dict[str, Any]:
+    """The parsed `dataset_info.json` of a recording directory."""
+    path = os.path.join(directory, INFO_FILE)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise errors.CorruptRecordingError(
+            f"{directory}: no {INFO_FILE}; not an rlif-data recording directory"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise errors.CorruptRecordingError(f"{path}: unreadable index ({exc})") from None
+
+
+def read_schema(directory: str) -> sc.EpisodeSchema:
+    """The `EpisodeSchema` stored with a recording (format version checked)."""
+    path = os.path.join(directory, "metadata.json")
+    try:
+        with open(path) as f:
+            metadata = json.load(f)
+    except FileNotFoundError:
+        raise errors.CorruptRecordingError(
+            f"{directory}: no metadata.json; not an rlif-data recording directory"
+        ) from None
+    sc.check_format_version(metadata.get(sc.FORMAT_VERSION_KEY), directory)
+    return sc.EpisodeSchema.from_json(metadata[sc.SCHEMA_KEY])
+
+
+def indexed_shard_lengths(index: dict[str, Any]) -> tuple[list[int], int]:
+    """(shard lengths, bytes) of the train split as the index records them."""
+    for split in index.get("splits", []):
+        if split.get("name") == SPLIT:
+            return [int(x) for x in split.get("shardLengths", [])], int(split.get("numBytes", 0))
+    return [], 0
+
+
+@contextlib.contextmanager
+def writer_lock(directory: str):
+    """Hold the directory's writer lock (an flock: released when the process dies).
+
+    Raises:
+      RecordingLockedError: another live process holds it.
+    """
+    path = os.path.join(directory, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise errors.RecordingLockedError(
+                f"{directory}: another process (pid {holder}) is writing to this recording"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+@dataclasses.dataclass
+class RecoveryReport:
+    """What `recover` found and did."""
+
+    directory: str
+    removed_temporary: list[str]
+    indexed_shards: list[str]
+    episodes: int
+
+    @property
+    def changed(self) -> bool:
+        """Whether recovery modified the directory."""
+        return bool(self.removed_temporary or self.indexed_shards)
+
+
+def needs_recovery(directory: str) -> bool:
+    """Whether a crashed writer left temporary files or unindexed shards."""
+    index = read_index(directory)
+    lengths, _ = indexed_shard_lengths(index)
+    shards = list_shards(directory, index["name"])
+    leftovers = [n for n in os.listdir(directory) if n.startswith(TMP_PREFIX)]
+    return bool(leftovers) or len(shards) != len(lengths)
+
+
+def recover(directory: str) -> RecoveryReport:
+    """Repair a recording left by a killed writer; never touches complete episodes.
+
+    Removes temporary shards (the episode that was in flight) and adds complete
+    but unindexed shards to the index.
+
+    Raises:
+      RecordingLockedError: a live writer still holds the directory.
+      CorruptRecordingError: shards are missing from the middle of the sequence,
+        or a shard is unreadable.
+    """
+    with writer_lock(directory):
+        return _recover_locked(directory)
+
+
+def _recover_locked(directory: str) -> RecoveryReport:
+    schema = read_schema(directory)
+    index = read_index(directory)
+    lengths, num_bytes = indexed_shard_lengths(index)
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        if name.startswith(TMP_PREFIX):
+            path = os.path.join(directory, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+            removed.append(name)
+    shards = list_shards(directory, schema.name)
+    if [i for i, _ in shards] != list(range(len(shards))) or len(shards) < len(lengths):
+        raise errors.CorruptRecordingError(
+            f"{directory}: shard files {[n for _, n in shards]} do not form the sequence "
+            f"0..{max(len(lengths), len(shards)) - 1} that the index expects"
+        )
+    added = []
+    for _, name in shards[len(lengths):]:
+        path = os.path.join(directory, name)
+        lengths.append(count_records(path))
+        num_bytes += os.path.getsize(path)
+        added.append(name)
+    if added:
+        info = _build_info(directory, schema, {})
+        info.read_from_directory(directory)
+        info.set_splits(_split_dict(directory, schema.name, lengths, num_bytes))
+        _write_info(info, directory)
+    if removed or added:
+        _fsync_dir(directory)
+    return RecoveryReport(directory, removed, added, sum(lengths))
+
+
+def _write_info(info, directory: str) -> None:
+    """Write TFDS' info files next to the shards, each by an atomic rename."""
+    staging = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=directory)
+    try:
+        info.write_to_directory(staging)
+        for name in sorted(os.listdir(staging)):
+            # dataset_info.json last: it is what makes new shards visible.
+            if name != INFO_FILE:
+                os.replace(os.path.join(staging, name), os.path.join(directory, name))
+        src = os.path.join(staging, INFO_FILE)
+        _fsync_file(src)
+        os.replace(src, os.path.join(directory, INFO_FILE))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class EpisodeStore:
+    """Appends episodes to a recording directory, one durable commit each.
+
+    Use `EpisodeStore.open(directory, schema)`; it creates the directory, or
+    appends to one that holds the same schema. Not thread-safe; one writer
+    per directory (enforced with a lock file).
+    """
+
+    def __init__(self, directory: str, schema: sc.EpisodeSchema, metadata: Optional[dict] = None):
+        self.directory = os.path.abspath(directory)
+        self.schema = schema
+        self._lock_cm = None
+        self._metadata = dict(metadata or {})
+        self._closed = False
+
+    @classmethod
+    def open(cls, directory: str, schema: sc.EpisodeSchema,
+             metadata: Optional[dict] = None) -> "EpisodeStore":
+        """Open `directory` for appending (created if missing).
+
+        Args:
+          directory: the recording directory (holds the TFDS dataset files).
+          schema: the schema of the episodes to be written.
+          metadata: dataset-level metadata stored on creation (JSON-able).
+
+        Raises:
+          SchemaMismatchError: the directory holds a recording with another schema.
+          RecordingLockedError: another live process is writing there.
+          RecordingError: the directory holds files that are not a recording.
+        """
+        store = cls(directory, schema, metadata)
+        store._open()
+        return store
+
+    def _open(self) -> None:
+        os.makedirs(self.directory, exist_ok=True)
+        self._lock_cm = writer_lock(self.directory)
+        self._lock_cm.__enter__()
+        try:
+            self._init_or_load()
+        except BaseException:
+            self._release()
+            raise
+
+    def _init_or_load(self) -> None:
+        import tensorflow_datasets as tfds
+        from tensorflow_datasets.core import example_serializer
+
+        info_path = os.path.join(self.directory, INFO_FILE)
+        if os.path.exists(info_path):
+            existing = read_schema(self.directory)
+            if existing != self.schema:
+                raise errors.SchemaMismatchError(
+                    f"{self.directory} already holds episodes with another schema; "
+                    f"found {existing.describe()}, asked to write {self.schema.describe()}. "
+                    "Record into a new directory."
+                )
+            if needs_recovery(self.directory):
+                _recover_locked(self.directory)
+            self._info = _build_info(self.directory, self.schema, self._metadata)
+            self._info.read_from_directory(self.directory)
+            self._lengths, self._num_bytes = indexed_shard_lengths(read_index(self.directory))
+        else:
+            stray = [n for n in os.listdir(self.directory)
+                     if n != LOCK_FILE and not n.startswith(TMP_PREFIX)]
+            if stray:
+                raise errors.RecordingError(
+                    f"{self.directory} is not empty and holds no rlif-data recording "
+                    f"(found {sorted(stray)[:5]}); choose an empty or new directory"
+                )
+            self._info = _build_info(self.directory, self.schema, self._metadata)
+            self._lengths, self._num_bytes = [], 0
+            self._info.set_splits(_split_dict(self.directory, self.schema.name, [], 0))
+            _write_info(self._info, self.directory)
+        self._features = self._info.features
+        self._serializer = example_serializer.ExampleSerializer(
+            self._features.get_serialized_info()
+        )
+        del tfds
+
+    @property
+    def num_episodes(self) -> int:
+        """Episodes committed so far (including those there before opening)."""
+        return sum(self._lengths)
+
+    def serialize(self, episode: dict[str, Any]) -> bytes:
+        """Encode one episode with the dataset's TFDS features."""
+        try:
+            return self._serializer.serialize_example(self._features.encode_example(episode))
+        except Exception as exc:
+            raise errors.SchemaError(
+                f"{self.directory}: episode {episode.get(sc.EPISODE_ID, '?')!r} does not match "
+                f"the schema: {exc}"
+            ) from exc
+
+    def write_episode(self, episode: dict[str, Any]) -> str:
+        """Durably commit one episode; returns the shard path.
+
+        Raises:
+          SchemaError: the episode does not match the schema (nothing written).
+          RecordingError: the write failed (e.g. disk full); earlier episodes
+            are intact and the failed episode left no visible trace.
+        """
+        if self._closed:
+            raise errors.RecordingError(f"{self.directory}: the store is closed")
+        record = self.serialize(episode)
+        index = len(self._lengths)
+        final = os.path.join(self.directory, shard_name(self.schema.name, index))
+        tmp = os.path.join(self.directory, f"{TMP_PREFIX}{shard_name(self.schema.name, index)}")
+        episode_id = episode.get(sc.EPISODE_ID, "?")
+        try:
+            writer = open_array_record_writer(tmp)
+            try:
+                writer.write(record)
+            finally:
+                writer.close()
+            _fsync_file(tmp)
+            os.replace(tmp, final)
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            reason = "disk full" if exc.errno == errno.ENOSPC else str(exc)
+            raise errors.RecordingError(
+                f"{self.directory}: could not write episode {episode_id!r} ({reason}); "
+                f"the {self.num_episodes} episodes written before are intact"
+            ) from exc
+        except Exception as exc:  # array_record raises RuntimeError on I/O failure
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise errors.RecordingError(
+                f"{self.directory}: could not write episode {episode_id!r} ({exc}); "
+                f"the {self.num_episodes} episodes written before are intact"
+            ) from exc
+        lengths = self._lengths + [1]
+        num_bytes = self._num_bytes + len(record)
+        self._info.set_splits(_split_dict(self.directory, self.schema.name, lengths, num_bytes))
+        try:
+            _write_info(self._info, self.directory)
+        except OSError as exc:
+            raise errors.RecordingError(
+                f"{self.directory}: episode {episode_id!r} is saved in {os.path.basename(final)} "
+                f"but the index could not be updated ({exc}); run `rlif-data recover "
+                f"{self.directory}` once space is free"
+            ) from exc
+        self._lengths, self._num_bytes = lengths, num_bytes
+        return final
+
+    def _release(self) -> None:
+        if self._lock_cm is not None:
+            self._lock_cm.__exit__(None, None, None)
+            self._lock_cm = None
+
+    def close(self) -> None:
+        """Release the writer lock. Every committed episode is already durable."""
+        self._closed = True
+        self._release()
+
+    def __enter__(self) -> "EpisodeStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def iter_shard_paths(directory: str) -> Iterator[str]:
+    """Paths of the indexed shards of a recording, in order."""
+    index = read_index(directory)
+    lengths, _ = indexed_shard_lengths(index)
+    for i in range(len(lengths)):
+        yield os.path.join(directory, shard_name(index["name"], i))

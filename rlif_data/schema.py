@@ -1,0 +1,349 @@
+"""The RLDS schema of rlif-data: every step and episode field, in one place.
+
+This module is the single source of truth for field names. Every other module
+refers to the constants below instead of spelling the strings, so a rename is
+one edit here (plus a format-version bump and a converter).
+
+Conventions (RLDS): step ``t`` holds the observation ``o_t``, the action
+``a_t`` taken from it, the reward ``r_t`` and discount ``d_t`` that followed
+that action. The last step of an episode holds the final observation and
+zero-filled action/reward/intervention fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from typing import Any, Mapping, Union
+
+import numpy as np
+
+# Bumped on every incompatible change of the stored layout; readers refuse
+# data written with a different major version (see `check_format_version`).
+FORMAT_VERSION = "1.0"
+FORMAT_VERSION_KEY = "rlif_format_version"
+SCHEMA_KEY = "rlif_schema"
+
+# ---------------------------------------------------------------------------
+# Core RLDS step fields.
+# ---------------------------------------------------------------------------
+STEPS = "steps"
+OBSERVATION = "observation"
+ACTION = "action"  # the action applied to the environment at this step
+REWARD = "reward"  # reward the environment returned after `action`
+DISCOUNT = "discount"  # 0.0 after a true termination, 1.0 otherwise
+IS_FIRST = "is_first"
+IS_LAST = "is_last"
+IS_TERMINAL = "is_terminal"  # last step AND the env terminated (not truncated)
+
+# ---------------------------------------------------------------------------
+# Intervention step fields (the RLIF data contract).
+# ---------------------------------------------------------------------------
+INTERVENTION = "intervention"  # the expert is in control at this step
+INTERVENTION_START = "intervention_start"  # first step of a takeover
+POLICY_ACTION = "policy_action"  # what the learner proposed (always recorded)
+EXPERT_ACTION = "expert_action"  # the expert's action; zeros if none was produced
+HAS_EXPERT_ACTION = "has_expert_action"  # whether `expert_action` is real
+SOURCE = "source"  # who produced `action`, a `Source` label
+TIMESTAMP = "timestamp"  # seconds since the episode started (monotonic clock)
+
+# ---------------------------------------------------------------------------
+# Episode metadata fields.
+# ---------------------------------------------------------------------------
+EPISODE_ID = "episode_id"
+SESSION_ID = "session_id"
+OPERATOR = "operator"  # expert id or human operator name
+INTERVENTION_MODEL = "intervention_model"  # name, e.g. "random"
+INTERVENTION_PARAMS = "intervention_params"  # JSON of the model's parameters
+ROUND = "round"  # RLIF round number
+POLICY_VERSION = "policy_version"  # checkpoint / version of the learner policy
+ENV_ID = "env_id"
+SEED = "seed"
+START_TIME = "start_time"  # ISO 8601 UTC wall-clock time of the first step
+CODE_VERSION = "code_version"  # rlif-data version (+ git commit when known)
+
+CORE_STEP_FIELDS = (OBSERVATION, ACTION, REWARD, DISCOUNT, IS_FIRST, IS_LAST, IS_TERMINAL)
+INTERVENTION_STEP_FIELDS = (
+    INTERVENTION,
+    INTERVENTION_START,
+    POLICY_ACTION,
+    EXPERT_ACTION,
+    HAS_EXPERT_ACTION,
+    SOURCE,
+    TIMESTAMP,
+)
+EPISODE_METADATA_FIELDS = (
+    EPISODE_ID,
+    SESSION_ID,
+    OPERATOR,
+    INTERVENTION_MODEL,
+    INTERVENTION_PARAMS,
+    ROUND,
+    POLICY_VERSION,
+    ENV_ID,
+    SEED,
+    START_TIME,
+    CODE_VERSION,
+)
+
+
+class Source(enum.IntEnum):
+    """Who produced the action stored at a step. Stored as a TFDS ClassLabel."""
+
+    POLICY = 0
+    EXPERT = 1  # a simulated expert (scripted or learned)
+    HUMAN = 2  # a person through an input device
+    DATASET = 3  # imported from an external dataset (D4RL, Minari, ...)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """Label names in index order, as stored in the dataset."""
+        return [member.name.lower() for member in cls]
+
+
+# ---------------------------------------------------------------------------
+# Observation specs.
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ArraySpec:
+    """A fixed-shape numeric array (proprio state, a vector observation).
+
+    Attributes:
+      shape: the array shape, without the time dimension.
+      dtype: a NumPy dtype name, e.g. "float32".
+    """
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSpec:
+    """An RGB camera frame, HxWxC uint8.
+
+    Attributes:
+      height, width, channels: frame size in pixels.
+      encoding: "raw" stores the pixels as they are (no work in the control
+        loop, ~49 KB per 128x128 frame); "png" compresses, costing ~1 ms per
+        frame when the episode is written.
+    """
+
+    height: int
+    width: int
+    channels: int = 3
+    encoding: str = "raw"
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The frame shape (H, W, C)."""
+        return (self.height, self.width, self.channels)
+
+    @property
+    def dtype(self) -> str:
+        """Frames are always uint8."""
+        return "uint8"
+
+
+LeafSpec = Union[ArraySpec, ImageSpec]
+ObservationSpec = Union[ArraySpec, Mapping[str, LeafSpec]]
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeSchema:
+    """Everything that fixes the on-disk layout of a recording.
+
+    Attributes:
+      observation: an `ArraySpec` for vector observations, or a mapping of
+        names to `ArraySpec`/`ImageSpec` for dict observations (e.g. two
+        cameras and a proprio state).
+      action_dim: size of the (continuous) action vector.
+      name: TFDS dataset name of the recording.
+    """
+
+    observation: ObservationSpec
+    action_dim: int
+    name: str = "rlif_episodes"
+
+    def __post_init__(self):
+        if self.action_dim <= 0:
+            raise ValueError(f"action_dim must be positive, got {self.action_dim}")
+        if isinstance(self.observation, Mapping):
+            if not self.observation:
+                raise ValueError("a dict observation spec needs at least one entry")
+            # Freeze the mapping so that two equal schemas compare and hash equal.
+            object.__setattr__(self, "observation", dict(sorted(self.observation.items())))
+
+    # -- serialisation (stored in each dataset's metadata) --------------------
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able description, stored with every dataset."""
+
+        def leaf(spec: LeafSpec) -> dict[str, Any]:
+            out = {"kind": "image" if isinstance(spec, ImageSpec) else "array"}
+            out.update(dataclasses.asdict(spec))
+            if "shape" in out:
+                out["shape"] = list(out["shape"])
+            return out
+
+        if isinstance(self.observation, Mapping):
+            obs = {k: leaf(v) for k, v in self.observation.items()}
+        else:
+            obs = leaf(self.observation)
+        return {"name": self.name, "action_dim": self.action_dim, "observation": obs}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "EpisodeSchema":
+        """Inverse of `to_json`."""
+
+        def leaf(d: Mapping[str, Any]) -> LeafSpec:
+            d = dict(d)
+            kind = d.pop("kind")
+            if kind == "image":
+                return ImageSpec(**d)
+            return ArraySpec(shape=tuple(d["shape"]), dtype=d["dtype"])
+
+        obs = data["observation"]
+        if "kind" in obs:
+            observation: ObservationSpec = leaf(obs)
+        else:
+            observation = {k: leaf(v) for k, v in obs.items()}
+        return cls(observation=observation, action_dim=int(data["action_dim"]), name=data["name"])
+
+    def describe(self) -> str:
+        """One line per observation entry, for `inspect` and error messages."""
+        return json.dumps(self.to_json(), sort_keys=True)
+
+
+def vector_schema(obs_dim: int, action_dim: int, name: str = "rlif_episodes") -> EpisodeSchema:
+    """Schema for float32 vector observations (Hopper: obs_dim=11, action_dim=3)."""
+    return EpisodeSchema(ArraySpec((obs_dim,)), action_dim, name)
+
+
+def camera_schema(
+    state_dim: int,
+    action_dim: int,
+    cameras: tuple[str, ...] = ("front", "wrist"),
+    size: int = 128,
+    encoding: str = "raw",
+    name: str = "rlif_episodes",
+) -> EpisodeSchema:
+    """Schema for dict observations: `state` plus one RGB frame per camera."""
+    obs: dict[str, LeafSpec] = {"state": ArraySpec((state_dim,))}
+    for cam in cameras:
+        obs[cam] = ImageSpec(size, size, 3, encoding)
+    return EpisodeSchema(obs, action_dim, name)
+
+
+# ---------------------------------------------------------------------------
+# TFDS features (built lazily: importing tfds costs ~1 s).
+# ---------------------------------------------------------------------------
+
+
+def _leaf_feature(spec: LeafSpec):
+    import tensorflow_datasets as tfds
+
+    if isinstance(spec, ImageSpec):
+        if spec.encoding == "png":
+            return tfds.features.Image(shape=spec.shape, dtype=np.uint8, encoding_format="png")
+        if spec.encoding != "raw":
+            raise ValueError(f"unknown image encoding {spec.encoding!r}; use 'raw' or 'png'")
+        return tfds.features.Tensor(shape=spec.shape, dtype=np.uint8)
+    return tfds.features.Tensor(shape=tuple(spec.shape), dtype=np.dtype(spec.dtype))
+
+
+def observation_feature(schema: EpisodeSchema):
+    """The TFDS feature of one observation."""
+    import tensorflow_datasets as tfds
+
+    if isinstance(schema.observation, Mapping):
+        return tfds.features.FeaturesDict(
+            {k: _leaf_feature(v) for k, v in schema.observation.items()}
+        )
+    return _leaf_feature(schema.observation)
+
+
+def step_metadata_features(schema: EpisodeSchema) -> dict[str, Any]:
+    """TFDS features of the intervention step fields."""
+    import tensorflow_datasets as tfds
+
+    action = tfds.features.Tensor(shape=(schema.action_dim,), dtype=np.float32)
+    return {
+        INTERVENTION: np.bool_,
+        INTERVENTION_START: np.bool_,
+        POLICY_ACTION: action,
+        EXPERT_ACTION: action,
+        HAS_EXPERT_ACTION: np.bool_,
+        SOURCE: tfds.features.ClassLabel(names=Source.names()),
+        TIMESTAMP: np.float64,
+    }
+
+
+def episode_metadata_features() -> dict[str, Any]:
+    """TFDS features of the episode metadata fields."""
+    import tensorflow_datasets as tfds
+
+    text = tfds.features.Text
+    return {
+        EPISODE_ID: text(),
+        SESSION_ID: text(),
+        OPERATOR: text(),
+        INTERVENTION_MODEL: text(),
+        INTERVENTION_PARAMS: text(),
+        ROUND: np.int32,
+        POLICY_VERSION: text(),
+        ENV_ID: text(),
+        SEED: np.int64,
+        START_TIME: text(),
+        CODE_VERSION: text(),
+    }
+
+
+def dataset_config(schema: EpisodeSchema, description: str = ""):
+    """The RLDS `DatasetConfig` (TFDS) for a schema: the one place it is built."""
+    import tensorflow_datasets as tfds
+
+    return tfds.rlds.rlds_base.DatasetConfig(
+        name=schema.name,
+        overall_description=description
+        or "RLIF episodes: RLDS steps with intervention flags (rlif-data).",
+        observation_info=observation_feature(schema),
+        action_info=tfds.features.Tensor(shape=(schema.action_dim,), dtype=np.float32),
+        reward_info=np.float32,
+        discount_info=np.float32,
+        step_metadata_info=step_metadata_features(schema),
+        episode_metadata_info=episode_metadata_features(),
+    )
+
+
+def features_dict(schema: EpisodeSchema):
+    """The top-level TFDS `FeaturesDict` of one episode."""
+    import tensorflow_datasets as tfds
+
+    config = dataset_config(schema)
+    identity = tfds.core.dataset_info.DatasetIdentity(
+        name=schema.name, version=tfds.core.Version("0.0.0"), data_dir="", module_name=""
+    )
+    return tfds.rlds.rlds_base.build_info(config, identity).features
+
+
+def check_format_version(found: str | None, where: str) -> None:
+    """Raise a `FormatVersionError` unless `found` is readable by this code.
+
+    Args:
+      found: the format version stored with the data (None if absent).
+      where: the dataset directory, for the message.
+    """
+    from rlif_data.errors import FormatVersionError
+
+    if found is None:
+        raise FormatVersionError(
+            f"{where}: no '{FORMAT_VERSION_KEY}' in the dataset metadata; "
+            "this directory was not written by rlif-data"
+        )
+    if found.split(".")[0] != FORMAT_VERSION.split(".")[0]:
+        raise FormatVersionError(
+            f"{where}: written with rlif format {found}, this rlif-data reads "
+            f"{FORMAT_VERSION}; read it with the rlif-data release that wrote it"
+        )
