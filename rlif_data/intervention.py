@@ -77,7 +77,8 @@ class InterventionModel(abc.ABC):
         return False
 
 
-def _check_rate(rate: float) -> float:
+def check_rate(rate: float) -> float:
+    """Return `rate` as a float, or raise ValueError unless it is in [0, 1)."""
     if not (isinstance(rate, (int, float)) and math.isfinite(rate) and 0.0 <= rate < 1.0):
         raise ValueError(f"intervention rate must be in [0, 1), got {rate!r}")
     return float(rate)
@@ -97,7 +98,7 @@ def start_probability(rate: float, takeover_steps: int) -> float:
     ``k / (k + (1 - p) / p)``; solving for ``p`` gives
     ``p = rate / (k (1 - rate) + rate)``. For ``k = 1`` this is ``rate``.
     """
-    rate = _check_rate(rate)
+    rate = check_rate(rate)
     k = _check_takeover_steps(takeover_steps)
     return rate / (k * (1.0 - rate) + rate)
 
@@ -129,7 +130,7 @@ class RandomTakeover(InterventionModel):
     name = "random"
 
     def __init__(self, rate: float, takeover_steps: int = OFFICIAL_TAKEOVER_STEPS, seed: int = 0):
-        self.rate = _check_rate(rate)
+        self.rate = check_rate(rate)
         self.takeover_steps = _check_takeover_steps(takeover_steps)
         self.p_start = start_probability(self.rate, self.takeover_steps)
         self._seed = seed
@@ -163,7 +164,7 @@ class IIDRandom(InterventionModel):
     name = "random_official"
 
     def __init__(self, rate: float, seed: int = 0):
-        self.rate = _check_rate(rate)
+        self.rate = check_rate(rate)
         self._seed = seed
         self._rng = np.random.default_rng(seed)
 

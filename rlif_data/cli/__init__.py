@@ -1,0 +1,1 @@
+"""The `rlif-data` command line: a thin layer over the library."""

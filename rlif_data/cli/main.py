@@ -1,0 +1,31 @@
+"""`rlif-data`: registers the sub-commands; each lives in its own module."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+
+from rlif_data.cli import inspect_cmd, quickstart_cmd, record_cmd
+
+app = typer.Typer(
+    help="rlif-data: record interventions as RLDS episodes, build datasets, train RLIF agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for module in (record_cmd, inspect_cmd, quickstart_cmd):
+    module.register(app)
+
+
+def main() -> None:
+    """Console entry point."""
+    # TF/absl log noise hides the output people came for.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    app()
+
+
+if __name__ == "__main__":
+    main()

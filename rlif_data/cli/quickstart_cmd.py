@@ -1,0 +1,54 @@
+"""`rlif-data quickstart`: the main job on embedded defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import typer
+
+from rlif_data.cli.common import console, user_errors
+
+
+def quickstart(
+    workdir: Path = typer.Option(Path("quickstart_data"), help="Where everything is written."),
+    episodes: int = typer.Option(20, min=1, help="Episodes to record."),
+    fresh: bool = typer.Option(False, help="Delete the quickstart recording first."),
+):
+    """Record Hopper rollouts where a scripted expert takes over from a random learner."""
+    import shutil
+
+    from rlif_data.inspection import summarize
+    from rlif_data.plots import plot_intervention_timeline
+    from rlif_data.quickstart import QuickstartConfig, run_quickstart
+    from rlif_data.recording.reader import read_episodes
+
+    config = QuickstartConfig(workdir=str(workdir))
+    config = dataclasses.replace(config, record=dataclasses.replace(config.record, episodes=episodes))
+    rec_dir = os.path.join(config.workdir, config.record.out)
+    if fresh and os.path.isdir(rec_dir):
+        shutil.rmtree(rec_dir)
+    console.print(f"[bold]quickstart[/]: {config.record.episodes} {config.record.env_id} episodes, "
+                  f"{config.record.intervention} interventions at {config.record.rate:.0%}, "
+                  f"into {rec_dir}")
+    with user_errors():
+        results = run_quickstart(config)
+    rec = results["recording"]
+    recorded = read_episodes(rec.directory)
+    s = summarize(recorded)
+    plot = os.path.join(config.workdir, "intervention_timeline.png")
+    plot_intervention_timeline(recorded[-20:], plot)
+    console.print(
+        f"recorded {len(rec.episodes)} episodes / {rec.transitions} transitions "
+        f"(intervention rate {rec.intervention_rate:.1%}) in {rec.seconds:.1f} s\n"
+        f"{rec.directory} holds {s.episodes} episodes, {s.transitions} transitions, "
+        f"{s.takeovers_per_episode:.1f} takeovers/episode, mean return {s.mean_return:.1f}\n"
+        f"timeline: {plot}\n"
+        f"next: rlif-data inspect {rec.directory}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `quickstart` to the CLI."""
+    app.command()(quickstart)

@@ -1,0 +1,69 @@
+"""`rlif-data record` and `rlif-data recover`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from rlif_data.cli.common import console, user_errors
+from rlif_data.intervention import OFFICIAL_TAKEOVER_STEPS
+
+
+def record(
+    env: str = typer.Option("Hopper-v5", help="Gymnasium environment id."),
+    out: Path = typer.Option(..., help="Recording directory (created, or appended to)."),
+    episodes: int = typer.Option(20, min=1, help="Episodes to record."),
+    intervention: str = typer.Option(
+        "random", help="random (paper: k-step takeovers at --rate), random-official "
+        "(official code: i.i.d. per step), or none."),
+    rate: float = typer.Option(0.5, help="Target intervention rate in [0, 1)."),
+    takeover_steps: int = typer.Option(OFFICIAL_TAKEOVER_STEPS, min=1,
+                                       help="Takeover length k for --intervention random."),
+    learner: str = typer.Option("random", help="random, noisy-expert, or a policy checkpoint dir."),
+    expert: str = typer.Option("scripted", help="scripted, or a policy checkpoint dir."),
+    seed: int = typer.Option(0, help="Base seed; episode i uses seed + i."),
+    max_episode_steps: Optional[int] = typer.Option(200, help="Time limit per episode."),
+    round_: int = typer.Option(0, "--round", help="RLIF round number stored with episodes."),
+    operator: str = typer.Option("scripted-expert", help="Expert/operator id stored with episodes."),
+    quiet: bool = typer.Option(False, help="No progress bar."),
+):
+    """Record simulated-expert rollouts with interventions as RLDS episodes."""
+    from rlif_data.recording.sim import RecordConfig, record_from_config
+
+    config = RecordConfig(
+        env_id=env, out=str(out), episodes=episodes, intervention=intervention, rate=rate,
+        takeover_steps=takeover_steps, learner=learner, expert=expert, seed=seed,
+        max_episode_steps=max_episode_steps, round=round_, operator=operator,
+    )
+    with user_errors():
+        summary = record_from_config(config, progress=not quiet)
+    console.print(
+        f"wrote {len(summary.episodes)} episodes ({summary.transitions} transitions, "
+        f"intervention rate {summary.intervention_rate:.1%}) to {summary.directory} "
+        f"in {summary.seconds:.1f} s; the directory now holds "
+        f"{summary.total_episodes_in_directory} episodes"
+    )
+
+
+def recover(directory: Path = typer.Argument(..., help="Recording directory to repair.")):
+    """Repair a recording whose writer was killed: drop the episode in flight, index the rest."""
+    from rlif_data.recording.store import recover as recover_dir
+
+    with user_errors():
+        report = recover_dir(str(directory))
+    if report.changed:
+        console.print(
+            f"{directory}: removed {len(report.removed_temporary)} unfinished file(s), "
+            f"indexed {len(report.indexed_shards)} complete episode shard(s); "
+            f"{report.episodes} episodes readable"
+        )
+    else:
+        console.print(f"{directory}: nothing to recover; {report.episodes} episodes readable")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `record` and `recover` to the CLI."""
+    app.command()(record)
+    app.command()(recover)
