@@ -110,6 +110,83 @@ def _stack_observations(observations: Sequence[Any], schema: sc.EpisodeSchema) -
     return np.stack([np.asarray(o) for o in observations]).astype(spec.dtype, copy=False)
 
 
+def build_steps(
+    observations: Any,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    discounts: np.ndarray,
+    *,
+    terminated: bool,
+    intervention: Optional[np.ndarray] = None,
+    policy_actions: Optional[np.ndarray] = None,
+    expert_actions: Optional[np.ndarray] = None,
+    has_expert_action: Optional[np.ndarray] = None,
+    source: Any = sc.Source.POLICY,
+    timestamps: Optional[np.ndarray] = None,
+) -> dict[str, Any]:
+    """Lay out one episode's arrays as RLDS steps (the one place this is done).
+
+    Args:
+      observations: o_0..o_T stacked ([T+1, ...], or a dict of such arrays).
+      actions, rewards, discounts: a_t, r_t, d_t for t = 0..T-1 ([T, ...]).
+      terminated: the episode ended in a true termination (not a time-limit
+        truncation, not an abandoned or cut episode): sets `is_terminal`.
+      intervention: [T] bool, expert in control (default: never).
+      policy_actions, expert_actions: [T, A] (default zeros).
+      has_expert_action: [T] bool (default: False).
+      source: [T] `Source` values, or one value for every step.
+      timestamps: [T] seconds since the episode start (default zeros).
+
+    Returns:
+      The `STEPS` dict with T+1 entries per field; the final step holds o_T
+      and zeros (RLDS/envlogger convention: its action, reward and discount
+      are undefined).
+    """
+    actions = np.asarray(actions, np.float32)
+    t = len(actions)
+    a_dim = actions.shape[1] if actions.ndim == 2 else 0
+    first = next(iter(observations.values())) if isinstance(observations, Mapping) else observations
+    if len(first) != t + 1 or len(rewards) != t or len(discounts) != t:
+        raise ValueError(
+            f"episode arrays disagree: {len(first)} observations, {t} actions, "
+            f"{len(rewards)} rewards, {len(discounts)} discounts (need T+1, T, T, T)"
+        )
+
+    def with_final(values: Any, dtype, shape=()) -> np.ndarray:
+        out = np.zeros((t + 1,) + shape, dtype)
+        if values is not None:
+            out[:t] = np.asarray(values, dtype).reshape((t,) + shape)
+        return out
+
+    flags = with_final(intervention, np.bool_)
+    is_first = np.zeros(t + 1, np.bool_)
+    is_first[0] = True
+    is_last = np.zeros(t + 1, np.bool_)
+    is_last[-1] = True
+    is_terminal = np.zeros(t + 1, np.bool_)
+    is_terminal[-1] = bool(terminated)
+    sources = np.broadcast_to(np.asarray(source, np.int64), (t,))
+    stamps = with_final(timestamps, np.float64)
+    if t:
+        stamps[-1] = stamps[-2]  # the final observation arrives with the last action's outcome
+    return {
+        sc.OBSERVATION: observations,
+        sc.ACTION: with_final(actions, np.float32, (a_dim,)),
+        sc.REWARD: with_final(rewards, np.float32),
+        sc.DISCOUNT: with_final(discounts, np.float32),
+        sc.IS_FIRST: is_first,
+        sc.IS_LAST: is_last,
+        sc.IS_TERMINAL: is_terminal,
+        sc.INTERVENTION: flags,
+        sc.INTERVENTION_START: takeover_starts(flags),
+        sc.POLICY_ACTION: with_final(policy_actions, np.float32, (a_dim,)),
+        sc.EXPERT_ACTION: with_final(expert_actions, np.float32, (a_dim,)),
+        sc.HAS_EXPERT_ACTION: with_final(has_expert_action, np.bool_),
+        sc.SOURCE: with_final(sources, np.int64),
+        sc.TIMESTAMP: stamps,
+    }
+
+
 def assemble_steps(
     schema: sc.EpisodeSchema,
     observations: Sequence[Any],
@@ -119,77 +196,43 @@ def assemble_steps(
     infos: Sequence[Optional[StepInfo]],
     terminated: bool,
 ) -> dict[str, Any]:
-    """Stack one episode's per-step values into RLDS step arrays.
+    """Stack one recorded episode's per-step values into RLDS step arrays.
 
     Args:
       schema: the recording schema.
       observations: o_0..o_T (T+1 values).
       actions, rewards, discounts: a_t, r_t, d_t for t = 0..T-1 (T values).
       infos: the `StepInfo` of each action (T values; None = policy, no expert).
-      terminated: the episode ended in a true termination (not a truncation,
-        not an abandoned episode); sets `is_terminal` on the final step.
+      terminated: see `build_steps`.
 
     Returns:
       The `STEPS` dict of the episode.
     """
-    n = len(observations)
-    t = n - 1
-    if n < 1 or len(actions) != t or len(rewards) != t or len(discounts) != t or len(infos) != t:
+    t = len(actions)
+    if len(observations) != t + 1 or len(infos) != t:
         raise ValueError(
-            f"episode arrays disagree: {n} observations, {len(actions)} actions, "
-            f"{len(rewards)} rewards, {len(discounts)} discounts, {len(infos)} infos"
+            f"episode arrays disagree: {len(observations)} observations, {t} actions, "
+            f"{len(infos)} infos (need T+1, T, T)"
         )
     a_dim = schema.action_dim
-    zeros_action = np.zeros((1, a_dim), np.float32)
-
-    def actions_with_final(values: Sequence[np.ndarray]) -> np.ndarray:
-        if not values:
-            return zeros_action
-        return np.concatenate([np.stack(values).astype(np.float32), zeros_action])
-
-    def scalars_with_final(values: Sequence[Any], dtype) -> np.ndarray:
-        return np.concatenate([np.asarray(values, dtype=dtype).reshape(t), np.zeros(1, dtype)])
-
-    policy_actions, expert_actions, has_expert, intervention, sources, stamps = [], [], [], [], [], []
-    for action, info in zip(actions, infos):
-        if info is None:
-            info = StepInfo(False, action, None, sc.Source.POLICY, 0.0)
-        policy_actions.append(np.asarray(info.policy_action, np.float32))
-        has_expert.append(info.expert_action is not None)
-        expert_actions.append(
-            np.asarray(info.expert_action, np.float32)
-            if info.expert_action is not None
-            else np.zeros(a_dim, np.float32)
-        )
-        intervention.append(info.intervention)
-        sources.append(int(info.source))
-        stamps.append(info.timestamp)
-
-    intervention_arr = scalars_with_final(intervention, np.bool_)
-    is_first = np.zeros(n, np.bool_)
-    is_first[0] = True
-    is_last = np.zeros(n, np.bool_)
-    is_last[-1] = True
-    is_terminal = np.zeros(n, np.bool_)
-    is_terminal[-1] = bool(terminated)
-    return {
-        sc.OBSERVATION: _stack_observations(observations, schema),
-        sc.ACTION: actions_with_final(actions),
-        sc.REWARD: scalars_with_final(rewards, np.float32),
-        sc.DISCOUNT: scalars_with_final(discounts, np.float32),
-        sc.IS_FIRST: is_first,
-        sc.IS_LAST: is_last,
-        sc.IS_TERMINAL: is_terminal,
-        sc.INTERVENTION: intervention_arr,
-        sc.INTERVENTION_START: takeover_starts(intervention_arr),
-        sc.POLICY_ACTION: actions_with_final(policy_actions),
-        sc.EXPERT_ACTION: actions_with_final(expert_actions),
-        sc.HAS_EXPERT_ACTION: scalars_with_final(has_expert, np.bool_),
-        sc.SOURCE: scalars_with_final(sources, np.int64),
-        sc.TIMESTAMP: np.concatenate(
-            [np.asarray(stamps, np.float64).reshape(t), [stamps[-1] if stamps else 0.0]]
-        ),
-    }
+    zeros = np.zeros(a_dim, np.float32)
+    infos = [info or StepInfo(False, action, None, sc.Source.POLICY, 0.0)
+             for info, action in zip(infos, actions)]
+    return build_steps(
+        _stack_observations(observations, schema),
+        np.asarray(actions, np.float32).reshape(t, a_dim),
+        np.asarray(rewards, np.float32),
+        np.asarray(discounts, np.float32),
+        terminated=terminated,
+        intervention=np.array([i.intervention for i in infos], np.bool_),
+        policy_actions=np.array([i.policy_action for i in infos], np.float32).reshape(t, a_dim),
+        expert_actions=np.array(
+            [zeros if i.expert_action is None else i.expert_action for i in infos], np.float32
+        ).reshape(t, a_dim),
+        has_expert_action=np.array([i.expert_action is not None for i in infos], np.bool_),
+        source=np.array([int(i.source) for i in infos], np.int64),
+        timestamps=np.array([i.timestamp for i in infos], np.float64),
+    )
 
 
 def default_episode_metadata() -> dict[str, Any]:

@@ -421,9 +421,9 @@ class MLPPolicyConfig:
 
     def to_json_dict(self) -> dict[str, Any]:
         """The config as a JSON-ready dict, with a format version."""
-        fields = dataclasses.asdict(self)
-        return {"format_version": MLP_FORMAT_VERSION, **{k: list(v) if isinstance(v, tuple)
-                                                          else v for k, v in fields.items()}}
+        fields = {k: list(v) if isinstance(v, tuple) else v
+                  for k, v in dataclasses.asdict(self).items()}
+        return {"format_version": MLP_FORMAT_VERSION, **fields}
 
     @classmethod
     def from_json_dict(cls, data: Any) -> "MLPPolicyConfig":
@@ -635,23 +635,38 @@ def _read_config(path: Path) -> MLPPolicyConfig:
 
 
 def _restore_params(params_dir: Path, config: MLPPolicyConfig) -> Any:
-    """Restore orbax params and check them against ``config``."""
+    """Restore orbax params after checking them against ``config``."""
     import jax
     import orbax.checkpoint as ocp
 
     if not params_dir.is_dir():
         raise FileNotFoundError(f"policy params checkpoint {params_dir} does not exist")
     abstract = _abstract_params(config)
+    # Compare against the stored metadata first: a failed orbax restore leaves
+    # cancelled-task tracebacks in the log that bury the real cause.
+    _check_params_match(_stored_metadata(params_dir), abstract, params_dir)
+    # Restore onto this process's default device: explicit sharding lets a
+    # checkpoint written on a GPU load on a CPU-only machine and vice versa.
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
+    with ocp.StandardCheckpointer() as ckptr:
+        return ckptr.restore(params_dir, target)
+
+
+def _stored_metadata(params_dir: Path) -> Any:
+    """The tree of stored array metadata (shape, dtype) of an orbax checkpoint."""
+    import orbax.checkpoint as ocp
+
     try:
         with ocp.StandardCheckpointer() as ckptr:
-            restored = ckptr.restore(params_dir, abstract)
+            metadata = ckptr.metadata(params_dir)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"policy params checkpoint {params_dir}: {e}") from e
-    except ValueError as e:  # orbax: tree structure differs from the config's
-        raise ValueError(f"policy params {params_dir} do not match its config: {e}") from e
-    # orbax does not check shapes against the target, so do it here.
-    _check_params_match(restored, abstract, params_dir)
-    return jax.device_put(restored)
+    except Exception as e:  # orbax raises assorted types for damaged checkpoints
+        raise ValueError(f"policy params checkpoint {params_dir} is unreadable: {e}") from e
+    # orbax 0.11 wraps the tree in TreeMetadata; older versions return it bare.
+    return getattr(metadata, "tree", metadata)
 
 
 def _abstract_params(config: MLPPolicyConfig) -> Any:
@@ -662,16 +677,22 @@ def _abstract_params(config: MLPPolicyConfig) -> Any:
 
 
 def _check_params_match(params: Any, abstract: Any, where: Path) -> None:
-    """Raise ValueError naming ``where`` if tree structure, shapes or dtypes differ."""
+    """Raise ValueError naming ``where`` if tree paths, shapes or dtypes differ."""
+    got, want = _shape_table(params), _shape_table(abstract)
+    if got == want:
+        return
+    diffs = [f"{k}: expected {want.get(k, 'nothing')}, got {got.get(k, 'nothing')}"
+             for k in sorted(set(got) | set(want)) if got.get(k) != want.get(k)]
+    raise ValueError(f"policy params for {where} do not match the config: {'; '.join(diffs)}")
+
+
+def _shape_table(tree: Any) -> dict[str, str]:
+    """Leaf path -> "shape dtype" for every array-like leaf of ``tree``."""
     import jax
 
-    got = jax.tree_util.tree_map(lambda x: (tuple(np.shape(x)), np.dtype(x.dtype)), params)
-    want = jax.tree_util.tree_map(lambda x: (tuple(x.shape), np.dtype(x.dtype)), abstract)
-    if jax.tree_util.tree_structure(got) != jax.tree_util.tree_structure(want) or got != want:
-        raise ValueError(
-            f"policy params for {where} do not match the config: "
-            f"expected {want}, got {got}"
-        )
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {jax.tree_util.keystr(path): f"{tuple(leaf.shape)} {np.dtype(leaf.dtype)}"
+            for path, leaf in leaves}
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -52,7 +52,7 @@ from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
-from rlif_data import errors, schema
+from rlif_data import episodes, errors, schema
 
 PathLike = Union[str, os.PathLike]
 
@@ -229,7 +229,9 @@ def episode_steps(
     if n == 0:
         raise ValueError("an episode needs at least one row")
     if len(act) != n or len(rew) != n:
-        raise ValueError(f"row counts differ: observations {n}, actions {len(act)}, rewards {len(rew)}")
+        raise ValueError(
+            f"row counts differ: observations {n}, actions {len(act)}, rewards {len(rew)}"
+        )
     terminated = end_kind == END_TERMINAL
 
     if final_observation is not None:
@@ -245,41 +247,18 @@ def episode_steps(
         # observations[end] belongs to the next episode, so the last row's
         # action has no known outcome: drop it as a transition.
         num_transitions = n - 1
-    num_steps = num_transitions + 1
 
-    action = np.zeros((num_steps, act.shape[1]), dtype=np.float32)
-    action[:num_transitions] = act[:num_transitions]
-    reward = np.zeros(num_steps, dtype=np.float32)
-    reward[:num_transitions] = rew[:num_transitions]
-    discount = np.ones(num_steps, dtype=np.float32)
-    if terminated:
-        discount[num_transitions - 1] = 0.0  # the transition into the terminal state
-    is_first = np.zeros(num_steps, dtype=np.bool_)
-    is_first[0] = True
-    is_last = np.zeros(num_steps, dtype=np.bool_)
-    is_last[-1] = True
-    is_terminal = np.zeros(num_steps, dtype=np.bool_)
-    is_terminal[-1] = terminated
-    has_expert = np.ones(num_steps, dtype=np.bool_)
-    has_expert[-1] = False
-    no_flag = np.zeros(num_steps, dtype=np.bool_)
-    return {
-        schema.OBSERVATION: obs,
-        schema.ACTION: action,
-        schema.REWARD: reward,
-        schema.DISCOUNT: discount,
-        schema.IS_FIRST: is_first,
-        schema.IS_LAST: is_last,
-        schema.IS_TERMINAL: is_terminal,
-        schema.INTERVENTION: no_flag,
-        schema.INTERVENTION_START: no_flag.copy(),
-        schema.POLICY_ACTION: np.zeros_like(action),
-        schema.EXPERT_ACTION: action.copy(),
-        schema.HAS_EXPERT_ACTION: has_expert,
-        schema.SOURCE: np.full(num_steps, int(schema.Source.DATASET), dtype=np.int64),
-        # D4RL stores no timing; zeros keep the field valid without inventing a clock.
-        schema.TIMESTAMP: np.zeros(num_steps, dtype=np.float64),
-    }
+    return episodes.build_steps(
+        obs,
+        act[:num_transitions],
+        rew[:num_transitions],
+        np.where(np.arange(num_transitions) == num_transitions - 1, 0.0 if terminated else 1.0, 1.0),
+        terminated=terminated,
+        expert_actions=act[:num_transitions],
+        # Dataset actions count as expert actions: DAgger/BC read them as labels.
+        has_expert_action=np.ones(num_transitions, np.bool_),
+        source=schema.Source.DATASET,
+    )
 
 
 def episode_metadata(episode_id: str, session_id: str, env_id: str) -> dict[str, Any]:
@@ -372,7 +351,11 @@ def _dataset_keys(handle) -> list[str]:
     import h5py
 
     keys: list[str] = []
-    handle.visititems(lambda name, item: keys.append(name) if isinstance(item, h5py.Dataset) else None)
+    def visit(name, item):
+        if isinstance(item, h5py.Dataset):
+            keys.append(name)
+
+    handle.visititems(visit)
     return keys
 
 
@@ -383,7 +366,8 @@ def _read_layout(handle, path: str) -> _Layout:
     if missing:
         raise D4RLFormatError(
             f"{path}: missing required key(s) {', '.join(missing)}; "
-            f"a D4RL file has {', '.join(REQUIRED_KEYS)} (found: {', '.join(sorted(keys)) or 'none'})"
+            f"a D4RL file has {', '.join(REQUIRED_KEYS)} "
+            f"(found: {', '.join(sorted(keys)) or 'none'})"
         )
     has_timeouts = TIMEOUTS_KEY in keys
     has_next = NEXT_OBSERVATIONS_KEY in keys
@@ -396,9 +380,13 @@ def _read_layout(handle, path: str) -> _Layout:
     for key, shape in shapes.items():
         if key in (OBSERVATIONS_KEY, ACTIONS_KEY, NEXT_OBSERVATIONS_KEY):
             if len(shape) != 2:
-                raise D4RLFormatError(f"{path}: key '{key}' must be 2-D [rows, dim], got shape {shape}")
+                raise D4RLFormatError(
+                    f"{path}: key '{key}' must be 2-D [rows, dim], got shape {shape}"
+                )
         elif not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
-            raise D4RLFormatError(f"{path}: key '{key}' must have shape [rows] or [rows, 1], got {shape}")
+            raise D4RLFormatError(
+                f"{path}: key '{key}' must have shape [rows] or [rows, 1], got {shape}"
+            )
         dtype = handle[key].dtype
         if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)):
             raise D4RLFormatError(f"{path}: key '{key}' must be numeric, got dtype {dtype}")
@@ -426,7 +414,9 @@ def _read_layout(handle, path: str) -> _Layout:
     )
 
 
-def _check_finite(path: str, key: str, values: np.ndarray, first_row: int, index: int, span: EpisodeSpan):
+def _check_finite(
+    path: str, key: str, values: np.ndarray, first_row: int, index: int, span: EpisodeSpan
+) -> None:
     bad = first_non_finite_row(values)
     if bad is not None:
         raise D4RLFormatError(
@@ -477,7 +467,9 @@ def read_d4rl_episodes(
     name = dataset_name if dataset_name is not None else _default_name(path)
     with _open(path) as handle:
         layout = _read_layout(handle, path)
-    spans = episode_boundaries(layout.terminals, layout.timeouts, max_episode_steps=max_episode_steps)
+    spans = episode_boundaries(
+        layout.terminals, layout.timeouts, max_episode_steps=max_episode_steps
+    )
     return _iter_episodes(path, layout, spans, name, env_id)
 
 
@@ -531,7 +523,9 @@ def inspect_d4rl(path: PathLike, *, max_episode_steps: Optional[int] = None) -> 
     path = os.fspath(path)
     with _open(path) as handle:
         layout = _read_layout(handle, path)
-    spans = episode_boundaries(layout.terminals, layout.timeouts, max_episode_steps=max_episode_steps)
+    spans = episode_boundaries(
+        layout.terminals, layout.timeouts, max_episode_steps=max_episode_steps
+    )
     kinds = [s.end_kind for s in spans]
     return {
         "path": path,

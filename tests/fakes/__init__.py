@@ -1,0 +1,1 @@
+"""Test doubles: small files and objects in the layouts of external tools."""
