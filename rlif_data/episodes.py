@@ -135,7 +135,8 @@ def build_steps(
       policy_actions, expert_actions: [T, A] (default zeros).
       has_expert_action: [T] bool (default: False).
       source: [T] `Source` values, or one value for every step.
-      timestamps: [T] seconds since the episode start (default zeros).
+      timestamps: [T] seconds since the episode start (default zeros); stored
+        as integer microseconds.
 
     Returns:
       The `STEPS` dict with T+1 entries per field; the final step holds o_T
@@ -166,7 +167,8 @@ def build_steps(
     is_terminal = np.zeros(t + 1, np.bool_)
     is_terminal[-1] = bool(terminated)
     sources = np.broadcast_to(np.asarray(source, np.int64), (t,))
-    stamps = with_final(timestamps, np.float64)
+    stamps = with_final(None if timestamps is None else np.round(np.asarray(timestamps) * 1e6),
+                        np.int64)
     if t:
         stamps[-1] = stamps[-2]  # the final observation arrives with the last action's outcome
     return {
@@ -183,7 +185,7 @@ def build_steps(
         sc.EXPERT_ACTION: with_final(expert_actions, np.float32, (a_dim,)),
         sc.HAS_EXPERT_ACTION: with_final(has_expert_action, np.bool_),
         sc.SOURCE: with_final(sources, np.int64),
-        sc.TIMESTAMP: stamps,
+        sc.TIMESTAMP_US: stamps,
     }
 
 

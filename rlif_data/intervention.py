@@ -85,7 +85,11 @@ def check_rate(rate: float) -> float:
 
 
 def _check_takeover_steps(k: int) -> int:
-    if int(k) != k or k < 1:
+    try:
+        ok = int(k) == k and k >= 1
+    except (TypeError, ValueError, OverflowError):  # int(inf) / int(nan) / int("x")
+        ok = False
+    if not ok:
         raise ValueError(f"takeover length must be a positive integer, got {k!r}")
     return int(k)
 

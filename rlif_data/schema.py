@@ -46,7 +46,9 @@ POLICY_ACTION = "policy_action"  # what the learner proposed (always recorded)
 EXPERT_ACTION = "expert_action"  # the expert's action; zeros if none was produced
 HAS_EXPERT_ACTION = "has_expert_action"  # whether `expert_action` is real
 SOURCE = "source"  # who produced `action`, a `Source` label
-TIMESTAMP = "timestamp"  # seconds since the episode started (monotonic clock)
+# Microseconds since the episode started (monotonic clock), int64: tf.Example
+# stores float64 as float32, which would blur per-step timing in long sessions.
+TIMESTAMP_US = "timestamp_us"
 
 # ---------------------------------------------------------------------------
 # Episode metadata fields.
@@ -71,7 +73,7 @@ INTERVENTION_STEP_FIELDS = (
     EXPERT_ACTION,
     HAS_EXPERT_ACTION,
     SOURCE,
-    TIMESTAMP,
+    TIMESTAMP_US,
 )
 EPISODE_METADATA_FIELDS = (
     EPISODE_ID,
@@ -276,7 +278,7 @@ def step_metadata_features(schema: EpisodeSchema) -> dict[str, Any]:
         EXPERT_ACTION: action,
         HAS_EXPERT_ACTION: np.bool_,
         SOURCE: tfds.features.ClassLabel(names=Source.names()),
-        TIMESTAMP: np.float64,
+        TIMESTAMP_US: np.int64,
     }
 
 

@@ -219,7 +219,7 @@ def test_episode_steps_dataset_fields_and_dtypes():
         schema.INTERVENTION_START: np.bool_,
         schema.HAS_EXPERT_ACTION: np.bool_,
         schema.SOURCE: np.int64,
-        schema.TIMESTAMP: np.float64,
+        schema.TIMESTAMP_US: np.int64,
     }
     for field, dtype in expected_dtypes.items():
         assert steps[field].dtype == dtype, field
@@ -233,7 +233,7 @@ def test_episode_steps_dataset_fields_and_dtypes():
     assert not steps[schema.INTERVENTION_START].any()
     # The final step holds no action, so it carries the zero defaults.
     np.testing.assert_array_equal(steps[schema.SOURCE], [int(schema.Source.DATASET)] * 3 + [0])
-    assert not steps[schema.TIMESTAMP].any()
+    assert not steps[schema.TIMESTAMP_US].any()
 
 
 def test_episode_steps_single_row_truncated_episode_is_one_final_step():

@@ -38,7 +38,7 @@ def test_assemble_rlds_layout_terminated():
     assert steps[sc.SOURCE].tolist() == [0, 1, 1, 0, 0]
     assert steps[sc.HAS_EXPERT_ACTION].tolist() == [True] * 4 + [False]
     np.testing.assert_array_equal(steps[sc.ACTION][:, 0], np.float32([0.1, 0.9, 0.9, 0.1, 0]))
-    assert steps[sc.TIMESTAMP].tolist() == [0, 1, 2, 3, 3]
+    assert steps[sc.TIMESTAMP_US].tolist() == [0, 1_000_000, 2_000_000, 3_000_000, 3_000_000]
 
 
 def test_assemble_truncated_is_not_terminal():
