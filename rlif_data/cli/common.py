@@ -9,8 +9,9 @@ from rich.console import Console
 
 from rlif_data import errors
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: long paths stay on one line, so output can be copied and grepped.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,100 @@
+"""The `rlif-data` command line, through typer's runner and as an installed command."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from rlif_data import schema as sc
+from rlif_data.cli.main import app
+from rlif_data.recording import store
+from rlif_data.recording.reader import read_episodes
+
+runner = CliRunner()
+SUBCOMMANDS = ["record", "recover", "inspect", "quickstart"]
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_help_on_every_subcommand(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_installed_console_command():
+    exe = os.path.join(os.path.dirname(sys.executable), "rlif-data")
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0
+    for command in SUBCOMMANDS:
+        assert command in out.stdout
+
+
+def test_record_then_inspect_with_plot(tmp_path):
+    out = tmp_path / "rec"
+    result = runner.invoke(app, ["record", "--env", "Hopper-v5", "--intervention", "random",
+                                 "--rate", "0.5", "--episodes", "3", "--out", str(out),
+                                 "--max-episode-steps", "50", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "wrote 3 episodes" in result.output
+    assert len(read_episodes(str(out))) == 3
+    png = tmp_path / "timeline.png"
+    result = runner.invoke(app, ["inspect", str(out), "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert "episodes: 3" in result.output and "intervention rate" in result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--rate", "1.0"], "rate must be in [0, 1)"),
+    (["--rate", "-0.2"], "rate must be in [0, 1)"),
+    (["--env", "Hopper-v99"], "unknown environment id 'Hopper-v99'"),
+    (["--intervention", "sometimes"], "intervention must be one of"),
+    (["--learner", "/no/such/ckpt"], "learner must be one of"),
+])
+def test_record_bad_input_exits_2_with_message(tmp_path, args, message):
+    result = runner.invoke(app, ["record", "--out", str(tmp_path / "rec"), "--episodes", "1",
+                                 "--quiet", *args])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+
+
+def test_record_into_directory_with_other_schema(tmp_path):
+    out = tmp_path / "rec"
+    base = ["record", "--out", str(out), "--episodes", "1", "--max-episode-steps", "20", "--quiet"]
+    assert runner.invoke(app, base).exit_code == 0
+    result = runner.invoke(app, [*base, "--env", "Walker2d-v5"])
+    assert result.exit_code == 2
+    assert "another schema" in " ".join(result.output.split())
+    assert len(read_episodes(str(out))) == 1
+
+
+def test_recover_command(tmp_path):
+    out = tmp_path / "rec"
+    assert runner.invoke(app, ["record", "--out", str(out), "--episodes", "2",
+                               "--max-episode-steps", "20", "--quiet"]).exit_code == 0
+    (out / f"{store.TMP_PREFIX}{store.shard_name('rlif_episodes', 2)}").write_bytes(b"half")
+    result = runner.invoke(app, ["recover", str(out)])
+    assert result.exit_code == 0
+    assert "removed 1 unfinished file(s)" in result.output and "2 episodes readable" in result.output
+    result = runner.invoke(app, ["recover", str(tmp_path / "missing")])
+    assert result.exit_code == 2
+
+
+def test_inspect_missing_directory(tmp_path):
+    result = runner.invoke(app, ["inspect", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "not an rlif-data recording" in " ".join(result.output.split())
+
+
+def test_quickstart_records_and_plots(tmp_path):
+    result = runner.invoke(app, ["quickstart", "--workdir", str(tmp_path), "--episodes", "4"])
+    assert result.exit_code == 0, result.output
+    eps = read_episodes(str(tmp_path / "recordings" / "round-0"))
+    assert len(eps) == 4
+    assert any(e[sc.STEPS][sc.INTERVENTION].any() for e in eps)
+    assert (tmp_path / "intervention_timeline.png").exists()
+    # Running it again appends to the same recording.
+    assert runner.invoke(app, ["quickstart", "--workdir", str(tmp_path), "--episodes", "2"]).exit_code == 0
+    assert len(read_episodes(str(tmp_path / "recordings" / "round-0"))) == 6
