@@ -24,6 +24,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
+import numbers
 from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
@@ -79,7 +80,9 @@ class InterventionModel(abc.ABC):
 
 def check_rate(rate: float) -> float:
     """Return `rate` as a float, or raise ValueError unless it is in [0, 1)."""
-    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and 0.0 <= rate < 1.0):
+    # numbers.Real admits NumPy scalars (rates often come out of arrays); bool is not a rate.
+    if (isinstance(rate, bool) or not isinstance(rate, numbers.Real)
+            or not math.isfinite(rate) or not 0.0 <= rate < 1.0):
         raise ValueError(f"intervention rate must be in [0, 1), got {rate!r}")
     return float(rate)
 
