@@ -1,0 +1,1 @@
+"""Apache Beam jobs over rlif_data: ingest, downsample, relabel, merge."""

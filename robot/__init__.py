@@ -1,0 +1,1 @@
+"""Robot sessions: SpaceMouse input, robot environment interface, session recording."""

@@ -1,0 +1,1 @@
+"""JAX/Flax trainers: RLPD and imitation baselines, the round driver."""
