@@ -145,3 +145,20 @@ def test_record_with_a_flax_checkpoint_learner(tmp_path):
     steps = read_episodes(s.directory)[0][sc.STEPS]
     loaded = policies.load_mlp_policy(tmp_path / "ckpt")
     np.testing.assert_allclose(steps[sc.ACTION][0], loaded(steps[sc.OBSERVATION][0]), rtol=1e-5)
+
+
+def test_record_rendered_cameras(tmp_path):
+    s = record_from_config(RecordConfig(out=str(tmp_path / "rec"), episodes=1, max_episode_steps=6,
+                                        cameras=("track", "free"), image_size=32,
+                                        learner="noisy-expert"), progress=False)
+    obs = read_episodes(s.directory)[0][sc.STEPS][sc.OBSERVATION]
+    assert set(obs) == {"state", "track", "free"}
+    assert obs["track"].shape == (7, 32, 32, 3) and obs["track"].dtype == np.uint8
+    assert obs["track"].std() > 0 and not np.array_equal(obs["track"], obs["free"])
+    assert obs["state"].shape == (7, 11)
+
+
+def test_unknown_camera_is_named(tmp_path):
+    with pytest.raises(errors.SchemaError, match=r"camera 'wrist' is not in the model.*'track'"):
+        record_from_config(RecordConfig(out=str(tmp_path / "rec"), episodes=1,
+                                        cameras=("wrist",), image_size=16), progress=False)

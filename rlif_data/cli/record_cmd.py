@@ -27,6 +27,10 @@ def record(
     max_episode_steps: Optional[int] = typer.Option(200, help="Time limit per episode."),
     round_: int = typer.Option(0, "--round", help="RLIF round number stored with episodes."),
     operator: str = typer.Option("scripted-expert", help="Expert/operator id stored with episodes."),
+    camera: list[str] = typer.Option(
+        [], help="Render this MuJoCo camera into the observation (repeatable; 'free' is the "
+        "free camera), e.g. --camera track --camera free."),
+    image_size: int = typer.Option(128, min=8, help="Camera frame size in pixels."),
     quiet: bool = typer.Option(False, help="No progress bar."),
 ):
     """Record simulated-expert rollouts with interventions as RLDS episodes."""
@@ -36,6 +40,7 @@ def record(
         env_id=env, out=str(out), episodes=episodes, intervention=intervention, rate=rate,
         takeover_steps=takeover_steps, learner=learner, expert=expert, seed=seed,
         max_episode_steps=max_episode_steps, round=round_, operator=operator,
+        cameras=tuple(camera), image_size=image_size,
     )
     with user_errors():
         summary = record_from_config(config, progress=not quiet)

@@ -13,6 +13,7 @@ from typing import Optional
 
 from rlif_data import intervention as iv
 from rlif_data import schema as sc
+from rlif_data.envs.cameras import STATE_KEY, make_camera_dm_env
 from rlif_data.envs.gym_dm_env import make_dm_env
 from rlif_data.recording.recorder import SessionInfo, SessionSummary, record_session
 
@@ -39,6 +40,9 @@ class RecordConfig:
       max_episode_steps: time limit (None: the env's own).
       round: RLIF round number stored with each episode.
       operator: expert id stored with each episode.
+      cameras: MuJoCo camera names to render into the observation (empty:
+        vector observations only); "free" is MuJoCo's free camera.
+      image_size: camera frame height and width.
     """
 
     env_id: str = "Hopper-v5"
@@ -54,6 +58,8 @@ class RecordConfig:
     max_episode_steps: Optional[int] = 200
     round: int = 0
     operator: str = "scripted-expert"
+    cameras: tuple[str, ...] = ()
+    image_size: int = 128
 
     def validate(self) -> None:
         """Raise ValueError for a bad value, naming the field."""
@@ -103,6 +109,17 @@ def _make_learner(config: RecordConfig, action_space, expert):
     return policies.load_mlp_policy(config.learner)
 
 
+def _state_only(policy):
+    """Feed a state-based policy the proprio part of a camera observation."""
+
+    def act(observation):
+        return policy(observation[STATE_KEY])
+
+    if hasattr(policy, "reset"):
+        act.reset = policy.reset
+    return act
+
+
 def record_from_config(config: RecordConfig, progress: bool = True) -> SessionSummary:
     """Record a simulated session as `config` describes.
 
@@ -112,11 +129,24 @@ def record_from_config(config: RecordConfig, progress: bool = True) -> SessionSu
       SchemaMismatchError: `out` holds a recording with another schema.
     """
     config.validate()
-    env = make_dm_env(config.env_id, seed=config.seed, max_episode_steps=config.max_episode_steps)
+    if config.cameras:
+        env = make_camera_dm_env(config.env_id, tuple(config.cameras), size=config.image_size,
+                                 seed=config.seed, max_episode_steps=config.max_episode_steps)
+    else:
+        env = make_dm_env(config.env_id, seed=config.seed,
+                          max_episode_steps=config.max_episode_steps)
     gym_env = env.gym_env
-    schema = sc.vector_schema(gym_env.observation_space.shape[0], gym_env.action_space.shape[0])
-    expert = _make_expert(config)
+    obs_dim, act_dim = gym_env.observation_space.shape[0], gym_env.action_space.shape[0]
+    if config.cameras:
+        schema = sc.camera_schema(obs_dim, act_dim, cameras=tuple(config.cameras),
+                                  size=config.image_size)
+        expert = _state_only(_make_expert(config))
+    else:
+        schema = sc.vector_schema(obs_dim, act_dim)
+        expert = _make_expert(config)
     learner = _make_learner(config, gym_env.action_space, expert)
+    if config.cameras and config.learner not in LEARNERS:
+        learner = _state_only(learner)
     session = SessionInfo(
         env_id=config.env_id,
         operator=config.operator,
