@@ -51,6 +51,12 @@ SOURCE = "source"  # who produced `action`, a `Source` label
 TIMESTAMP_US = "timestamp_us"
 
 # ---------------------------------------------------------------------------
+# Step fields of derived (relabelled) datasets.
+# ---------------------------------------------------------------------------
+ENV_REWARD = "env_reward"  # the environment's own reward, kept beside a relabelled `reward`
+INCLUDE = "include"  # this step's transition/label belongs to the dataset's view
+
+# ---------------------------------------------------------------------------
 # Episode metadata fields.
 # ---------------------------------------------------------------------------
 EPISODE_ID = "episode_id"
@@ -66,6 +72,7 @@ START_TIME = "start_time"  # ISO 8601 UTC wall-clock time of the first step
 CODE_VERSION = "code_version"  # rlif-data version (+ git commit when known)
 
 CORE_STEP_FIELDS = (OBSERVATION, ACTION, REWARD, DISCOUNT, IS_FIRST, IS_LAST, IS_TERMINAL)
+DERIVED_STEP_FIELDS = (ENV_REWARD, INCLUDE)
 INTERVENTION_STEP_FIELDS = (
     INTERVENTION,
     INTERVENTION_START,
@@ -163,11 +170,13 @@ class EpisodeSchema:
         cameras and a proprio state).
       action_dim: size of the (continuous) action vector.
       name: TFDS dataset name of the recording.
+      derived: the episodes carry `DERIVED_STEP_FIELDS` (relabelled views).
     """
 
     observation: ObservationSpec
     action_dim: int
     name: str = "rlif_episodes"
+    derived: bool = False
 
     def __post_init__(self):
         if self.action_dim <= 0:
@@ -193,7 +202,8 @@ class EpisodeSchema:
             obs = {k: leaf(v) for k, v in self.observation.items()}
         else:
             obs = leaf(self.observation)
-        return {"name": self.name, "action_dim": self.action_dim, "observation": obs}
+        return {"name": self.name, "action_dim": self.action_dim, "observation": obs,
+                "derived": self.derived}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "EpisodeSchema":
@@ -211,7 +221,8 @@ class EpisodeSchema:
             observation: ObservationSpec = leaf(obs)
         else:
             observation = {k: leaf(v) for k, v in obs.items()}
-        return cls(observation=observation, action_dim=int(data["action_dim"]), name=data["name"])
+        return cls(observation=observation, action_dim=int(data["action_dim"]), name=data["name"],
+                   derived=bool(data.get("derived", False)))
 
     def describe(self) -> str:
         """One line per observation entry, for `inspect` and error messages."""
@@ -271,7 +282,9 @@ def step_metadata_features(schema: EpisodeSchema) -> dict[str, Any]:
     import tensorflow_datasets as tfds
 
     action = tfds.features.Tensor(shape=(schema.action_dim,), dtype=np.float32)
+    derived = {ENV_REWARD: np.float32, INCLUDE: np.bool_} if schema.derived else {}
     return {
+        **derived,
         INTERVENTION: np.bool_,
         INTERVENTION_START: np.bool_,
         POLICY_ACTION: action,

@@ -57,7 +57,7 @@ class EpisodeReader:
                 # A live writer: its in-flight files are not ours to touch, and
                 # the index it keeps lists exactly the committed episodes.
                 pass
-        self._paths = list(store.iter_shard_paths(self.directory))
+        self._paths = store.shard_paths(self.directory)
         lengths, _ = store.indexed_shard_lengths(store.read_index(self.directory))
         # (shard, record) of every episode, in commit order.
         self._locations = [(s, r) for s, n in enumerate(lengths) for r in range(n)]

@@ -29,7 +29,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from rlif_data import errors
 from rlif_data import schema as sc
@@ -234,9 +234,19 @@ class RecoveryReport:
         return bool(self.removed_temporary or self.indexed_shards)
 
 
+def _is_sequential(index: dict[str, Any]) -> bool:
+    """Whether the index uses the append-only recording layout (vs a finished TFDS build)."""
+    for split in index.get("splits", []):
+        if split.get("name") == SPLIT:
+            return split.get("filepathTemplate", _SHARD_TEMPLATE) == _SHARD_TEMPLATE
+    return True
+
+
 def needs_recovery(directory: str) -> bool:
     """Whether a crashed writer left temporary files or unindexed shards."""
     index = read_index(directory)
+    if not _is_sequential(index):
+        return False  # built in one go by TFDS/Beam, which publishes by renaming a directory
     lengths, _ = indexed_shard_lengths(index)
     shards = list_shards(directory, index["name"])
     leftovers = [n for n in os.listdir(directory) if n.startswith(TMP_PREFIX)]
@@ -474,9 +484,19 @@ class EpisodeStore:
         self.close()
 
 
-def iter_shard_paths(directory: str) -> Iterator[str]:
-    """Paths of the indexed shards of a recording, in order."""
+def shard_paths(directory: str) -> list[str]:
+    """Paths of the indexed shards of a recording or TFDS-built dataset, in order."""
+    import tensorflow_datasets as tfds
+
     index = read_index(directory)
     lengths, _ = indexed_shard_lengths(index)
-    for i in range(len(lengths)):
-        yield os.path.join(directory, shard_name(index["name"], i))
+    template = _SHARD_TEMPLATE
+    for split in index.get("splits", []):
+        if split.get("name") == SPLIT:
+            template = split.get("filepathTemplate", _SHARD_TEMPLATE)
+    files = tfds.core.naming.ShardedFileTemplate(
+        data_dir=directory, template=template, dataset_name=index["name"], split=SPLIT,
+        filetype_suffix=index.get("fileFormat", FILE_FORMAT),
+    )
+    return [os.fspath(files.sharded_filepath(shard_index=i, num_shards=len(lengths)))
+            for i in range(len(lengths))]
