@@ -237,3 +237,13 @@ def test_camera_episodes_round_trip(tmp_path):
     back = read_episodes(str(tmp_path / "rec"))[0][sc.STEPS][sc.OBSERVATION]
     for key in obs:
         np.testing.assert_array_equal(back[key], obs[key])
+
+
+def test_fields_changed_without_version_bump_are_detected(tmp_path):
+    d = tmp_path / "rec"
+    write(d, [make_episode(0)])
+    features = (d / "features.json").read_text()
+    (d / "features.json").write_text(features.replace(sc.TIMESTAMP_US, "timestamp"))
+    with pytest.raises(errors.FormatVersionError,
+                       match=r"missing \['steps/timestamp_us'\], unexpected \['steps/timestamp'\]"):
+        EpisodeReader(str(d))[0]

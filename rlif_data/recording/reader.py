@@ -73,6 +73,7 @@ class EpisodeReader:
             from tensorflow_datasets.core import example_parser
 
             self._features = sc.features_dict(self.schema)
+            check_stored_features(self.directory, self._features)
             self._parser = example_parser.ExampleParserNp(self._features.get_serialized_info())
         return self._parser
 
@@ -106,8 +107,9 @@ class EpisodeReader:
         if not -len(self) <= i < len(self):
             raise IndexError(f"{self.directory}: episode {i} out of range (0..{len(self) - 1})")
         i %= len(self)
+        parser = self._ensure_parser()
         try:
-            parsed = self._ensure_parser().parse_example(self.raw(i))
+            parsed = parser.parse_example(self.raw(i))
         except errors.CorruptRecordingError:
             raise
         except Exception as exc:
@@ -144,6 +146,35 @@ class EpisodeReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _flat_signature(features) -> dict[str, str]:
+    import tree
+
+    info = features.get_serialized_info()
+    return {"/".join(map(str, path)): f"{leaf.np_dtype}{tuple(leaf.shape)}"
+            for path, leaf in tree.flatten_with_path(info)}
+
+
+def check_stored_features(directory: str, expected) -> None:
+    """Raise `FormatVersionError` if the stored features differ from this code's.
+
+    The schema JSON pins shapes; this also catches a field added, removed or
+    renamed without a format-version bump.
+    """
+    import tensorflow_datasets as tfds
+
+    stored = _flat_signature(tfds.features.FeatureConnector.from_config(directory))
+    wanted = _flat_signature(expected)
+    if stored != wanted:
+        missing = sorted(set(wanted) - set(stored))
+        extra = sorted(set(stored) - set(wanted))
+        changed = sorted(k for k in set(stored) & set(wanted) if stored[k] != wanted[k])
+        raise errors.FormatVersionError(
+            f"{directory}: stored fields differ from rlif format {sc.FORMAT_VERSION} "
+            f"(missing {missing}, unexpected {extra}, changed {changed}); it was written by "
+            "another rlif-data version"
+        )
 
 
 _TEXT_FIELDS = frozenset(

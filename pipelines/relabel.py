@@ -1,0 +1,71 @@
+"""Relabel job: raw session logs -> RLIF rewards (or a baseline's view), as a TFDS dataset.
+
+    python -m pipelines.relabel --input RECORDING --out DATASET --view paper \
+        [--direct_num_workers=2 --direct_running_mode=multi_processing | --runner=DataflowRunner ...]
+
+Views: paper, paper-policy-only, official (RLIF rewards, see rlif_data.relabel),
+hg-dagger, dagger (imitation baselines). The environment reward is kept in
+`env_reward`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import sys
+from typing import Optional, Sequence
+
+import apache_beam as beam
+
+from pipelines import common, output
+from rlif_data import relabel as rl
+from rlif_data.recording.reader import EpisodeReader
+
+
+def run(input_dir: str, out_dir: str, view: str = "paper",
+        beam_args: Optional[Sequence[str]] = None, name: Optional[str] = None) -> str:
+    """Relabel every episode of `input_dir` into a new dataset at `out_dir`.
+
+    Raises:
+      ValueError: unknown view.
+      OutputExistsError: `out_dir` exists.
+      CorruptRecordingError / FormatVersionError / SchemaError: bad input.
+    """
+    if view not in rl.VIEWS:
+        raise ValueError(f"unknown relabel view {view!r}; choose one of {list(rl.VIEWS)}")
+    with EpisodeReader(input_dir, repair=False) as reader:
+        schema = reader.schema
+        count = len(reader)
+    if schema.derived:
+        raise ValueError(f"{input_dir} is already a relabelled dataset; relabel raw session logs")
+    if count == 0:
+        raise ValueError(f"{input_dir} holds no episodes; nothing to relabel")
+    out_schema = dataclasses.replace(schema, derived=True, name=name or schema.name)
+    relabel = functools.partial(rl.relabel_episode, view=view)
+
+    def source():
+        return (
+            "Indices" >> beam.Create(range(count))
+            | "Read" >> beam.ParDo(common.ReadEpisodes(input_dir))
+            | "Relabel" >> beam.Map(common.map_episode(relabel, input_dir))
+        )
+
+    job = output.JobInfo("relabel", {"view": view}, [common.dataset_input(input_dir)])
+    return output.write_dataset(source, out_dir, out_schema, job, beam_args,
+                                description=f"RLIF episodes relabelled with the {view!r} view.")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Command-line entry: job flags plus any Beam pipeline options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True, help="recording or dataset directory")
+    parser.add_argument("--out", required=True, help="output dataset directory (must not exist)")
+    parser.add_argument("--view", default="paper", choices=rl.VIEWS)
+    args, beam_args = common.parse_job_args(parser, argv)
+    path = run(args.input, args.out, args.view, beam_args or output.default_beam_args())
+    print(f"relabelled {args.input} ({args.view}) -> {path}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
