@@ -225,8 +225,10 @@ def test_not_a_recording_and_wrong_format_version(tmp_path):
         EpisodeReader(str(d))
 
 
-def test_camera_episodes_round_trip(tmp_path):
-    schema = sc.camera_schema(3, 2, cameras=("front", "wrist"), size=16, name="cams")
+@pytest.mark.parametrize("encoding", ["raw", "png"])
+def test_camera_episodes_round_trip(tmp_path, encoding):
+    schema = sc.camera_schema(3, 2, cameras=("front", "wrist"), size=16, name="cams",
+                              encoding=encoding)
     rng = np.random.default_rng(0)
     obs = {"state": rng.normal(size=(4, 3)).astype(np.float32),
            "front": rng.integers(0, 255, (4, 16, 16, 3), dtype=np.uint8),

@@ -125,8 +125,7 @@ class EpisodeReader:
         obs_spec = self.schema.observation
         if isinstance(obs_spec, Mapping):
             steps[sc.OBSERVATION] = {
-                k: _decode_png(v) if _is_png(obs_spec[k]) else v
-                for k, v in steps[sc.OBSERVATION].items()
+                k: _decode_frames(v, obs_spec[k]) for k, v in steps[sc.OBSERVATION].items()
             }
         out[sc.STEPS] = steps
         return out
@@ -152,7 +151,7 @@ def _flat_signature(features) -> dict[str, str]:
     import tree
 
     info = features.get_serialized_info()
-    return {"/".join(map(str, path)): f"{leaf.np_dtype}{tuple(leaf.shape)}"
+    return {"/".join(map(str, path)): f"{np.dtype(leaf.np_dtype).name}{tuple(leaf.shape)}"
             for path, leaf in tree.flatten_with_path(info)}
 
 
@@ -182,16 +181,17 @@ _TEXT_FIELDS = frozenset(
 )
 
 
-def _is_png(spec: sc.LeafSpec) -> bool:
-    return isinstance(spec, sc.ImageSpec) and spec.encoding == "png"
+def _decode_frames(values: np.ndarray, spec: sc.LeafSpec) -> np.ndarray:
+    """Camera frames come back as one bytes value per frame (raw or PNG)."""
+    if not isinstance(spec, sc.ImageSpec):
+        return values
+    if spec.encoding == "png":
+        import io
 
+        from PIL import Image
 
-def _decode_png(frames: np.ndarray) -> np.ndarray:
-    import io
-
-    from PIL import Image
-
-    return np.stack([np.asarray(Image.open(io.BytesIO(f))) for f in frames])
+        return np.stack([np.asarray(Image.open(io.BytesIO(f))) for f in values])
+    return np.frombuffer(b"".join(values), np.uint8).reshape((len(values),) + spec.shape)
 
 
 def read_episodes(directory: str) -> list[dict[str, Any]]:
