@@ -264,6 +264,16 @@ def episode_length(episode: Episode) -> int:
     return len(episode[sc.STEPS][sc.IS_FIRST]) - 1
 
 
+def dominant_source(episode: Episode) -> str:
+    """Name of the `Source` that produced most of an episode's actions."""
+    steps = episode[sc.STEPS]
+    t = len(steps[sc.IS_FIRST]) - 1
+    if t == 0:
+        return sc.Source.POLICY.name.lower()
+    counts = np.bincount(np.asarray(steps[sc.SOURCE][:t], np.int64), minlength=len(sc.Source))
+    return sc.Source(int(counts.argmax())).name.lower()
+
+
 def summarize_episode(episode: Episode) -> dict[str, Any]:
     """Transitions, intervention rate, takeovers and return of one episode."""
     steps = episode[sc.STEPS]

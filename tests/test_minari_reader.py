@@ -110,7 +110,8 @@ def test_reads_collected_dataset(collected):
         # T+1 layout: every step field has one entry per observation.
         for field, values in steps.items():
             assert len(values) == t + 1, (i, field)
-        np.testing.assert_array_equal(steps[schema.OBSERVATION], rec.observations.astype(np.float32))
+        np.testing.assert_array_equal(steps[schema.OBSERVATION],
+                                      rec.observations.astype(np.float32))
         np.testing.assert_array_equal(steps[schema.ACTION][:t], rec.actions.astype(np.float32))
         np.testing.assert_array_equal(steps[schema.ACTION][t], 0.0)
         np.testing.assert_allclose(steps[schema.REWARD][:t], rec.rewards, rtol=1e-6)
@@ -147,7 +148,8 @@ def test_matches_minari_load_dataset(collected, monkeypatch):
         steps = ep[schema.STEPS]
         t = len(ref.actions)
         assert ep[schema.EPISODE_ID] == f"{DATASET_ID}/{ref.id}"
-        np.testing.assert_array_equal(steps[schema.OBSERVATION], ref.observations.astype(np.float32))
+        np.testing.assert_array_equal(steps[schema.OBSERVATION],
+                                      ref.observations.astype(np.float32))
         np.testing.assert_array_equal(steps[schema.ACTION][:t], ref.actions)
         np.testing.assert_array_equal(steps[schema.REWARD][:t], ref.rewards.astype(np.float32))
         assert bool(steps[schema.IS_TERMINAL][-1]) == bool(ref.terminations[-1])
@@ -185,7 +187,8 @@ def test_dict_observations(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         minari.create_dataset_from_buffers(
-            "test/dict-v0", [buf], observation_space=gym.spaces.Dict({"pos": box(3), "vel": box(2)}),
+            "test/dict-v0", [buf],
+            observation_space=gym.spaces.Dict({"pos": box(3), "vel": box(2)}),
             action_space=box(2), algorithm_name="buffers",
         )
     (ep,) = list(read_minari_episodes(tmp_path, dataset_id="test/dict-v0"))
@@ -231,7 +234,8 @@ def test_episode_steps_end_flags(term, trunc, terminated):
         (lambda a: a.update(obs=a["obs"][:-1]), r"'observations' has 3 rows but 'actions' has 3"),
         (lambda a: a.update(rew=a["rew"][:-1]), r"'rewards' has 2 rows"),
         (lambda a: a.update(term=np.array([1, 0, 0], bool)), r"flag set at row 0 before"),
-        (lambda a: a.update(act=np.ones(3, np.float32)), r"'actions' must be a numeric \[T, act_dim\]"),
+        (lambda a: a.update(act=np.ones(3, np.float32)),
+         r"'actions' must be a numeric \[T, act_dim\]"),
         (lambda a: a.__setitem__("act", np.where(np.arange(3)[:, None] == 1, np.inf, 1.0)),
          r"'actions' has a non-finite value .* at row 1"),
         (lambda a: a.update(obs=np.ones((1, 2)), act=np.ones((0, 1)), rew=np.ones(0),

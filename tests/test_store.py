@@ -148,7 +148,7 @@ def test_index_update_failure_is_recovered(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
 
         with monkeypatch.context() as m:
-            m.setattr(store, "_write_info", no_space)
+            m.setattr(store, "write_info", no_space)
             with pytest.raises(errors.RecordingError, match="saved in .*rlif-data recover"):
                 s.write_episode(make_episode(1))
     assert store.needs_recovery(str(d))

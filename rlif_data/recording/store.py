@@ -78,21 +78,6 @@ def _fsync_file(path: str) -> None:
         os.close(fd)
 
 
-def _atomic_write_text(path: str, text: str) -> None:
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def open_array_record_writer(path: str):
     """The array_record writer used for shards (one record per group: random access)."""
     from array_record.python import array_record_module
@@ -118,7 +103,8 @@ def count_records(path: str) -> int:
         reader.close()
 
 
-def _build_info(directory: str, schema: sc.EpisodeSchema, metadata: dict[str, Any]):
+def build_info(directory: str, schema: sc.EpisodeSchema, metadata: dict[str, Any]):
+    """TFDS `DatasetInfo` of an rlif-data dataset: features, schema and format version."""
     import tensorflow_datasets as tfds
 
     identity = tfds.core.dataset_info.DatasetIdentity(
@@ -132,7 +118,8 @@ def _build_info(directory: str, schema: sc.EpisodeSchema, metadata: dict[str, An
     return info
 
 
-def _template(directory: str, dataset_name: str):
+def shard_template(directory: str, dataset_name: str, template: str = _SHARD_TEMPLATE):
+    """TFDS file-name template of the train split (sequential by default)."""
     import tensorflow_datasets as tfds
 
     return tfds.core.naming.ShardedFileTemplate(
@@ -140,11 +127,13 @@ def _template(directory: str, dataset_name: str):
         data_dir=directory,
         split=SPLIT,
         filetype_suffix=FILE_FORMAT,
-        template=_SHARD_TEMPLATE,
+        template=template,
     )
 
 
-def _split_dict(directory: str, dataset_name: str, shard_lengths: list[int], num_bytes: int):
+def split_dict(directory: str, dataset_name: str, shard_lengths: list[int], num_bytes: int,
+               template: str = _SHARD_TEMPLATE):
+    """The TFDS `SplitDict` of the train split with these shards."""
     import tensorflow_datasets as tfds
 
     return tfds.core.SplitDict(
@@ -153,7 +142,7 @@ def _split_dict(directory: str, dataset_name: str, shard_lengths: list[int], num
                 name=SPLIT,
                 shard_lengths=list(shard_lengths),
                 num_bytes=num_bytes,
-                filename_template=_template(directory, dataset_name),
+                filename_template=shard_template(directory, dataset_name, template),
             )
         ]
     )
@@ -294,16 +283,16 @@ def _recover_locked(directory: str) -> RecoveryReport:
         num_bytes += os.path.getsize(path)
         added.append(name)
     if added:
-        info = _build_info(directory, schema, {})
+        info = build_info(directory, schema, {})
         info.read_from_directory(directory)
-        info.set_splits(_split_dict(directory, schema.name, lengths, num_bytes))
-        _write_info(info, directory)
+        info.set_splits(split_dict(directory, schema.name, lengths, num_bytes))
+        write_info(info, directory)
     if removed or added:
         _fsync_dir(directory)
     return RecoveryReport(directory, removed, added, sum(lengths))
 
 
-def _write_info(info, directory: str) -> None:
+def write_info(info, directory: str) -> None:
     """Write TFDS' info files next to the shards, each by an atomic rename."""
     staging = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=directory)
     try:
@@ -378,7 +367,7 @@ class EpisodeStore:
                 )
             if needs_recovery(self.directory):
                 _recover_locked(self.directory)
-            self._info = _build_info(self.directory, self.schema, self._metadata)
+            self._info = build_info(self.directory, self.schema, self._metadata)
             self._info.read_from_directory(self.directory)
             self._lengths, self._num_bytes = indexed_shard_lengths(read_index(self.directory))
         else:
@@ -389,10 +378,10 @@ class EpisodeStore:
                     f"{self.directory} is not empty and holds no rlif-data recording "
                     f"(found {sorted(stray)[:5]}); choose an empty or new directory"
                 )
-            self._info = _build_info(self.directory, self.schema, self._metadata)
+            self._info = build_info(self.directory, self.schema, self._metadata)
             self._lengths, self._num_bytes = [], 0
-            self._info.set_splits(_split_dict(self.directory, self.schema.name, [], 0))
-            _write_info(self._info, self.directory)
+            self._info.set_splits(split_dict(self.directory, self.schema.name, [], 0))
+            write_info(self._info, self.directory)
         self._features = self._info.features
         self._serializer = example_serializer.ExampleSerializer(
             self._features.get_serialized_info()
@@ -455,9 +444,9 @@ class EpisodeStore:
             ) from exc
         lengths = self._lengths + [1]
         num_bytes = self._num_bytes + len(record)
-        self._info.set_splits(_split_dict(self.directory, self.schema.name, lengths, num_bytes))
+        self._info.set_splits(split_dict(self.directory, self.schema.name, lengths, num_bytes))
         try:
-            _write_info(self._info, self.directory)
+            write_info(self._info, self.directory)
         except OSError as exc:
             raise errors.RecordingError(
                 f"{self.directory}: episode {episode_id!r} is saved in {os.path.basename(final)} "

@@ -299,7 +299,7 @@ def first_non_finite_row(values: np.ndarray) -> Optional[int]:
     arr = np.asarray(values)
     bad = ~np.isfinite(arr)
     if bad.ndim > 1:
-        bad = bad.reshape(len(arr), -1).any(axis=1)
+        bad = bad.reshape(len(arr), int(np.prod(arr.shape[1:]))).any(axis=1)
     rows = np.flatnonzero(bad)
     return int(rows[0]) if len(rows) else None
 

@@ -113,14 +113,17 @@ def _finite(arr: np.ndarray, name: str, where: str) -> None:
     if arr.dtype.kind == "f" and len(arr):
         bad = first_non_finite_row(arr)
         if bad is not None:
-            raise DemoFormatError(f"{where}: '{name}' has a non-finite value (NaN/inf) at row {bad}")
+            raise DemoFormatError(
+                f"{where}: '{name}' has a non-finite value (NaN/inf) at row {bad}"
+            )
 
 
 def _terminated(value: Any, where: str) -> bool:
     arr = np.asarray(value)
     if arr.ndim != 0:
         raise DemoFormatError(
-            f"{where}: '{TERMINATED}' must be a scalar bool (one per episode), got shape {arr.shape}"
+            f"{where}: '{TERMINATED}' must be a scalar bool (one per episode), "
+            f"got shape {arr.shape}"
         )
     if arr.dtype.kind == "b":
         return bool(arr)
@@ -196,7 +199,8 @@ def demo_steps(
             raise DemoFormatError(f"{where}: '{name}' has {len(arr)} rows but '{ACTIONS}' has {t}")
     if proposals is not None and proposals.shape[1] != act_dim:
         raise DemoFormatError(
-            f"{where}: '{POLICY_ACTIONS}' has dim {proposals.shape[1]} but '{ACTIONS}' has {act_dim}"
+            f"{where}: '{POLICY_ACTIONS}' has dim {proposals.shape[1]} "
+            f"but '{ACTIONS}' has {act_dim}"
         )
     terminated = _terminated(arrays[TERMINATED], where) if TERMINATED in arrays else False
 
@@ -242,11 +246,18 @@ def _load_npz(path: pathlib.Path) -> dict[str, np.ndarray]:
     try:
         data = np.load(path, allow_pickle=False)
     except ValueError as e:
-        if "allow_pickle" in str(e):  # a pickled .npy saved under an .npz name
-            raise DemoFormatError(f"{path}: a pickled object, not an .npz archive") from e
-        raise DemoFormatError(f"{path}: not a readable .npz file (truncated or corrupt?): {e}") from e
+        if "Object arrays" in str(e):  # a .npy of dtype=object saved under an .npz name
+            raise DemoFormatError(
+                f"{path}: a pickled object array (.npy), not an .npz archive of numeric arrays"
+            ) from e
+        # Anything neither zip nor .npy is, to NumPy, a pickle: refused, never unpickled.
+        raise DemoFormatError(
+            f"{path}: not a readable .npz file (not an archive, truncated or corrupt): {e}"
+        ) from e
     except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DemoFormatError(f"{path}: not a readable .npz file (truncated or corrupt?): {e}") from e
+        raise DemoFormatError(
+            f"{path}: not a readable .npz file (truncated or corrupt?): {e}"
+        ) from e
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise DemoFormatError(f"{path}: a single .npy array, not an .npz archive of named arrays")
     with data:

@@ -211,7 +211,9 @@ def _finite(values: np.ndarray, key: str, where: str) -> np.ndarray:
     if values.dtype.kind == "f" and len(values):
         bad = first_non_finite_row(values)
         if bad is not None:
-            raise MinariFormatError(f"{where}: '{key}' has a non-finite value (NaN/inf) at row {bad}")
+            raise MinariFormatError(
+                f"{where}: '{key}' has a non-finite value (NaN/inf) at row {bad}"
+            )
     return values
 
 

@@ -70,7 +70,7 @@ def _install_kill_point(store, phase: str, n: int) -> None:
 
         store.open_array_record_writer = HalfWriter
     elif phase == "before-index":  # the shard is in place, the index not yet updated
-        real_info = store._write_info
+        real_info = store.write_info
 
         def write_info(info, directory):
             calls["count"] += 1
@@ -78,7 +78,7 @@ def _install_kill_point(store, phase: str, n: int) -> None:
                 die()
             real_info(info, directory)
 
-        store._write_info = write_info
+        store.write_info = write_info
     else:
         sys.exit(f"unknown phase {phase}")
 

@@ -1,0 +1,96 @@
+"""Downsample job: keep a seeded subset of whole episodes, by count or by transitions.
+
+    python -m pipelines.downsample --input DATASET --out SMALLER \
+        (--episodes 10 | --transitions 5000) [--seed 0] [--stratify operator] [Beam options]
+
+The selection (indices, totals, per-stratum counts) is stored in the output's
+metadata, so the exact subset can be reproduced and audited.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+import apache_beam as beam
+
+from pipelines import common, output
+from rlif_data import downsample as ds
+from rlif_data import episodes
+from rlif_data import schema as sc
+from rlif_data.recording.reader import EpisodeReader
+
+STRATA = {
+    "none": None,
+    "operator": lambda e: str(e[sc.OPERATOR]),
+    "session": lambda e: str(e[sc.SESSION_ID]),
+    "source": episodes.dominant_source,
+}
+
+
+def episode_infos(input_dir: str, stratify: str = "none") -> list[ds.EpisodeInfo]:
+    """Length and stratum of every episode of a dataset (one read pass)."""
+    key = STRATA[stratify]
+    infos = []
+    with EpisodeReader(input_dir, repair=False) as reader:
+        for i in range(len(reader)):
+            episode = reader[i]
+            infos.append(ds.EpisodeInfo(i, len(episode[sc.STEPS][sc.IS_FIRST]) - 1,
+                                        key(episode) if key else ""))
+    return infos
+
+
+def run(input_dir: str, out_dir: str, *, episodes: Optional[int] = None,
+        transitions: Optional[int] = None, seed: int = 0, stratify: str = "none",
+        beam_args: Optional[Sequence[str]] = None) -> str:
+    """Write the selected episodes of `input_dir` to a new dataset at `out_dir`.
+
+    Raises:
+      ValueError: bad selection arguments or an empty input.
+      OutputExistsError: `out_dir` exists.
+    """
+    if stratify not in STRATA:
+        raise ValueError(f"stratify must be one of {list(STRATA)}, got {stratify!r}")
+    infos = episode_infos(input_dir, stratify)
+    if not infos:
+        raise ValueError(f"{input_dir} holds no episodes; nothing to downsample")
+    selection = ds.select_episodes(infos, episodes=episodes, transitions=transitions, seed=seed,
+                                   stratify=stratify != "none")
+    with EpisodeReader(input_dir, repair=False) as reader:
+        schema = reader.schema
+
+    def source():
+        return (
+            "Selected" >> beam.Create(list(selection.indices))
+            | "Read" >> beam.ParDo(common.ReadEpisodes(input_dir))
+        )
+
+    params = {"episodes": episodes, "transitions": transitions, "seed": seed,
+              "stratify": stratify, "selected_episodes": len(selection.indices),
+              "selected_transitions": selection.transitions,
+              "per_stratum": selection.per_stratum, "indices": list(selection.indices)}
+    job = output.JobInfo("downsample", params, [common.dataset_input(input_dir)])
+    return output.write_dataset(source, out_dir, schema, job, beam_args,
+                                description="A seeded subset of whole episodes.")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Command-line entry: job flags plus any Beam pipeline options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--out", required=True, help="output dataset directory (must not exist)")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--episodes", type=int)
+    target.add_argument("--transitions", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stratify", default="none", choices=list(STRATA))
+    args, beam_args = common.parse_job_args(parser, argv)
+    out = run(args.input, args.out, episodes=args.episodes, transitions=args.transitions,
+              seed=args.seed, stratify=args.stratify,
+              beam_args=beam_args or output.default_beam_args())
+    print(f"downsampled {args.input} -> {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,120 @@
+"""Merge job: combine datasets of one schema (an earlier version + a new round) into one.
+
+    python -m pipelines.merge --input datasets/round-0 --input datasets/round-1 --out datasets/r0-1
+
+Nothing is re-encoded and, on one filesystem, nothing is copied: episodes
+that did not change keep their bytes, so each input shard is hard-linked into
+the new dataset under the new dataset's shard numbering, and only the index
+(dataset_info.json, features, metadata with lineage) is new. Hard links are
+safe because datasets are immutable once written (recordings only ever add
+shards). Across filesystems (EXDEV) a shard is copied instead; the lineage
+records how many shards were linked and how many copied. There is no
+per-episode work, so this job runs no Beam pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import errno
+import os
+import shutil
+import sys
+import uuid
+from typing import Optional, Sequence
+
+from pipelines import common, output
+from rlif_data import errors
+from rlif_data.recording import reader as reader_lib
+from rlif_data.recording import store
+
+_BUILT_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
+
+
+def _link_or_copy(src: str, dst: str) -> bool:
+    """Hard-link `src` to `dst`; copy when links cannot cross filesystems. True if linked."""
+    try:
+        os.link(src, dst)
+        return True
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+            raise
+        shutil.copy2(src, dst)
+        return False
+
+
+def run(inputs: Sequence[str], out_dir: str, name: Optional[str] = None) -> str:
+    """Merge `inputs` (in order) into a new dataset at `out_dir`.
+
+    Raises:
+      ValueError: fewer than two inputs.
+      SchemaMismatchError: the inputs' schemas (or stored fields) differ.
+      CorruptRecordingError: an input was not recovered after a crash.
+      OutputExistsError: `out_dir` exists.
+    """
+    if len(inputs) < 2:
+        raise ValueError("merge needs at least two input datasets")
+    out_dir = os.path.abspath(out_dir)
+    if os.path.exists(out_dir):
+        raise output.OutputExistsError(f"{out_dir} already exists; choose a new output directory")
+    schemas = [store.read_schema(d) for d in inputs]
+    base = schemas[0]
+    for path, schema in zip(inputs[1:], schemas[1:]):
+        if (schema.observation, schema.action_dim, schema.derived) != (
+                base.observation, base.action_dim, base.derived):
+            raise errors.SchemaMismatchError(
+                f"cannot merge {path} ({schema.describe()}) with {inputs[0]} ({base.describe()})"
+            )
+    features = store.build_info(out_dir, base, {}).features
+    shards: list[tuple[str, int]] = []
+    for path in inputs:
+        if store.needs_recovery(path):
+            raise errors.CorruptRecordingError(
+                f"{path}: its writer was interrupted; run `rlif-data recover {path}` first"
+            )
+        reader_lib.check_stored_features(path, features)
+        lengths, _ = store.indexed_shard_lengths(store.read_index(path))
+        shards.extend(zip(store.shard_paths(path), lengths))
+    name = name or base.name
+    schema = dataclasses.replace(base, name=name)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    staging = os.path.join(parent, f"{output.STAGING_PREFIX}{os.path.basename(out_dir)}-"
+                                   f"{uuid.uuid4().hex[:8]}")
+    os.makedirs(staging)
+    try:
+        linked = 0
+        num_bytes = 0
+        n = len(shards)
+        for i, (src, _) in enumerate(shards):
+            dst = os.path.join(staging, f"{name}-{store.SPLIT}.{store.FILE_FORMAT}-{i:05d}-of-{n:05d}")
+            linked += _link_or_copy(src, dst)
+            num_bytes += os.path.getsize(dst)
+        job = output.JobInfo("merge", {"linked_shards": linked, "copied_shards": n - linked},
+                             [common.dataset_input(p) for p in inputs])
+        metadata = {"lineage": job.metadata()}
+        info = store.build_info(staging, schema, metadata)
+        info.set_splits(store.split_dict(staging, name, [length for _, length in shards],
+                                         num_bytes, template=_BUILT_TEMPLATE))
+        store.write_info(info, staging)
+        os.rename(staging, out_dir)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(staging)
+    return out_dir
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Command-line entry."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", action="append", required=True,
+                        help="input dataset or recording directory (repeat, in order)")
+    parser.add_argument("--out", required=True, help="output dataset directory (must not exist)")
+    args = parser.parse_args(argv)
+    out = run(args.input, args.out)
+    print(f"merged {len(args.input)} datasets -> {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
