@@ -33,11 +33,14 @@ def element_error(source: str, episode: Any, exc: BaseException) -> PipelineInpu
 
 
 class ReadEpisodes(beam.DoFn):
-    """index -> (key, episode) from an rlif-data dataset directory (recording or built)."""
+    """index -> (index, episode) from an rlif-data dataset directory (recording or built).
 
-    def __init__(self, directory: str, key_prefix: str = ""):
+    The key is the episode's index: output datasets keep input order (TFDS sorts
+    integer keys when shuffling is disabled).
+    """
+
+    def __init__(self, directory: str):
         self._directory = directory
-        self._prefix = key_prefix
         self._reader = None
 
     def setup(self):
@@ -46,12 +49,12 @@ class ReadEpisodes(beam.DoFn):
         # repair=False: jobs read, they never modify their inputs.
         self._reader = EpisodeReader(self._directory, repair=False)
 
-    def process(self, index: int) -> Iterator[tuple[str, dict]]:
+    def process(self, index: int) -> Iterator[tuple[int, dict]]:
         try:
             episode = self._reader[index]
         except Exception as exc:
-            raise element_error(self._directory, index, exc) from exc
-        yield f"{self._prefix}{index:08d}", episode
+            raise element_error(self._directory, index, exc) from None
+        yield index, episode
 
     def teardown(self):
         if self._reader is not None:
@@ -66,7 +69,7 @@ def map_episode(fn: Callable[[dict], dict], source: str):
         try:
             return key, fn(episode)
         except Exception as exc:
-            raise element_error(source, episode.get(sc.EPISODE_ID) or key, exc) from exc
+            raise element_error(source, episode.get(sc.EPISODE_ID) or key, exc) from None
 
     return apply
 

@@ -41,10 +41,18 @@ def file_sha256(path: str, chunk: int = 1 << 20) -> str:
 
 
 def _episodes(path: str, env_id: str, max_episode_steps: Optional[int]):
-    for index, episode in enumerate(
-        d4rl_hdf5.read_d4rl_episodes(path, env_id=env_id, max_episode_steps=max_episode_steps)
-    ):
-        yield f"{index:08d}", episode
+    episodes = d4rl_hdf5.read_d4rl_episodes(path, env_id=env_id,
+                                            max_episode_steps=max_episode_steps)
+    index = 0
+    while True:
+        try:
+            episode = next(episodes)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise common.element_error(path, index, exc) from None
+        yield index, episode
+        index += 1
 
 
 def run(path: str, out_dir: str, env_id: str = "", max_episode_steps: Optional[int] = None,

@@ -27,11 +27,41 @@ from rlif_data.version import code_version
 
 STAGING_PREFIX = ".staging-"
 EpisodeSource = Callable[[], Any]
-"""Returns a Beam PTransform (applied to the pipeline root) yielding (key, episode)."""
+"""Returns a Beam PTransform (applied to the pipeline root) yielding (int key, episode)."""
 
 
 class OutputExistsError(errors.RlifDataError):
     """The job's output directory already exists."""
+
+
+class PipelineFailedError(errors.RlifDataError):
+    """A job failed; the message names the failing input and episode when known."""
+
+
+def _input_failure(exc: BaseException) -> Optional[str]:
+    """The message of the `PipelineInputError` behind a Beam failure, if any.
+
+    Beam re-raises the innermost error of a failed element (e.g. the C++
+    reader's "file too small"), so our message naming the file and episode
+    sits further down the exception chain, or, from worker processes, inside
+    the remote traceback text.
+    """
+    from pipelines.common import PipelineInputError
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, PipelineInputError):
+            return str(exc).split(" [while running")[0]
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _remote_input_failure(text: str) -> Optional[str]:
+    marker = "PipelineInputError: "
+    if marker not in text:
+        return None
+    return text.split(marker, 1)[1].splitlines()[0].split(" [while running")[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,13 +100,15 @@ def _builder_class(schema: sc.EpisodeSchema, metadata: dict[str, Any], source: E
 
         name = dataset_name
         VERSION = tfds.core.Version("1.0.0")
-        # Examples sorted by key (input order), so a rebuild gives the same files.
-        disable_shuffling = True
 
         def _info(self):
-            return tfds.rlds.rlds_base.build_info(
+            info = tfds.rlds.rlds_base.build_info(
                 sc.dataset_config(schema, description), self, tfds.core.MetadataDict(metadata)
             )
+            # Examples sorted by key (input order), so a rebuild gives the same
+            # files; rlds_base.build_info has no argument for it.
+            info.as_proto.disable_shuffling = True
+            return info
 
         def _split_generators(self, dl_manager):
             del dl_manager
@@ -99,7 +131,8 @@ def write_dataset(
     """Run the Beam graph `source` and publish its episodes at `out_dir`.
 
     Args:
-      source: returns the PTransform producing ``(unique key, episode)`` pairs.
+      source: returns the PTransform producing ``(unique int key, episode)`` pairs;
+        the dataset stores episodes in key order.
       out_dir: the dataset directory to create (must not exist).
       schema: schema of the episodes.
       job: lineage recorded in the metadata.
@@ -132,9 +165,17 @@ def write_dataset(
     try:
         builder = builder_cls(data_dir=staging, file_format="array_record")
         options = PipelineOptions(list(beam_args or default_beam_args()))
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(beam_options=options)
-        )
+        try:
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(beam_options=options)
+            )
+        except Exception as exc:
+            where = _input_failure(exc) or _remote_input_failure(str(exc))
+            if where is None:
+                raise
+            raise PipelineFailedError(
+                f"job {job.job!r} failed, nothing was written to {out_dir}: {where}"
+            ) from exc
         built = os.fspath(builder.data_dir)
         os.rename(built, out_dir)  # atomic: readers see nothing or everything
     finally:

@@ -14,33 +14,11 @@ from rlif_data.recording import store
 from rlif_data.recording.reader import EpisodeReader, read_episodes
 from rlif_data.recording.store import EpisodeStore
 
-SCHEMA = sc.vector_schema(3, 2, name="unit")
-
-
-def make_episode(i, length=5, schema=SCHEMA):
-    rng = np.random.default_rng(i)
-    flags = rng.random(length) < 0.5
-    steps = ep.build_steps(
-        rng.normal(size=(length + 1, 3)).astype(np.float32),
-        rng.uniform(-1, 1, (length, 2)),
-        np.full(length, float(i)),
-        np.ones(length),
-        terminated=bool(i % 2),
-        intervention=flags,
-        policy_actions=rng.uniform(-1, 1, (length, 2)),
-        expert_actions=rng.uniform(-1, 1, (length, 2)),
-        has_expert_action=np.ones(length, bool),
-        source=np.where(flags, int(sc.Source.EXPERT), int(sc.Source.POLICY)),
-        timestamps=np.arange(length) * 0.1,
-    )
-    meta = ep.complete_metadata({sc.EPISODE_ID: f"s/{i}", sc.ENV_ID: "Unit-v0", sc.SEED: i}, "t")
-    return {**meta, sc.STEPS: steps}
+from tests.fakes.episodes import SCHEMA, make_episode, write_recording
 
 
 def write(directory, episodes, schema=SCHEMA):
-    with EpisodeStore.open(str(directory), schema) as s:
-        for e in episodes:
-            s.write_episode(e)
+    write_recording(directory, episodes, schema)
 
 
 def assert_same(a, b):

@@ -87,7 +87,7 @@ class EpisodeReader:
             except Exception as exc:
                 raise errors.CorruptRecordingError(
                     f"{path}: cannot open shard ({exc}); the file is damaged"
-                ) from exc
+                ) from None
         return self._readers[shard]
 
     def raw(self, i: int) -> bytes:
@@ -100,7 +100,7 @@ class EpisodeReader:
         except Exception as exc:
             raise errors.CorruptRecordingError(
                 f"{self._paths[shard]}: cannot read episode {i} ({exc})"
-            ) from exc
+            ) from None
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         """Episode `i` as ``{STEPS: {field: stacked array}, <metadata>: value}``."""
@@ -115,7 +115,7 @@ class EpisodeReader:
         except Exception as exc:
             raise errors.CorruptRecordingError(
                 f"{self._paths[self._locations[i][0]]}: episode {i} cannot be decoded ({exc})"
-            ) from exc
+            ) from None
         return self._decode(parsed)
 
     def _decode(self, parsed: dict[str, Any]) -> dict[str, Any]:
