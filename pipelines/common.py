@@ -61,6 +61,27 @@ class ReadEpisodes(beam.DoFn):
             self._reader.close()
 
 
+def indexed_episodes(source: str, read: Callable[..., Iterator[dict]], *args, **kwargs):
+    """Run a reader inside a Beam element: yields (index, episode), failures name the episode.
+
+    Args:
+      source: the input file or directory, for messages.
+      read: an episode reader such as `read_d4rl_episodes`; called with
+        ``*args, **kwargs`` inside the worker.
+    """
+    episodes = read(*args, **kwargs)
+    index = 0
+    while True:
+        try:
+            episode = next(episodes)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise element_error(source, index, exc) from None
+        yield index, episode
+        index += 1
+
+
 def map_episode(fn: Callable[[dict], dict], source: str):
     """A Beam-friendly (key, episode) -> (key, fn(episode)) that names failures."""
 

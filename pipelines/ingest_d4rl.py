@@ -40,21 +40,6 @@ def file_sha256(path: str, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _episodes(path: str, env_id: str, max_episode_steps: Optional[int]):
-    episodes = d4rl_hdf5.read_d4rl_episodes(path, env_id=env_id,
-                                            max_episode_steps=max_episode_steps)
-    index = 0
-    while True:
-        try:
-            episode = next(episodes)
-        except StopIteration:
-            return
-        except Exception as exc:
-            raise common.element_error(path, index, exc) from None
-        yield index, episode
-        index += 1
-
-
 def run(path: str, out_dir: str, env_id: str = "", max_episode_steps: Optional[int] = None,
         beam_args: Optional[Sequence[str]] = None, name: Optional[str] = None) -> str:
     """Ingest one D4RL HDF5 file into a new dataset at `out_dir`.
@@ -76,7 +61,10 @@ def run(path: str, out_dir: str, env_id: str = "", max_episode_steps: Optional[i
     def source():
         return (
             "Files" >> beam.Create([os.path.abspath(path)])
-            | "Episodes" >> beam.FlatMap(_episodes, env_id, max_episode_steps)
+            | "Episodes" >> beam.FlatMap(
+                lambda p: common.indexed_episodes(p, d4rl_hdf5.read_d4rl_episodes, p,
+                                                  env_id=env_id,
+                                                  max_episode_steps=max_episode_steps))
             # One file yields every episode; spread their encoding over the workers.
             | "Spread" >> beam.Reshuffle()
         )

@@ -237,6 +237,30 @@ def assemble_steps(
     )
 
 
+def infer_schema(episode: Episode, name: str = "rlif_episodes",
+                 derived: bool = False) -> sc.EpisodeSchema:
+    """The schema an in-memory episode fits: vector or dict observations.
+
+    In dict observations, uint8 HxWx3 arrays are camera frames (stored raw);
+    everything else is a float32 array.
+    """
+    steps = episode[sc.STEPS]
+    obs = steps[sc.OBSERVATION]
+
+    def leaf(values: np.ndarray) -> sc.LeafSpec:
+        values = np.asarray(values)
+        if values.dtype == np.uint8 and values.ndim == 4 and values.shape[-1] == 3:
+            return sc.ImageSpec(values.shape[1], values.shape[2], 3)
+        return sc.ArraySpec(tuple(values.shape[1:]), "float32")
+
+    if isinstance(obs, Mapping):
+        observation: sc.ObservationSpec = {k: leaf(v) for k, v in obs.items()}
+    else:
+        observation = leaf(obs)
+    action_dim = int(np.asarray(steps[sc.ACTION]).shape[1])
+    return sc.EpisodeSchema(observation, action_dim, name, derived)
+
+
 def default_episode_metadata() -> dict[str, Any]:
     """Every episode metadata field with an empty value of its type."""
     meta: dict[str, Any] = {field: "" for field in sc.EPISODE_METADATA_FIELDS}

@@ -1,7 +1,6 @@
 """Tests of rlif_data.intervention: random, value-based, human and no-op models."""
 
 import json
-import math
 
 import numpy as np
 import pytest

@@ -191,3 +191,54 @@ def test_cli_runs_jobs_with_beam_flags(recording, tmp_path):
                for e in read_episodes(out))
     result = CliRunner().invoke(app, ["relabel", "--input", recording, "--out", out, *SINGLE])
     assert result.exit_code == 2 and "already exists" in result.output
+
+
+def test_ingest_minari_dataset_collected_by_minari(tmp_path):
+    from rlif_data.sources.minari_reader import read_minari_episodes
+    from tests.fakes.minari_data import DATASET_ID, NUM_EPISODES, create_minari_dataset
+
+    create_minari_dataset(tmp_path / "root")
+    path = str(tmp_path / "root" / DATASET_ID)
+    out = str(tmp_path / "ds")
+    from pipelines import ingest_minari
+
+    ingest_minari.run(path, out, beam_args=SINGLE)
+    got = read_episodes(out)
+    want = list(read_minari_episodes(path))
+    assert len(got) == NUM_EPISODES
+    for a, b in zip(got, want):
+        assert a[sc.EPISODE_ID] == b[sc.EPISODE_ID]
+        np.testing.assert_array_equal(a[sc.STEPS][sc.ACTION], b[sc.STEPS][sc.ACTION])
+        np.testing.assert_array_equal(a[sc.STEPS][sc.IS_TERMINAL], b[sc.STEPS][sc.IS_TERMINAL])
+    assert lineage(out)["job"] == "ingest_minari"
+
+
+def test_ingest_human_sessions_and_demos_in_order(recording, tmp_path):
+    from pipelines import ingest_human
+
+    demo = tmp_path / "demo.npz"
+    rng = np.random.default_rng(0)
+    np.savez(demo, observations=rng.normal(size=(5, 3)).astype(np.float32),
+             actions=rng.uniform(-1, 1, (4, 2)).astype(np.float32),
+             interventions=np.array([0, 1, 1, 0], bool))
+    out = str(tmp_path / "human")
+    ingest_human.main(["--sessions", recording, "--demos", str(demo), "--operator", "dana",
+                       "--out", out, *MULTI])
+    got = read_episodes(out)
+    assert len(got) == 21
+    assert [e[sc.EPISODE_ID] for e in got[:20]] == [f"s/{i}" for i in range(20)]
+    assert got[20][sc.OPERATOR] == "dana"
+    np.testing.assert_array_equal(got[20][sc.STEPS][sc.INTERVENTION][:4], [0, 1, 1, 0])
+    # The human relabel path works on them unchanged.
+    relabel.run(out, str(tmp_path / "rl"), "paper", SINGLE)
+    assert read_episodes(str(tmp_path / "rl"))[20][sc.STEPS][sc.REWARD][0] == -1.0
+
+
+def test_ingest_human_refuses_mixed_schemas(recording, tmp_path):
+    from pipelines import ingest_human
+
+    demo = tmp_path / "demo.npz"
+    np.savez(demo, observations=np.zeros((3, 7), np.float32), actions=np.zeros((2, 2), np.float32))
+    with pytest.raises(errors.SchemaMismatchError, match="cannot ingest"):
+        ingest_human.run(str(tmp_path / "o"), sessions=[recording], demos=[str(demo)],
+                         beam_args=SINGLE)

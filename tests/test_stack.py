@@ -39,3 +39,17 @@ def test_jax_flax_beam_tfds_import():
 
     assert float(jax.jit(lambda x: (x * 2).sum())(jnp.ones(3))) == 6.0
     assert flax.__version__ and apache_beam.__version__ and tfds.__version__
+
+
+def test_public_api_is_exported_and_import_is_light():
+    import subprocess
+    import sys
+
+    # Heavy modules are checked before touching the lazy names, which load them.
+    code = ("import sys, rlif_data; "
+            "heavy = [m for m in ('tensorflow', 'tensorflow_datasets', 'jax', 'envlogger') "
+            "if m in sys.modules]; "
+            "missing = [n for n in rlif_data.__all__ if not hasattr(rlif_data, n)]; "
+            "print(missing, heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] []"

@@ -1,4 +1,4 @@
-"""`rlif-data relabel | ingest-d4rl | downsample | merge`: the Beam jobs of `pipelines/`.
+"""`rlif-data relabel | ingest-* | downsample | merge`: the jobs of `pipelines/`.
 
 Each sub-command hands its arguments unchanged to `python -m pipelines.<job>`'s
 own parser, so Beam pipeline options (``--runner``, ``--direct_num_workers``,
@@ -16,6 +16,8 @@ from rlif_data.cli.common import user_errors
 JOBS = {
     "relabel": ("pipelines.relabel", "RLIF rewards (or a baseline view) from session logs."),
     "ingest-d4rl": ("pipelines.ingest_d4rl", "D4RL HDF5 file -> RLDS dataset."),
+    "ingest-minari": ("pipelines.ingest_minari", "Local Minari dataset -> RLDS dataset."),
+    "ingest-human": ("pipelines.ingest_human", "Robot session logs and demo files -> RLDS dataset."),
     "downsample": ("pipelines.downsample", "Seeded subset of whole episodes."),
     "merge": ("pipelines.merge", "Combine datasets of one schema without copying shards."),
 }

@@ -7,7 +7,7 @@ recorder's cost is measured separately (benchmarks/record_overhead.py).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Optional
 
 import numpy as np
 from dm_env import specs

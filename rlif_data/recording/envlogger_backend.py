@@ -9,7 +9,7 @@ applied), so `intervention` at step t describes who chose `action` at step t.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from envlogger import step_data
 from envlogger.backends import backend_writer

@@ -1,0 +1,113 @@
+"""Ingest job: human data -> one RLDS dataset. Robot session logs and demo files.
+
+    python -m pipelines.ingest_human --sessions sessions/2026-11-20 --sessions sessions/2026-11-21 \
+        --demos demos/ --operator alice --out datasets/human-r3 [Beam pipeline options]
+
+`--sessions` takes recording directories written by `rlif-data record` /
+`robot-session` (read as they are: flags, sources and metadata kept).
+`--demos` takes files in the generic layout of docs/demo_layout.md (.npz files,
+a directory of them, or an .h5/.hdf5 file). All inputs must share one schema.
+Sessions alone with the same schema can also be combined without copying by
+`pipelines.merge`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+import apache_beam as beam
+
+from pipelines import common, output
+from rlif_data import episodes, errors
+from rlif_data import schema as sc
+from rlif_data.recording.reader import EpisodeReader
+from rlif_data.sources import demo_files
+
+# Episode keys: input number * this + episode index keeps inputs in the order given.
+_STRIDE = 10_000_000
+
+
+def _read_session(directory: str):
+    with EpisodeReader(directory, repair=False) as reader:
+        for i in range(len(reader)):
+            yield reader[i]
+
+
+def _read_demos(path: str, operator: str, env_id: str):
+    return demo_files.read_demo_episodes(path, operator=operator, env_id=env_id)
+
+
+def run(out_dir: str, *, sessions: Sequence[str] = (), demos: Sequence[str] = (),
+        operator: str = "", env_id: str = "", name: str = "human_episodes",
+        beam_args: Optional[Sequence[str]] = None) -> str:
+    """Ingest session logs and demo files into a new dataset at `out_dir`.
+
+    Raises:
+      ValueError: no inputs, or an input without episodes.
+      SchemaMismatchError: inputs with different observation/action layouts.
+      OutputExistsError: `out_dir` exists.
+    """
+    inputs = [("session", os.path.abspath(p)) for p in sessions] + [
+        ("demos", os.path.abspath(p)) for p in demos]
+    if not inputs:
+        raise ValueError("give at least one --sessions directory or --demos path")
+    schemas = []
+    for kind, path in inputs:
+        if kind == "session":
+            schema = EpisodeReader(path, repair=False).schema
+        else:
+            first = next(_read_demos(path, operator, env_id), None)
+            if first is None:
+                raise ValueError(f"{path}: holds no episodes")
+            schema = episodes.infer_schema(first)
+        schemas.append((path, schema))
+    base_path, base = schemas[0]
+    for path, schema in schemas[1:]:
+        if (schema.observation, schema.action_dim) != (base.observation, base.action_dim):
+            raise errors.SchemaMismatchError(
+                f"cannot ingest {path} ({schema.describe()}) with {base_path} ({base.describe()})")
+    if base.derived:
+        raise ValueError(f"{base_path} is a relabelled dataset; ingest raw session logs")
+    out_schema = sc.EpisodeSchema(base.observation, base.action_dim, name)
+
+    def read(item):
+        number, (kind, path) = item
+        reader = (common.indexed_episodes(path, _read_session, path) if kind == "session" else
+                  common.indexed_episodes(path, _read_demos, path, operator, env_id))
+        for index, episode in reader:
+            yield number * _STRIDE + index, episode
+
+    def source():
+        return (
+            "Inputs" >> beam.Create(list(enumerate(inputs)))
+            | "Episodes" >> beam.FlatMap(read)
+            | "Spread" >> beam.Reshuffle()
+        )
+
+    job = output.JobInfo("ingest_human", {"operator": operator, "env_id": env_id},
+                         [{"kind": kind, "path": path} for kind, path in inputs])
+    return output.write_dataset(source, out_dir, out_schema, job, beam_args,
+                                description="Human demonstrations and intervention sessions.")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Command-line entry: job flags plus any Beam pipeline options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", action="append", default=[],
+                        help="recording directory (repeatable)")
+    parser.add_argument("--demos", action="append", default=[],
+                        help="demo .npz / directory / .h5 (repeatable)")
+    parser.add_argument("--operator", default="", help="operator stored with demo episodes")
+    parser.add_argument("--env-id", default="", help="env id stored with demo episodes")
+    parser.add_argument("--out", required=True, help="output dataset directory (must not exist)")
+    args, beam_args = common.parse_job_args(parser, argv)
+    out = run(args.out, sessions=args.sessions, demos=args.demos, operator=args.operator,
+              env_id=args.env_id, beam_args=beam_args or output.default_beam_args())
+    print(f"ingested {len(args.sessions)} session dirs and {len(args.demos)} demo inputs -> {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

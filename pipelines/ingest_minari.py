@@ -1,0 +1,68 @@
+"""Ingest job: a local Minari dataset (HDF5 backend) -> RLDS episodes, as a TFDS dataset.
+
+    python -m pipelines.ingest_minari --path ~/.minari/datasets/mujoco/hopper/medium-v0 \
+        --out datasets/hopper-medium-minari [Beam pipeline options]
+
+Reads the files directly (no download, no `minari` import needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+import apache_beam as beam
+
+from pipelines import common, output
+from pipelines.ingest_d4rl import tfds_name
+from rlif_data import episodes
+from rlif_data.sources import minari_reader
+
+
+def run(path: str, out_dir: str, dataset_id: Optional[str] = None,
+        beam_args: Optional[Sequence[str]] = None) -> str:
+    """Ingest the Minari dataset at `path` into a new dataset at `out_dir`.
+
+    Raises:
+      MinariNotFoundError / MinariFormatError: bad input (checked before the pipeline).
+      OutputExistsError: `out_dir` exists.
+    """
+    path = os.path.abspath(path)
+    first = next(minari_reader.read_minari_episodes(path, dataset_id=dataset_id), None)
+    if first is None:
+        raise ValueError(f"{path}: holds no episodes")
+    metadata = minari_reader.read_minari_metadata(minari_reader.find_minari_data_dir(path, dataset_id))
+    name = tfds_name(str(metadata.get("dataset_id") or os.path.basename(path)))
+    schema = episodes.infer_schema(first, name=name)
+
+    def source():
+        return (
+            "Dataset" >> beam.Create([path])
+            | "Episodes" >> beam.FlatMap(
+                lambda p: common.indexed_episodes(p, minari_reader.read_minari_episodes, p,
+                                                  dataset_id=dataset_id))
+            | "Spread" >> beam.Reshuffle()
+        )
+
+    job = output.JobInfo("ingest_minari", {"dataset_id": dataset_id},
+                         [{"path": path, "minari_dataset_id": metadata.get("dataset_id"),
+                           "episodes": metadata.get("total_episodes")}])
+    return output.write_dataset(source, out_dir, schema, job, beam_args,
+                                description=f"Minari {name} as RLDS episodes (source = dataset).")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Command-line entry: job flags plus any Beam pipeline options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--path", required=True, help="local Minari dataset directory")
+    parser.add_argument("--out", required=True, help="output dataset directory (must not exist)")
+    parser.add_argument("--dataset-id", default=None)
+    args, beam_args = common.parse_job_args(parser, argv)
+    out = run(args.path, args.out, args.dataset_id, beam_args or output.default_beam_args())
+    print(f"ingested {args.path} -> {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
