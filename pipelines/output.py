@@ -187,7 +187,7 @@ def write_dataset(
 def default_beam_args() -> list[str]:
     """DirectRunner with 2 worker processes: what a 2-core machine does best."""
     return ["--runner=DirectRunner", "--direct_num_workers=2",
-            "--direct_running_mode=multi_processing"]
+            "--direct_running_mode=multi_processing", "--default_sdk_harness_log_level=WARNING"]
 
 
 def stale_staging_dirs(parent: str) -> list[str]:

@@ -23,7 +23,11 @@ def main() -> None:
     """Console entry point."""
     # TF/absl log noise hides the output people came for.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.ERROR)
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)  # workers relay harmless warnings
+    # Beam's GCP extras are optional; their absence is not news to a local user.
+    logging.getLogger().addFilter(lambda record: "apitools not found" not in record.getMessage())
     app()
 
 

@@ -44,6 +44,7 @@ def quickstart(
         f"(intervention rate {rec.intervention_rate:.1%}) in {rec.seconds:.1f} s\n"
         f"{rec.directory} holds {s.episodes} episodes, {s.transitions} transitions, "
         f"{s.takeovers_per_episode:.1f} takeovers/episode, mean return {s.mean_return:.1f}\n"
+        f"RLIF dataset ({config.relabel_view} rule): {results['dataset']}\n"
         f"timeline: {plot}\n"
         f"next: rlif-data inspect {rec.directory}"
     )
