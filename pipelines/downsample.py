@@ -20,6 +20,7 @@ from rlif_data import downsample as ds
 from rlif_data import episodes
 from rlif_data import schema as sc
 from rlif_data.recording.reader import EpisodeReader
+from rlif_data.registry.store import resolve_dataset
 
 STRATA = {
     "none": None,
@@ -52,6 +53,7 @@ def run(input_dir: str, out_dir: str, *, episodes: Optional[int] = None,
     """
     if stratify not in STRATA:
         raise ValueError(f"stratify must be one of {list(STRATA)}, got {stratify!r}")
+    input_dir = resolve_dataset(input_dir)
     infos = episode_infos(input_dir, stratify)
     if not infos:
         raise ValueError(f"{input_dir} holds no episodes; nothing to downsample")

@@ -24,6 +24,7 @@ from pipelines import common, output
 from rlif_data import episodes, errors
 from rlif_data import schema as sc
 from rlif_data.recording.reader import EpisodeReader
+from rlif_data.registry.store import resolve_dataset
 from rlif_data.sources import demo_files
 
 # Episode keys: input number * this + episode index keeps inputs in the order given.
@@ -50,7 +51,7 @@ def run(out_dir: str, *, sessions: Sequence[str] = (), demos: Sequence[str] = ()
       SchemaMismatchError: inputs with different observation/action layouts.
       OutputExistsError: `out_dir` exists.
     """
-    inputs = [("session", os.path.abspath(p)) for p in sessions] + [
+    inputs = [("session", os.path.abspath(resolve_dataset(p))) for p in sessions] + [
         ("demos", os.path.abspath(p)) for p in demos]
     if not inputs:
         raise ValueError("give at least one --sessions directory or --demos path")

@@ -28,6 +28,7 @@ from pipelines import common, output
 from rlif_data import errors
 from rlif_data.recording import reader as reader_lib
 from rlif_data.recording import store
+from rlif_data.registry.store import resolve_dataset
 
 _BUILT_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
 
@@ -55,6 +56,7 @@ def run(inputs: Sequence[str], out_dir: str, name: Optional[str] = None) -> str:
     """
     if len(inputs) < 2:
         raise ValueError("merge needs at least two input datasets")
+    inputs = [resolve_dataset(p) for p in inputs]
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir):
         raise output.OutputExistsError(f"{out_dir} already exists; choose a new output directory")

@@ -21,6 +21,7 @@ import apache_beam as beam
 from pipelines import common, output
 from rlif_data import relabel as rl
 from rlif_data.recording.reader import EpisodeReader
+from rlif_data.registry.store import resolve_dataset
 
 
 def run(input_dir: str, out_dir: str, view: str = "paper",
@@ -34,6 +35,7 @@ def run(input_dir: str, out_dir: str, view: str = "paper",
     """
     if view not in rl.VIEWS:
         raise ValueError(f"unknown relabel view {view!r}; choose one of {list(rl.VIEWS)}")
+    input_dir = resolve_dataset(input_dir)
     with EpisodeReader(input_dir, repair=False) as reader:
         schema = reader.schema
         count = len(reader)
@@ -59,7 +61,8 @@ def run(input_dir: str, out_dir: str, view: str = "paper",
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Command-line entry: job flags plus any Beam pipeline options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", required=True, help="recording or dataset directory")
+    parser.add_argument("--input", required=True,
+                        help="recording or dataset directory, or a registry reference (name@tag)")
     parser.add_argument("--out", required=True, help="output dataset directory (must not exist)")
     parser.add_argument("--view", default="paper", choices=rl.VIEWS)
     args, beam_args = common.parse_job_args(parser, argv)

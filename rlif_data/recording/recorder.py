@@ -100,6 +100,10 @@ class RolloutRecorder:
       model: the intervention model.
       session: episode metadata for this session.
       clock: monotonic clock (seconds), injectable for tests.
+      pacer: paces a real-time loop: ``reset()`` at each episode start,
+        ``wait()`` before each step (e.g. `robot.timing.ControlRate`).
+      observer: called after every step with (episode id, step index,
+        applied action, new timestep): session logs hook in here.
     """
 
     def __init__(
@@ -111,6 +115,8 @@ class RolloutRecorder:
         model: InterventionModel,
         session: SessionInfo,
         clock: Callable[[], float] = time.monotonic,
+        pacer: Optional[Any] = None,
+        observer: Optional[Callable[[str, int, np.ndarray, Any], None]] = None,
     ):
         import envlogger
 
@@ -122,6 +128,8 @@ class RolloutRecorder:
             session, session_id=session.session_id or uuid.uuid4().hex[:12]
         )
         self._clock = clock
+        self._pacer = pacer
+        self._observer = observer
         self._pending: Optional[episodes.StepInfo] = None
         self._backend = StoreBackend(store)
         self._env = envlogger.EnvLogger(env, step_fn=self._step_fn, backend=self._backend)
@@ -199,6 +207,8 @@ class RolloutRecorder:
         for fn in (self._policy, self._expert):
             if hasattr(fn, "reset"):
                 fn.reset(seed=seed)
+        if self._pacer is not None:
+            self._pacer.reset()
         start = self._clock()
         timestep = self._env.reset()
         metadata = self._episode_metadata(index, seed)
@@ -211,12 +221,16 @@ class RolloutRecorder:
         try:
             while not timestep.last():
                 where = f"{self._backend.store.directory}: episode {metadata[sc.EPISODE_ID]} step {step}"
+                if self._pacer is not None:
+                    self._pacer.wait()
                 action = self._choose(step, timestep.observation, start, where)
                 now = self._pending.intervention
                 intervened += now
                 takeovers += now and not prev
                 prev = now
                 timestep = self._env.step(action)
+                if self._observer is not None:
+                    self._observer(metadata[sc.EPISODE_ID], step, action, timestep)
                 ret += float(timestep.reward)
                 step += 1
         except BaseException:

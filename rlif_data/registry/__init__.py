@@ -1,0 +1,1 @@
+"""Versioned datasets: a registry of immutable TFDS dataset versions, tags, lineage, sharing."""

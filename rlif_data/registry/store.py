@@ -1,0 +1,488 @@
+"""The local dataset registry: immutable versions, movable tags, lineage. Offline-first.
+
+Layout under the data root (``$RLIF_DATA_ROOT``, default ``~/.rlif_data``)::
+
+    datasets/<name>/<version>/      a TFDS dataset + MANIFEST.json (sizes, SHA-256)
+    datasets/<name>/tags.json       {tag: version}
+    datasets/<name>/tags.log.jsonl  tag history: who, when, what it pointed at before
+    datasets/<name>/.lock           serialises version allocation and tag moves
+    staging/<id>/                   publishes and pulls in progress (gc removes dead ones)
+
+A version becomes visible by one `rename` of a fully written, verified
+staging directory, so readers never see half a version, and a crashed publish
+leaves only a staging directory. Published versions are never modified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import errno
+import fcntl
+import getpass
+import json
+import os
+import shutil
+import socket
+import time
+import uuid
+from typing import Any, Iterator, Optional
+
+from rlif_data import errors
+from rlif_data.registry import checksums
+from rlif_data.registry.versions import (
+    LATEST,
+    Ref,
+    Version,
+    check_name,
+    check_tag,
+    next_version,
+    parse_ref,
+)
+
+ROOT_ENV = "RLIF_DATA_ROOT"
+STAGING_LOCK = ".publisher.lock"
+
+
+class RegistryError(errors.RlifDataError):
+    """A registry operation failed; nothing visible was changed."""
+
+
+class UnknownDatasetError(RegistryError, KeyError):
+    """A name, version or tag is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class VersionExistsError(RegistryError):
+    """A version is already published (versions are immutable)."""
+
+
+class IntegrityError(RegistryError):
+    """A version's files differ from what was recorded at publish."""
+
+
+def default_root() -> str:
+    """``$RLIF_DATA_ROOT`` or ``~/.rlif_data``."""
+    return os.environ.get(ROOT_ENV) or os.path.join(os.path.expanduser("~"), ".rlif_data")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+def _user() -> str:
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except Exception:  # no login name in some containers
+        return f"uid{os.getuid()}@{socket.gethostname()}"
+
+
+@contextlib.contextmanager
+def _flock(path: str, timeout: float = 60.0):
+    """An exclusive lock on `path` (released when the holder dies), waiting up to `timeout`."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RegistryError(f"{path}: still locked by another process after "
+                                        f"{timeout:.0f} s") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionInfo:
+    """A published version as `ls`/`show` report it."""
+
+    name: str
+    version: Version
+    path: str
+    manifest: dict[str, Any]
+    tags: tuple[str, ...]
+
+    @property
+    def ref(self) -> str:
+        """``name:version``."""
+        return f"{self.name}:{self.version}"
+
+    @property
+    def size(self) -> int:
+        """Total bytes of the version's files."""
+        return sum(f["size"] for f in self.manifest["files"].values())
+
+
+class Registry:
+    """A dataset registry rooted at a local directory.
+
+    Args:
+      root: the data root (default `default_root()`).
+    """
+
+    def __init__(self, root: Optional[str] = None):
+        self.root = os.path.abspath(root or default_root())
+
+    # -- paths --------------------------------------------------------------
+    def _name_dir(self, name: str) -> str:
+        return os.path.join(self.root, "datasets", check_name(name))
+
+    def version_dir(self, name: str, version: Version) -> str:
+        """Where `name:version` lives (whether or not it exists)."""
+        return os.path.join(self._name_dir(name), str(version))
+
+    def staging_dir(self) -> str:
+        """Parent of in-progress publishes and pulls."""
+        return os.path.join(self.root, "staging")
+
+    # -- reading ------------------------------------------------------------
+    def names(self) -> list[str]:
+        """Dataset names with at least one version."""
+        base = os.path.join(self.root, "datasets")
+        if not os.path.isdir(base):
+            return []
+        return sorted(n for n in os.listdir(base) if self.versions(n))
+
+    def versions(self, name: str) -> list[Version]:
+        """Published versions of `name`, ascending."""
+        d = self._name_dir(name)
+        if not os.path.isdir(d):
+            return []
+        out = []
+        for entry in os.listdir(d):
+            try:
+                v = Version.parse(entry)
+            except ValueError:
+                continue
+            if os.path.exists(os.path.join(d, entry, checksums.MANIFEST)):
+                out.append(v)
+        return sorted(out)
+
+    def tags(self, name: str) -> dict[str, str]:
+        """{tag: version} of `name`."""
+        path = os.path.join(self._name_dir(name), "tags.json")
+        if not os.path.exists(path):
+            return {}
+        with open(path) as f:
+            return json.load(f)
+
+    def tag_history(self, name: str) -> list[dict[str, Any]]:
+        """Every tag change of `name`, oldest first."""
+        path = os.path.join(self._name_dir(name), "tags.log.jsonl")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def resolve(self, ref: str | Ref) -> tuple[str, Version]:
+        """(name, version) that a reference names.
+
+        Raises:
+          ValueError: malformed reference.
+          UnknownDatasetError: unknown name/version/tag, or a tag pointing at a
+            version that is no longer there; the message lists what exists.
+        """
+        ref = parse_ref(ref) if isinstance(ref, str) else ref
+        known = self.versions(ref.name)
+        if not known and not self.tags(ref.name):
+            names = self.names()
+            raise UnknownDatasetError(
+                f"no dataset {ref.name!r} in the local registry {self.root}"
+                + (f"; known: {', '.join(names)}" if names else "; it is empty")
+                + ". If it exists on a remote, `rlif-data pull` it first.")
+        if ref.version is not None:
+            if ref.version not in known:
+                raise UnknownDatasetError(
+                    f"{ref} is not in the local registry; versions of {ref.name}: "
+                    f"{', '.join(map(str, known)) or 'none'}")
+            return ref.name, ref.version
+        tags = self.tags(ref.name)
+        if ref.tag not in tags:
+            raise UnknownDatasetError(
+                f"{ref} is not a known tag; tags of {ref.name}: "
+                f"{', '.join(f'{t}->{v}' for t, v in sorted(tags.items())) or 'none'}. "
+                "If the tag exists only on a remote, `rlif-data pull` it first.")
+        version = Version.parse(tags[ref.tag])
+        if version not in known:
+            raise UnknownDatasetError(
+                f"{ref} points at {ref.name}:{version}, which is no longer in the registry "
+                f"(deleted?); re-tag it with `rlif-data tag`")
+        return ref.name, version
+
+    def info(self, ref: str | Ref) -> VersionInfo:
+        """The `VersionInfo` of a reference."""
+        name, version = self.resolve(ref)
+        path = self.version_dir(name, version)
+        tags = tuple(sorted(t for t, v in self.tags(name).items() if v == str(version)))
+        return VersionInfo(name, version, path, checksums.read_manifest(path), tags)
+
+    def path(self, ref: str | Ref, verify: str = "size") -> str:
+        """The directory of a version, checked first ("size": cheap; "full": SHA-256; "none").
+
+        Raises:
+          IntegrityError: the files differ from the manifest.
+        """
+        info = self.info(ref)
+        if verify != "none":
+            self._check(info, full=verify == "full")
+        return info.path
+
+    def verify(self, ref: str | Ref, full: bool = True) -> VersionInfo:
+        """Check a version's files against its manifest.
+
+        Raises:
+          IntegrityError: naming every missing, resized, altered or extra file.
+        """
+        info = self.info(ref)
+        self._check(info, full)
+        return info
+
+    def _check(self, info: VersionInfo, full: bool) -> None:
+        problems = checksums.check_files(info.path, info.manifest["files"], full)
+        if problems:
+            raise IntegrityError(f"{info.ref} at {info.path} is damaged: " + "; ".join(problems))
+
+    def list(self) -> list[VersionInfo]:
+        """Every version of every dataset."""
+        return [self.info(f"{n}:{v}") for n in self.names() for v in self.versions(n)]
+
+    # -- publishing -----------------------------------------------------------
+    @contextlib.contextmanager
+    def _staging(self, kind: str) -> Iterator[str]:
+        """A fresh staging directory, locked by this process while it works in it."""
+        os.makedirs(self.staging_dir(), exist_ok=True)
+        path = os.path.join(self.staging_dir(), f"{kind}-{uuid.uuid4().hex[:12]}")
+        os.makedirs(path)
+        with _flock(os.path.join(path, STAGING_LOCK)):
+            try:
+                yield path
+            finally:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def publish(self, source: str, name: str, version: Optional[str] = None,
+                bump: str = "minor", tags: tuple[str, ...] = (LATEST,),
+                lineage: Optional[dict[str, Any]] = None, progress=None) -> VersionInfo:
+        """Copy a dataset directory into the registry as a new immutable version.
+
+        Files are copied and hashed in one pass into a staging directory, the
+        copy is verified against the hashes, and the version appears with one
+        rename. Version allocation, the rename and tag moves happen under the
+        name's lock, so concurrent publishers never collide.
+
+        Args:
+          source: a dataset directory (pipeline output or recording).
+          name: dataset name.
+          version: exact version to publish, or None for `bump` of the highest.
+          bump: "major", "minor" or "patch" (used when `version` is None).
+          tags: tags to point at the new version.
+          lineage: extra lineage merged into the manifest (the dataset's own
+            metadata.json lineage is always kept with its files).
+          progress: optional callable(bytes) for progress bars.
+
+        Raises:
+          VersionExistsError: `version` is already published.
+          RegistryError: the source is not a dataset directory, or the copy did
+            not verify; nothing became visible.
+        """
+        check_name(name)
+        for tag in tags:
+            check_tag(tag)
+        wanted = Version.parse(version) if version else None
+        source = os.path.abspath(source)
+        if not os.path.exists(os.path.join(source, "dataset_info.json")):
+            raise RegistryError(f"{source} is not a dataset directory (no dataset_info.json)")
+        self._assert_not_in_use(source)
+        with self._staging("publish") as staging:
+            target = os.path.join(staging, "version")
+            os.makedirs(target)
+            files = {}
+            for rel in checksums.list_files(source):
+                if os.path.basename(rel).startswith("."):
+                    continue  # lock files, temporary files of a live writer
+                src, dst = os.path.join(source, rel), os.path.join(target, rel)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                with open(src, "rb") as fi, open(dst, "wb") as fo:
+                    size, digest = checksums.copy_and_hash(fi, fo, progress)
+                    fo.flush()
+                    os.fsync(fo.fileno())
+                files[rel] = {"size": size, "sha256": digest}
+            problems = checksums.check_files(target, files, full=False)
+            if problems:
+                raise RegistryError(f"copy of {source} did not verify: {'; '.join(problems)}")
+            name_dir = self._name_dir(name)
+            os.makedirs(name_dir, exist_ok=True)
+            with _flock(os.path.join(name_dir, ".lock")):
+                chosen = wanted or next_version(self.versions(name), bump)
+                final = self.version_dir(name, chosen)
+                if os.path.exists(final):
+                    raise VersionExistsError(
+                        f"{name}:{chosen} is already published; versions are immutable, "
+                        "publish a new version instead")
+                checksums.write_manifest(target, files, {
+                    "name": name, "version": str(chosen), "created": _now(),
+                    "published_by": _user(), "source": source, "lineage": lineage or {},
+                })
+                try:
+                    os.rename(target, final)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                        raise VersionExistsError(f"{name}:{chosen} appeared meanwhile") from None
+                    raise
+                _fsync_dir(name_dir)
+                for tag in tags:
+                    self._set_tag_locked(name, tag, chosen)
+        return self.info(f"{name}:{chosen}")
+
+    @staticmethod
+    def _assert_not_in_use(source: str) -> None:
+        """Refuse a recording whose writer is still running (it would change under us)."""
+        from rlif_data.recording import store as rec_store
+
+        lock = os.path.join(source, rec_store.LOCK_FILE)
+        if os.path.exists(lock):
+            try:
+                with rec_store.writer_lock(source):
+                    pass
+            except errors.RecordingLockedError as exc:
+                raise RegistryError(f"cannot publish while recording: {exc}") from None
+
+    # -- tags -----------------------------------------------------------------
+    def tag(self, ref: str, tag: str) -> Version:
+        """Point `tag` at the version `ref` names (moving it if it exists)."""
+        check_tag(tag)
+        name, version = self.resolve(ref)
+        with _flock(os.path.join(self._name_dir(name), ".lock")):
+            self._set_tag_locked(name, tag, version)
+        return version
+
+    def untag(self, name: str, tag: str) -> None:
+        """Remove a tag (the version stays).
+
+        Raises:
+          UnknownDatasetError: no such tag.
+        """
+        with _flock(os.path.join(self._name_dir(name), ".lock")):
+            tags = self.tags(name)
+            if tag not in tags:
+                raise UnknownDatasetError(f"{name}@{tag} is not a tag; tags: {sorted(tags)}")
+            old = tags.pop(tag)
+            self._write_tags(name, tags, {"action": "untag", "tag": tag, "old": old, "new": None})
+
+    def _set_tag_locked(self, name: str, tag: str, version: Version) -> None:
+        tags = self.tags(name)
+        old = tags.get(tag)
+        tags[tag] = str(version)
+        self._write_tags(name, tags, {"action": "tag", "tag": tag, "old": old,
+                                      "new": str(version)})
+
+    def _write_tags(self, name: str, tags: dict[str, str], event: dict[str, Any]) -> None:
+        name_dir = self._name_dir(name)
+        with open(os.path.join(name_dir, "tags.log.jsonl"), "a") as log:
+            log.write(json.dumps({"time": _now(), "user": _user(), **event}) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+        tmp = os.path.join(name_dir, f".tags-{uuid.uuid4().hex[:8]}.json")
+        with open(tmp, "w") as f:
+            json.dump(tags, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(name_dir, "tags.json"))
+
+    # -- lineage --------------------------------------------------------------
+    def lineage(self, ref: str | Ref) -> dict[str, Any]:
+        """The lineage tree of a version back to raw logs.
+
+        Returns:
+          ``{"ref", "job", "params", "created", "inputs": [subtree | raw input]}``;
+          an input inside this registry is expanded recursively.
+        """
+        info = self.info(ref)
+        return self._lineage_node(info, seen=set())
+
+    def _lineage_node(self, info: VersionInfo, seen: set) -> dict[str, Any]:
+        meta_path = os.path.join(info.path, "metadata.json")
+        job: dict[str, Any] = {}
+        if os.path.exists(meta_path):
+            with open(meta_path) as f:
+                job = json.load(f).get("lineage", {}) or {}
+        node = {"ref": info.ref, "job": job.get("job", "recording"), "params": job.get("params", {}),
+                "created": info.manifest.get("created"), "code_version": job.get("code_version"),
+                "content_sha256": info.manifest.get("content_sha256"), "inputs": []}
+        seen.add(info.ref)
+        inputs = list(job.get("inputs", [])) + list(info.manifest.get("lineage", {}).get("inputs", []))
+        for item in inputs:
+            parent = self._registry_ref(item)
+            if parent and parent not in seen:
+                node["inputs"].append(self._lineage_node(self.info(parent), seen))
+            else:
+                node["inputs"].append({"raw": item})
+        return node
+
+    def _registry_ref(self, item: dict[str, Any]) -> Optional[str]:
+        if item.get("ref"):
+            return item["ref"]
+        path = os.path.abspath(item.get("path", "")) if item.get("path") else ""
+        base = os.path.join(self.root, "datasets") + os.sep
+        if path.startswith(base):
+            parts = path[len(base):].split(os.sep)
+            if len(parts) >= 2:
+                return f"{parts[0]}:{parts[1]}"
+        return None
+
+    # -- garbage collection ------------------------------------------------------
+    def gc(self) -> list[str]:
+        """Remove staging directories left by crashed publishes/pulls; returns them.
+
+        A staging directory whose lock is held by a live process is skipped.
+        """
+        removed = []
+        base = self.staging_dir()
+        if not os.path.isdir(base):
+            return removed
+        for entry in sorted(os.listdir(base)):
+            path = os.path.join(base, entry)
+            lock = os.path.join(path, STAGING_LOCK)
+            if not os.path.exists(lock):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+                continue
+            try:
+                with _flock(lock, timeout=0):
+                    pass
+            except RegistryError:
+                continue  # a live publisher
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        return removed
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def resolve_dataset(arg: str, root: Optional[str] = None) -> str:
+    """A dataset argument as a directory: an existing path as is, else a registry reference.
+
+    This is how pipelines, trainers and the CLI accept ``name@tag`` and
+    ``name:version`` wherever they take a dataset directory.
+    """
+    if os.path.exists(arg):
+        return arg
+    try:
+        parse_ref(arg)
+    except ValueError:
+        raise FileNotFoundError(f"{arg}: no such directory, and not a dataset reference "
+                                "(name:1.0.0, name@tag)") from None
+    return Registry(root).path(arg)

@@ -1,0 +1,274 @@
+"""The robot environment interface, a simulated arm that implements it offline, and safety limits.
+
+A robot environment here is a `dm_env.Environment` whose observations are a
+dict of proprio `state` plus camera frames, whose actions are end-effector
+deltas in [-1, 1] (what a SpaceMouse or a policy produces), and which never
+receives an action outside its `SafetyLimits`: actions are clipped first and
+the clipping is reported.
+
+Real arms plug in behind the same interface. The adapter point is
+`RobotClient`: implement it against your robot server (e.g. an HTTP/gRPC
+server next to the arm, as SERL-style setups run) and wrap it with
+`ClientRobotEnv`. Nothing here talks to hardware that is not present.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, Optional, Protocol
+
+import dm_env
+import numpy as np
+from dm_env import specs
+
+from rlif_data.envs.cameras import STATE_KEY
+
+
+@dataclasses.dataclass(frozen=True)
+class SafetyLimits:
+    """Bounds every action must satisfy before it reaches the robot.
+
+    Attributes:
+      low, high: per-dimension action bounds (end-effector delta units).
+      max_norm: optional bound on the Euclidean norm of the action (speed limit).
+    """
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    max_norm: Optional[float] = None
+
+    def clip(self, action: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Return (safe action, whether it had to be changed). Pure.
+
+        Raises:
+          ValueError: wrong shape or NaN/inf (never sent, never "fixed").
+        """
+        a = np.asarray(action, dtype=np.float32)
+        if a.shape != (len(self.low),):
+            raise ValueError(f"action has shape {a.shape}, the robot expects ({len(self.low)},)")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action contains NaN/inf: {a.tolist()}; not sent to the robot")
+        safe = np.clip(a, self.low, self.high)
+        if self.max_norm is not None:
+            norm = float(np.linalg.norm(safe))
+            if norm > self.max_norm:
+                safe = safe * (self.max_norm / norm)
+        return safe.astype(np.float32), bool(np.any(safe != a))
+
+
+class RobotClient(Protocol):
+    """What a real arm's driver provides (the adapter point for real robots)."""
+
+    def reset(self) -> dict[str, np.ndarray]:
+        """Move to the start pose; return the first observation."""
+
+    def apply(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool]:
+        """Send one end-effector delta; return (observation, reward, episode done)."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+class RobotEnv(dm_env.Environment, abc.ABC):
+    """Base of robot environments: safety clipping and the clip flag.
+
+    Subclasses implement `_reset` and `_apply` with already-safe actions.
+    """
+
+    def __init__(self, limits: SafetyLimits):
+        self.limits = limits
+        self.last_action_clipped = False
+        self.clipped_steps = 0
+
+    @abc.abstractmethod
+    def _reset(self) -> dm_env.TimeStep:
+        """Start an episode."""
+
+    @abc.abstractmethod
+    def _apply(self, safe_action: np.ndarray) -> dm_env.TimeStep:
+        """Apply an action that is within the limits."""
+
+    def reset(self) -> dm_env.TimeStep:
+        """Start an episode."""
+        self.last_action_clipped = False
+        return self._reset()
+
+    def step(self, action) -> dm_env.TimeStep:
+        """Clip `action` to the safety limits, then apply it."""
+        safe, clipped = self.limits.clip(action)
+        self.last_action_clipped = clipped
+        self.clipped_steps += clipped
+        return self._apply(safe)
+
+    def action_spec(self):
+        """End-effector deltas within the safety limits."""
+        return specs.BoundedArray((len(self.limits.low),), np.float32,
+                                  np.asarray(self.limits.low, np.float32),
+                                  np.asarray(self.limits.high, np.float32), name="action")
+
+    def reward_spec(self):
+        """Scalar float32 reward."""
+        return specs.Array((), np.float32, name="reward")
+
+    def discount_spec(self):
+        """Scalar float32 discount."""
+        return specs.BoundedArray((), np.float32, 0.0, 1.0, name="discount")
+
+
+class ClientRobotEnv(RobotEnv):
+    """A `RobotEnv` over a `RobotClient` (real arms); the client sees only safe actions."""
+
+    def __init__(self, client: RobotClient, limits: SafetyLimits, observation_spec: Any,
+                 max_steps: int):
+        super().__init__(limits)
+        self._client = client
+        self._observation_spec = observation_spec
+        self._max_steps = max_steps
+        self._t = 0
+
+    def _reset(self) -> dm_env.TimeStep:
+        self._t = 0
+        return dm_env.restart(self._client.reset())
+
+    def _apply(self, safe_action: np.ndarray) -> dm_env.TimeStep:
+        obs, reward, done = self._client.apply(safe_action)
+        self._t += 1
+        if done:
+            return dm_env.termination(np.float32(reward), obs)
+        if self._t >= self._max_steps:
+            return dm_env.truncation(np.float32(reward), obs, np.float32(1.0))
+        return dm_env.transition(np.float32(reward), obs, np.float32(1.0))
+
+    def observation_spec(self):
+        """As given by the caller for the client's observations."""
+        return self._observation_spec
+
+    def close(self):
+        """Close the client."""
+        self._client.close()
+
+
+class SimArmEnv(RobotEnv):
+    """A simulated arm (MuJoCo, Gymnasium's Reacher-v5) driven by end-effector deltas.
+
+    The 2-link planar arm takes an (dx, dy) fingertip velocity command in
+    [-1, 1]; a Jacobian-transpose controller turns it into joint torques, as a
+    real arm's Cartesian controller would. Observations: the 10-dim Reacher
+    state plus RGB frames from `cameras` (MuJoCo's free camera seen from two
+    viewpoints by default). Episodes end after `max_steps` (truncation).
+
+    Args:
+      cameras: names of the views; each gets its own viewpoint.
+      image_size: frame size in pixels (0 for no cameras).
+      max_steps: steps per episode.
+      seed: seeds the first reset.
+      limits: safety limits (default: each delta in [-1, 1], norm <= 1).
+      gain: torque per unit of commanded fingertip velocity.
+    """
+
+    VIEWS = {"front": (90.0, -45.0), "side": (0.0, -20.0)}  # azimuth, elevation
+
+    def __init__(self, cameras: tuple[str, ...] = ("front", "side"), image_size: int = 128,
+                 max_steps: int = 100, seed: Optional[int] = None,
+                 limits: Optional[SafetyLimits] = None, gain: float = 4.0):
+        import gymnasium as gym
+
+        super().__init__(limits or SafetyLimits((-1.0, -1.0), (1.0, 1.0), max_norm=1.0))
+        self._env = gym.make("Reacher-v5", max_episode_steps=max_steps)
+        self._seed = seed
+        self._cameras = tuple(cameras) if image_size else ()
+        self._size = image_size
+        self._gain = gain
+        self._renderer = None
+
+    @property
+    def model(self):
+        """The MuJoCo model."""
+        return self._env.unwrapped.model
+
+    @property
+    def data(self):
+        """The MuJoCo data."""
+        return self._env.unwrapped.data
+
+    def fingertip(self) -> np.ndarray:
+        """Fingertip (x, y) position in metres."""
+        return self.data.body("fingertip").xpos[:2].copy()
+
+    def target(self) -> np.ndarray:
+        """Target (x, y) position in metres."""
+        return self.data.body("target").xpos[:2].copy()
+
+    def _frames(self) -> dict[str, np.ndarray]:
+        import mujoco
+
+        if not self._cameras:
+            return {}
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, self._size, self._size)
+        out = {}
+        for name in self._cameras:
+            cam = mujoco.MjvCamera()
+            mujoco.mjv_defaultFreeCamera(self.model, cam)
+            cam.azimuth, cam.elevation = self.VIEWS.get(name, (45.0, -30.0))
+            cam.distance = 0.6
+            cam.lookat[:] = (0.0, 0.0, 0.0)
+            self._renderer.update_scene(self.data, camera=cam)
+            out[name] = self._renderer.render().copy()
+        return out
+
+    def _observation(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        return {STATE_KEY: np.asarray(obs, np.float32), **self._frames()}
+
+    def _reset(self) -> dm_env.TimeStep:
+        obs, _ = self._env.reset(seed=self._seed)
+        self._seed = None
+        return dm_env.restart(self._observation(obs))
+
+    def ee_delta_to_torque(self, delta: np.ndarray) -> np.ndarray:
+        """Jacobian-transpose control: joint torques that push the fingertip along `delta`."""
+        import mujoco
+
+        jacp = np.zeros((3, self.model.nv))
+        mujoco.mj_jacBody(self.model, self.data, jacp, None, self.model.body("fingertip").id)
+        arm = jacp[:2, :2]  # the two arm joints; the target's slide joints are not actuated
+        torque = self._gain * arm.T @ np.asarray(delta, np.float64)
+        damping = 0.05 * self.data.qvel[:2]
+        return np.clip(torque - damping, -1.0, 1.0).astype(np.float32)
+
+    def _apply(self, safe_action: np.ndarray) -> dm_env.TimeStep:
+        obs, reward, terminated, truncated, _ = self._env.step(self.ee_delta_to_torque(safe_action))
+        obs = self._observation(obs)
+        reward = np.float32(reward)
+        if terminated:
+            return dm_env.termination(reward, obs)
+        if truncated:
+            return dm_env.truncation(reward, obs, np.float32(1.0))
+        return dm_env.transition(reward, obs, np.float32(1.0))
+
+    def observation_spec(self):
+        """Proprio state and one RGB frame per camera."""
+        spec = {STATE_KEY: specs.Array((10,), np.float32, name=STATE_KEY)}
+        for name in self._cameras:
+            spec[name] = specs.Array((self._size, self._size, 3), np.uint8, name=name)
+        return spec
+
+    def close(self):
+        """Close the simulator."""
+        self._env.close()
+
+
+def reach_expert(env: SimArmEnv, speed: float = 1.0):
+    """A scripted operator for the sim arm: moves the fingertip straight to the target."""
+
+    def act(observation) -> np.ndarray:
+        del observation
+        error = env.target() - env.fingertip()
+        norm = float(np.linalg.norm(error))
+        if norm < 1e-6:
+            return np.zeros(2, np.float32)
+        return (speed * error / max(norm, 0.05)).clip(-1, 1).astype(np.float32)
+
+    return act
+
