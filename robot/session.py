@@ -119,6 +119,44 @@ def _device_action(device: InputDevice, action_dim: int):
     return act
 
 
+def make_device(spec: str, clock: Callable[[], float] = time.monotonic) -> InputDevice:
+    """An input device from its CLI name: "spacemouse", "keyboard" or "replay:FILE".
+
+    Raises:
+      ValueError: unknown device name.
+    """
+    if spec == "spacemouse":
+        from robot.spacemouse_hid import SpaceMouseHID
+
+        return SpaceMouseHID(clock=clock)
+    if spec == "keyboard":
+        from robot.keyboard_device import KeyboardDevice, TerminalKeySource
+
+        return KeyboardDevice(TerminalKeySource(), clock=clock)
+    if spec.startswith("replay:"):
+        from robot.replay_device import ReplayDevice
+
+        return ReplayDevice(spec.split(":", 1)[1], clock=clock)
+    raise ValueError(f"unknown device {spec!r}; use spacemouse, keyboard or replay:FILE")
+
+
+def make_policy(spec: str, env: Any, seed: int = 0) -> Callable[[Any], np.ndarray]:
+    """The robot policy: "random", "noisy-reach" (a weak scripted learner) or a checkpoint dir."""
+    from rlif_data import policies
+    from rlif_data.envs.cameras import STATE_KEY
+    from robot.env import reach_expert
+
+    spec_ = env.action_spec()
+    if spec == "random":
+        return policies.RandomPolicy(spec_.minimum, spec_.maximum, seed=seed)
+    if spec == "noisy-reach":
+        return policies.NoisyPolicy(reach_expert(env), 0.8, spec_.minimum, spec_.maximum, seed=seed)
+    if os.path.isdir(spec):
+        mlp = policies.load_mlp_policy(spec)
+        return lambda observation: mlp(observation[STATE_KEY])
+    raise ValueError(f"unknown policy {spec!r}; use random, noisy-reach or a checkpoint directory")
+
+
 def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.ndarray],
                 schema: sc.EpisodeSchema, config: SessionConfig,
                 pacer: Optional[ControlRate] = None, progress: bool = True) -> dict[str, Any]:

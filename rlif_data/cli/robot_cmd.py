@@ -1,0 +1,61 @@
+"""`rlif-data robot-session`: a policy acts, a person takes over, everything is recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rlif_data.cli.common import console, user_errors
+
+
+def robot_session(
+    out: Path = typer.Option(..., help="Recording directory (created, or appended to)."),
+    env: str = typer.Option("sim-arm", help="Robot environment: sim-arm (MuJoCo, offline)."),
+    device: str = typer.Option("replay:", help="spacemouse, keyboard, or replay:FILE."),
+    policy: str = typer.Option("noisy-reach", help="random, noisy-reach, or a checkpoint dir."),
+    episodes: int = typer.Option(1, min=1),
+    rate: float = typer.Option(10.0, help="Control rate in Hz."),
+    max_steps: int = typer.Option(100, min=1, help="Steps per episode."),
+    image_size: int = typer.Option(128, min=0, help="Camera frame size (0: no cameras)."),
+    operator: str = typer.Option("operator", help="Who holds the device."),
+    policy_version: str = typer.Option("", help="Stored with each episode (default: --policy)."),
+    round_: int = typer.Option(0, "--round", help="RLIF round number."),
+    seed: int = typer.Option(0),
+    quiet: bool = typer.Option(False, help="No progress bar."),
+):
+    """Record a robot session: policy control with human takeovers through an input device."""
+    from rlif_data import schema as sc
+    from robot.env import SimArmEnv
+    from robot.session import SessionConfig, make_device, make_policy, run_session
+
+    with user_errors():
+        if env != "sim-arm":
+            raise ValueError(f"unknown robot env {env!r}; available offline: sim-arm "
+                             "(real arms: implement robot.env.RobotClient)")
+        if device == "replay:":
+            raise ValueError("give the replay file: --device replay:FILE")
+        cameras = ("front", "side") if image_size else ()
+        robot = SimArmEnv(cameras=cameras, image_size=image_size, max_steps=max_steps, seed=seed)
+        schema = (sc.camera_schema(10, 2, cameras=cameras, size=image_size) if cameras
+                  else sc.EpisodeSchema({"state": sc.ArraySpec((10,))}, 2))
+        dev = make_device(device)
+        config = SessionConfig(out=str(out), episodes=episodes, rate_hz=rate, operator=operator,
+                               robot=env, policy_version=policy_version or policy, round=round_,
+                               seed=seed)
+        with dev:
+            result = run_session(robot, dev, make_policy(policy, robot, seed), schema, config,
+                                 progress=not quiet)
+    s, t = result["summary"], result["timing"]
+    console.print(
+        f"recorded {len(s.episodes)} episodes ({s.transitions} steps, operator in control "
+        f"{s.intervention_rate:.0%}) to {s.directory}\n"
+        f"control period at {rate:g} Hz: p50 {t['p50_ms']:.1f} ms, p99 {t['p99_ms']:.1f} ms, "
+        f"max {t['max_ms']:.1f} ms, missed deadlines {t['missed_deadlines']}\n"
+        f"events: {result['events'] or 'none'}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `robot-session` to the CLI."""
+    app.command(name="robot-session")(robot_session)
