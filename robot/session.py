@@ -159,7 +159,8 @@ def make_policy(spec: str, env: Any, seed: int = 0) -> Callable[[Any], np.ndarra
 
 def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.ndarray],
                 schema: sc.EpisodeSchema, config: SessionConfig,
-                pacer: Optional[ControlRate] = None, progress: bool = True) -> dict[str, Any]:
+                pacer: Optional[ControlRate] = None, progress: bool = True,
+                clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     """Record `config.episodes` episodes of policy control with human takeovers.
 
     Args:
@@ -170,13 +171,14 @@ def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.n
       config: session metadata and rate.
       pacer: control-rate pacer (default: `ControlRate(config.rate_hz)`).
       progress: show a progress bar.
+      clock: monotonic clock of the step timestamps (the pacer's and the device's).
 
     Returns:
       ``{"summary": SessionSummary, "timing": period_stats(...), "events": counts}``.
     """
     from tqdm.auto import tqdm
 
-    pacer = pacer or ControlRate(config.rate_hz)
+    pacer = pacer or ControlRate(config.rate_hz, clock=clock)
     store = EpisodeStore.open(config.out, schema,
                               metadata={"robot": config.robot, "task": config.task})
     events = EventLog(os.path.join(store.directory, EVENTS_FILE))
@@ -188,7 +190,7 @@ def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.n
     recorder = RolloutRecorder(
         env, store, policy, _device_action(device, schema.action_dim),
         iv.ExternalTakeover(device, device=type(device).__name__), session,
-        pacer=pacer, observer=_Watcher(env, device, events),
+        clock=clock, pacer=pacer, observer=_Watcher(env, device, events),
     )
     results = []
     t0 = time.monotonic()

@@ -43,7 +43,8 @@ def run(tmp_path, lines, steps=40, episodes=1, image_size=0, limits=None):
     result = run_session(env, device, make_policy("random", env), schema,
                          SessionConfig(out=str(tmp_path / "rec"), episodes=episodes,
                                        operator="alice", task="reach"),
-                         pacer=ControlRate(10.0, clock=clock, sleep=clock.sleep), progress=False)
+                         pacer=ControlRate(10.0, clock=clock, sleep=clock.sleep), progress=False,
+                         clock=clock)
     return result, read_episodes(str(tmp_path / "rec"))
 
 
