@@ -341,6 +341,63 @@ class Registry:
                     self._set_tag_locked(name, tag, chosen)
         return self.info(f"{name}:{chosen}")
 
+    def install(self, staged: str, tags: tuple[str, ...] = ()) -> VersionInfo:
+        """Make a staged, complete version directory (files + MANIFEST.json) visible.
+
+        Used by pull and import: the manifest names the version; every file is
+        checked against it (full SHA-256) before the rename.
+
+        Raises:
+          IntegrityError: the staged files differ from their manifest.
+          VersionExistsError: the version exists locally with other content
+            (the same content is accepted as already installed).
+        """
+        manifest = checksums.read_manifest(staged)
+        name, version = check_name(manifest["name"]), Version.parse(manifest["version"])
+        problems = checksums.check_files(staged, manifest["files"], full=True)
+        if checksums.content_digest(manifest["files"]) != manifest.get("content_sha256"):
+            problems.append("the manifest's content digest does not match its file list")
+        if problems:
+            raise IntegrityError(f"{name}:{version} failed verification: " + "; ".join(problems))
+        name_dir = self._name_dir(name)
+        os.makedirs(name_dir, exist_ok=True)
+        with _flock(os.path.join(name_dir, ".lock")):
+            final = self.version_dir(name, version)
+            if os.path.exists(final):
+                local = checksums.read_manifest(final)
+                if local.get("content_sha256") != manifest.get("content_sha256"):
+                    raise VersionExistsError(
+                        f"{name}:{version} already exists locally with different content; "
+                        "versions are immutable")
+            else:
+                os.rename(staged, final)
+                _fsync_dir(name_dir)
+            for tag in tags:
+                self._set_tag_locked(name, check_tag(tag), version)
+        return self.info(f"{name}:{version}")
+
+    def install_tags_only(self, name: str, version: Version, manifest: dict[str, Any],
+                          tags: tuple[str, ...]) -> VersionInfo:
+        """A version that is already here (same content): only apply `tags`.
+
+        Raises:
+          VersionExistsError: the local version has different content.
+        """
+        local = checksums.read_manifest(self.version_dir(name, version))
+        if local.get("content_sha256") != manifest.get("content_sha256"):
+            raise VersionExistsError(f"{name}:{version} exists locally with different content; "
+                                     "versions are immutable")
+        with _flock(os.path.join(self._name_dir(name), ".lock")):
+            for tag in tags:
+                self._set_tag_locked(name, check_tag(tag), version)
+        return self.info(f"{name}:{version}")
+
+    @contextlib.contextmanager
+    def staging(self, kind: str) -> Iterator[str]:
+        """A fresh staging directory for `kind` work (removed afterwards; `gc` removes it after a crash)."""
+        with self._staging(kind) as path:
+            yield path
+
     @staticmethod
     def _assert_not_in_use(source: str) -> None:
         """Refuse a recording whose writer is still running (it would change under us)."""
