@@ -2,9 +2,12 @@
 
 1. record: simulated Hopper rollouts in which a scripted expert takes over
    from a random learner, into a local recording directory;
-2. relabel: a Beam job (DirectRunner, 2 worker processes) turns the recording
-   into a TFDS dataset with RLIF rewards (paper rule).
-Later stages (publish a dataset version -> train RLPD) append to `STAGES`.
+2. publish the raw recording in a local registry as ``quickstart-raw``;
+3. relabel: a Beam job (DirectRunner, 2 worker processes) turns that version
+   into a TFDS dataset with RLIF rewards (paper rule);
+4. publish it as ``quickstart`` (1.0.0 on the first run), tagged ``latest``,
+   with lineage back to the raw logs.
+Later stages (train RLPD from ``quickstart@latest``) append to `STAGES`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class QuickstartConfig:
 
     workdir: str = "quickstart_data"
     relabel_view: str = "paper"
+    registry_root: str = ""  # default: <workdir>/registry
     record: RecordConfig = RecordConfig(
         env_id="Hopper-v5", out="recordings/round-0", episodes=20, intervention="random",
         rate=0.5, learner="random", expert="scripted", seed=0, max_episode_steps=200,
@@ -39,23 +43,40 @@ def _stage_record(config: QuickstartConfig, progress: bool) -> dict[str, Any]:
     return {"recording": summary}
 
 
-def _stage_relabel(config: QuickstartConfig, progress: bool) -> dict[str, Any]:
-    from pipelines import relabel
-    from rlif_data.recording.reader import EpisodeReader
+def registry_root(config: QuickstartConfig) -> str:
+    """The registry the quickstart publishes into."""
+    return config.registry_root or os.path.join(config.workdir, "registry")
+
+
+def _stage_publish_raw(config: QuickstartConfig, progress: bool) -> dict[str, Any]:
+    from rlif_data.registry.store import Registry
 
     recording = os.path.join(config.workdir, config.record.out)
-    with EpisodeReader(recording) as reader:
-        count = len(reader)
-    # Named by content (view + episode count): a re-run over the same
-    # recording reuses it, a longer recording gets a new dataset.
-    out = os.path.join(config.workdir, "datasets", f"round-0-{config.relabel_view}-{count}ep")
-    if not os.path.exists(out):
-        relabel.run(recording, out, config.relabel_view)
-    return {"dataset": out}
+    info = Registry(registry_root(config)).publish(recording, "quickstart-raw")
+    return {"raw_version": info.ref}
+
+
+def _stage_relabel(config: QuickstartConfig, progress: bool) -> dict[str, Any]:
+    import tempfile
+
+    from pipelines import relabel
+    from rlif_data.registry.store import Registry
+
+    registry = Registry(registry_root(config))
+    raw = registry.path("quickstart-raw@latest", verify="full")
+    # The relabelled dataset only lives until it is published.
+    with tempfile.TemporaryDirectory(dir=config.workdir) as tmp:
+        out = relabel.run(raw, os.path.join(tmp, "relabelled"), config.relabel_view)
+        info = registry.publish(out, "quickstart", tags=("latest",))
+    return {"dataset": info.ref, "dataset_path": info.path}
 
 
 Stage = Callable[[QuickstartConfig, bool], dict[str, Any]]
-STAGES: list[tuple[str, Stage]] = [("record", _stage_record), ("relabel", _stage_relabel)]
+STAGES: list[tuple[str, Stage]] = [
+    ("record", _stage_record),
+    ("publish-raw", _stage_publish_raw),
+    ("relabel+publish", _stage_relabel),
+]
 
 
 def run_quickstart(config: QuickstartConfig = QuickstartConfig(),

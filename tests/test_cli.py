@@ -98,3 +98,35 @@ def test_quickstart_records_and_plots(tmp_path):
     # Running it again appends to the same recording.
     assert runner.invoke(app, ["quickstart", "--workdir", str(tmp_path), "--episodes", "2"]).exit_code == 0
     assert len(read_episodes(str(tmp_path / "recordings" / "round-0"))) == 6
+
+
+def test_registry_commands(tmp_path):
+    from tests.fakes.episodes import make_episode, write_recording
+
+    rec = write_recording(tmp_path / "rec", [make_episode(i) for i in range(3)])
+    root = ["--root", str(tmp_path / "reg")]
+
+    def run(*args):
+        result = runner.invoke(app, [*args, *root])
+        return result.exit_code, " ".join(result.output.split())
+
+    assert run("publish", rec, "--name", "demo")[1].startswith("published demo:1.0.0")
+    assert "published demo:1.1.0" in run("publish", rec, "--name", "demo", "--tag", "latest",
+                                         "--tag", "round-1")[1]
+    code, out = run("ls")
+    assert code == 0 and "demo" in out and "1.1.0" in out and "round-1" in out
+    code, out = run("show", "demo@round-1")
+    assert code == 0 and "episodes: 3" in out and "intervention rate" in out and "schema:" in out
+    assert run("tag", "demo:1.0.0", "paper") == (0, "demo@paper -> demo:1.0.0")
+    assert run("untag", "demo@paper")[0] == 0
+    code, out = run("show", "demo@paper")
+    assert code == 2 and "not a known tag" in out
+    assert "SHA-256" in run("verify", "demo@latest")[1]
+    code, out = run("lineage", "demo")
+    assert code == 0 and "raw:" in out
+    shared = str(tmp_path / "shared")
+    assert "pushed demo:1.1.0" in run("push", "demo@latest", shared)[1]
+    code, out = runner.invoke(app, ["pull", "demo@round-1", shared, "--root",
+                                    str(tmp_path / "other")]).exit_code, ""
+    assert code == 0
+    assert "removed 0" in run("gc")[1]

@@ -168,6 +168,7 @@ def test_lineage_goes_back_to_raw_logs(reg, rec, tmp_path):
     assert tree["params"] == {"view": "paper"}
     parent = tree["inputs"][0]
     assert parent["ref"] == "raw-round-0:1.0.0" and parent["job"] == "recording"
+    assert parent["inputs"] == [{"raw": {"path": rec}}]
 
 
 def test_resolve_dataset_accepts_paths_and_refs(reg, rec):

@@ -7,7 +7,14 @@ import os
 
 import typer
 
-from rlif_data.cli import inspect_cmd, pipelines_cmd, quickstart_cmd, record_cmd, robot_cmd
+from rlif_data.cli import (
+    datasets_cmd,
+    inspect_cmd,
+    pipelines_cmd,
+    quickstart_cmd,
+    record_cmd,
+    robot_cmd,
+)
 
 app = typer.Typer(
     help="rlif-data: record interventions as RLDS episodes, build datasets, train RLIF agents.",
@@ -15,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (record_cmd, inspect_cmd, quickstart_cmd, pipelines_cmd, robot_cmd):
+for module in (record_cmd, inspect_cmd, quickstart_cmd, pipelines_cmd, robot_cmd, datasets_cmd):
     module.register(app)
 
 

@@ -21,7 +21,7 @@ def quickstart(
 
     from rlif_data.inspection import summarize
     from rlif_data.plots import plot_intervention_timeline
-    from rlif_data.quickstart import QuickstartConfig, run_quickstart
+    from rlif_data.quickstart import QuickstartConfig, registry_root, run_quickstart
     from rlif_data.recording.reader import read_episodes
 
     config = QuickstartConfig(workdir=str(workdir))
@@ -44,9 +44,11 @@ def quickstart(
         f"(intervention rate {rec.intervention_rate:.1%}) in {rec.seconds:.1f} s\n"
         f"{rec.directory} holds {s.episodes} episodes, {s.transitions} transitions, "
         f"{s.takeovers_per_episode:.1f} takeovers/episode, mean return {s.mean_return:.1f}\n"
-        f"RLIF dataset ({config.relabel_view} rule): {results['dataset']}\n"
+        f"published {results['raw_version']} (raw logs) and {results['dataset']} "
+        f"({config.relabel_view} RLIF rewards), tagged latest, in {registry_root(config)}\n"
         f"timeline: {plot}\n"
-        f"next: rlif-data inspect {rec.directory}"
+        f"next: rlif-data show quickstart@latest --root {registry_root(config)}\n"
+        f"      rlif-data lineage quickstart@latest --root {registry_root(config)}"
     )
 
 

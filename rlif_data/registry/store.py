@@ -475,6 +475,9 @@ class Registry:
                 "content_sha256": info.manifest.get("content_sha256"), "inputs": []}
         seen.add(info.ref)
         inputs = list(job.get("inputs", [])) + list(info.manifest.get("lineage", {}).get("inputs", []))
+        if not inputs and info.manifest.get("source"):
+            # A raw recording: the leaf is where its episodes were published from.
+            inputs = [{"path": info.manifest["source"]}]
         for item in inputs:
             parent = self._registry_ref(item)
             if parent and parent not in seen:

@@ -1,0 +1,203 @@
+"""Registry commands: publish, ls, show, tag, untag, lineage, verify, push, pull, export, import, gc."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+from rich.tree import Tree
+
+from rlif_data.cli.common import console, user_errors
+
+ROOT_HELP = "Data root of the registry (default: $RLIF_DATA_ROOT or ~/.rlif_data)."
+
+
+def _registry(root: Optional[Path]):
+    from rlif_data.registry.store import Registry
+
+    return Registry(str(root) if root else None)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def publish(
+    source: Path = typer.Argument(..., help="Dataset directory (pipeline output or recording)."),
+    name: str = typer.Option(..., help="Dataset name."),
+    version: Optional[str] = typer.Option(None, help="Exact version (default: bump the highest)."),
+    bump: str = typer.Option("minor", help="major, minor or patch (when --version is not given)."),
+    tag: list[str] = typer.Option(["latest"], help="Tags to point at the new version "
+                                  "(repeatable; giving any replaces the default, latest)."),
+    root: Optional[Path] = typer.Option(None, help=ROOT_HELP),
+):
+    """Publish a dataset directory as a new immutable version."""
+    with user_errors():
+        info = _registry(root).publish(str(source), name, version, bump, tuple(tag))
+    console.print(f"published {info.ref} ({_size(info.size)}, {len(info.manifest['files'])} files)"
+                  f" tags: {', '.join(info.tags) or 'none'}")
+
+
+def ls(root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
+    """List every dataset version with its tags and size."""
+    with user_errors():
+        reg = _registry(root)
+        infos = reg.list()
+    if not infos:
+        console.print(f"{reg.root}: no datasets")
+        return
+    table = Table("dataset", "version", "tags", "size", "files", "created")
+    for info in infos:
+        table.add_row(info.name, str(info.version), ", ".join(info.tags), _size(info.size),
+                      str(len(info.manifest["files"])), str(info.manifest.get("created", ""))[:19])
+    console.print(table)
+
+
+def show(ref: str = typer.Argument(..., help="name@tag, name:version or name."),
+         root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
+    """Sizes, episodes, steps, intervention rate, lineage summary and schema of a version."""
+    from rlif_data.inspection import summarize
+    from rlif_data.recording.reader import read_episodes
+
+    with user_errors():
+        reg = _registry(root)
+        info = reg.info(ref)
+        path = reg.path(ref)
+        stats = summarize(read_episodes(path))
+        tree = reg.lineage(ref)
+        with open(os.path.join(path, "metadata.json")) as f:
+            schema = json.load(f).get("rlif_schema")
+    console.print(f"[bold]{info.ref}[/]  tags: {', '.join(info.tags) or 'none'}  "
+                  f"size: {_size(info.size)}  created: {info.manifest.get('created')}  "
+                  f"by: {info.manifest.get('published_by')}")
+    console.print(f"episodes: {stats.episodes}  steps: {stats.transitions}  intervention rate: "
+                  f"{stats.intervention_rate:.1%}  takeovers/episode: "
+                  f"{stats.takeovers_per_episode:.2f}  mean return: {stats.mean_return:.1f}")
+    console.print(f"lineage: {tree['job']} {tree['params'] or ''} <- "
+                  + ", ".join(i.get("ref") or i["raw"].get("path", "?") for i in tree["inputs"])
+                  if tree["inputs"] else f"lineage: {tree['job']} (no recorded inputs)")
+    console.print(f"schema: {json.dumps(schema, sort_keys=True)}", highlight=False)
+    console.print(f"path: {path}")
+
+
+def tag(ref: str = typer.Argument(...), tag_name: str = typer.Argument(..., metavar="TAG"),
+        root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
+    """Point TAG at the version REF names (moves it if it exists; history is kept)."""
+    with user_errors():
+        reg = _registry(root)
+        version = reg.tag(ref, tag_name)
+        name = reg.resolve(ref)[0]
+    console.print(f"{name}@{tag_name} -> {name}:{version}")
+
+
+def untag(ref: str = typer.Argument(..., help="name@tag to remove."),
+          root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
+    """Remove a tag (the version stays)."""
+    from rlif_data.registry.versions import parse_ref
+
+    with user_errors():
+        parsed = parse_ref(ref)
+        if parsed.tag is None:
+            raise ValueError(f"{ref}: give name@tag")
+        _registry(root).untag(parsed.name, parsed.tag)
+    console.print(f"removed {ref}")
+
+
+def lineage(ref: str = typer.Argument(...), root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
+    """Print the lineage tree of a version back to raw logs."""
+    with user_errors():
+        node = _registry(root).lineage(ref)
+
+    def add(branch: Tree, n: dict) -> None:
+        for item in n["inputs"]:
+            if "ref" in item:
+                add(branch.add(_label(item)), item)
+            else:
+                raw = item["raw"]
+                branch.add(f"raw: {raw.get('path', raw)}"
+                           + (f"  ({raw['episodes']} episodes)" if "episodes" in raw else "")
+                           + (f"  sha256 {raw['sha256'][:12]}" if "sha256" in raw else ""))
+
+    root_tree = Tree(_label(node))
+    add(root_tree, node)
+    console.print(root_tree)
+
+
+def _label(n: dict) -> str:
+    params = json.dumps(n["params"], sort_keys=True) if n["params"] else ""
+    return f"[bold]{n['ref']}[/]  {n['job']} {params}  {str(n.get('created') or '')[:19]}"
+
+
+def verify(ref: str = typer.Argument(...), quick: bool = typer.Option(False, help="Sizes only."),
+           root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
+    """Check a version's files against the checksums recorded at publish."""
+    with user_errors():
+        info = _registry(root).verify(ref, full=not quick)
+    console.print(f"{info.ref}: {len(info.manifest['files'])} files OK "
+                  f"({'sizes' if quick else 'SHA-256'})")
+
+
+def push(ref: str = typer.Argument(...), remote: str = typer.Argument(..., help="fsspec URL."),
+         root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
+    """Upload a version to a remote root (local path, file://, gs://, s3://)."""
+    from rlif_data.registry import remote as remote_lib
+
+    with user_errors():
+        out = remote_lib.push(_registry(root), ref, remote)
+    what = "already there" if out["skipped"] else f"{out['uploaded_files']} files uploaded"
+    console.print(f"pushed {out['ref']} to {remote}: {what}; tags {out['tags'] or 'none'}")
+
+
+def pull(ref: str = typer.Argument(...), remote: str = typer.Argument(..., help="fsspec URL."),
+         root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
+    """Download a version from a remote root (resumable, checksums verified)."""
+    from tqdm.auto import tqdm
+
+    from rlif_data.registry import remote as remote_lib
+
+    with user_errors(), tqdm(unit="B", unit_scale=True, desc="pull") as bar:
+        info = remote_lib.pull(_registry(root), ref, remote, progress=bar.update)
+    console.print(f"pulled {info.ref} ({_size(info.size)}); tags {', '.join(info.tags) or 'none'}")
+
+
+def export(ref: str = typer.Argument(...), out: Path = typer.Argument(..., help="Archive path."),
+           root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
+    """Write a version as one archive file (for USB sticks, email)."""
+    from rlif_data.registry import archive
+
+    with user_errors():
+        path = archive.export_version(_registry(root), ref, str(out))
+    console.print(f"exported {ref} to {path} ({_size(os.path.getsize(path))})")
+
+
+def import_(archive_path: Path = typer.Argument(..., metavar="ARCHIVE"),
+            tag: list[str] = typer.Option([], help="Tags to set on the imported version."),
+            root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
+    """Import a version from an archive (safe extraction, checksums verified)."""
+    from rlif_data.registry import archive
+
+    with user_errors():
+        info = archive.import_archive(_registry(root), str(archive_path), tags=tuple(tag))
+    console.print(f"imported {info.ref}; tags {', '.join(info.tags) or 'none'}")
+
+
+def gc(root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
+    """Remove what crashed publishes, pulls and imports left behind."""
+    with user_errors():
+        removed = _registry(root).gc()
+    console.print(f"removed {len(removed)} leftover staging director{'y' if len(removed) == 1 else 'ies'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the registry commands."""
+    for fn in (publish, ls, show, tag, untag, lineage, verify, push, pull, export, gc):
+        app.command()(fn)
+    app.command(name="import")(import_)
