@@ -241,12 +241,13 @@ def camera_schema(
     size: int = 128,
     encoding: str = "raw",
     name: str = "rlif_episodes",
+    derived: bool = False,
 ) -> EpisodeSchema:
     """Schema for dict observations: `state` plus one RGB frame per camera."""
     obs: dict[str, LeafSpec] = {"state": ArraySpec((state_dim,))}
     for cam in cameras:
         obs[cam] = ImageSpec(size, size, 3, encoding)
-    return EpisodeSchema(obs, action_dim, name)
+    return EpisodeSchema(obs, action_dim, name, derived)
 
 
 # ---------------------------------------------------------------------------

@@ -130,3 +130,20 @@ def test_registry_commands(tmp_path):
                                     str(tmp_path / "other")]).exit_code, ""
     assert code == 0
     assert "removed 0" in run("gc")[1]
+
+
+def test_export_import_commands(tmp_path):
+    from tests.fakes.episodes import make_episode, write_recording
+
+    rec = write_recording(tmp_path / "rec", [make_episode(i) for i in range(2)])
+    a, b = ["--root", str(tmp_path / "a")], ["--root", str(tmp_path / "b")]
+    assert runner.invoke(app, ["publish", rec, "--name", "demo", *a]).exit_code == 0
+    archive = str(tmp_path / "demo.tar")
+    result = runner.invoke(app, ["export", "demo@latest", archive, *a])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["import", archive, "--tag", "usb", *b])
+    assert result.exit_code == 0, result.output
+    assert "imported demo:1.0.0" in result.output
+    assert len(read_episodes(os.path.join(str(tmp_path / "b"), "datasets", "demo", "1.0.0"))) == 2
+    again = runner.invoke(app, ["export", "demo@latest", archive, *a])
+    assert again.exit_code == 2 and "exists" in again.output

@@ -20,7 +20,7 @@ from robot import spacemouse as sm
 from robot.input_device import InputDevice, InputSample
 from robot.keyboard_device import (KeyboardDevice, KeyboardState, TerminalKeySource,
                                    keyboard_engaged, keys_to_action, split_keys)
-from robot.replay_device import (ReplayDevice, load_replay, parse_replay,
+from robot.replay_device import (ReplayDevice, load_replay,
                                  record_device_samples)
 from robot.spacemouse_hid import (HidapiMissingError, SpaceMouseHID, SpaceMouseNotFoundError,
                                   import_hid, open_spacemouse)

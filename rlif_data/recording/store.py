@@ -33,6 +33,7 @@ from typing import Any, Optional
 
 from rlif_data import errors
 from rlif_data import schema as sc
+from rlif_data.recording import serialize
 
 SPLIT = "train"
 FILE_FORMAT = "array_record"
@@ -383,9 +384,9 @@ class EpisodeStore:
             self._info.set_splits(split_dict(self.directory, self.schema.name, [], 0))
             write_info(self._info, self.directory)
         self._features = self._info.features
-        self._serializer = example_serializer.ExampleSerializer(
-            self._features.get_serialized_info()
-        )
+        self._serialized_info = self._features.get_serialized_info()
+        self._serializer = example_serializer.ExampleSerializer(self._serialized_info)
+        self._fast = serialize.supports(self.schema)
         del tfds
 
     @property
@@ -394,8 +395,10 @@ class EpisodeStore:
         return sum(self._lengths)
 
     def serialize(self, episode: dict[str, Any]) -> bytes:
-        """Encode one episode with the dataset's TFDS features."""
+        """Encode one episode as the dataset's TFDS features would."""
         try:
+            if self._fast:
+                return serialize.serialize_episode(episode, self._serialized_info)
             return self._serializer.serialize_example(self._features.encode_example(episode))
         except Exception as exc:
             raise errors.SchemaError(

@@ -73,7 +73,7 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
-def _user() -> str:
+def current_user() -> str:
     try:
         return f"{getpass.getuser()}@{socket.gethostname()}"
     except Exception:  # no login name in some containers
@@ -328,7 +328,7 @@ class Registry:
                         "publish a new version instead")
                 checksums.write_manifest(target, files, {
                     "name": name, "version": str(chosen), "created": _now(),
-                    "published_by": _user(), "source": source, "lineage": lineage or {},
+                    "published_by": current_user(), "source": source, "lineage": lineage or {},
                 })
                 try:
                     os.rename(target, final)
@@ -443,7 +443,7 @@ class Registry:
     def _write_tags(self, name: str, tags: dict[str, str], event: dict[str, Any]) -> None:
         name_dir = self._name_dir(name)
         with open(os.path.join(name_dir, "tags.log.jsonl"), "a") as log:
-            log.write(json.dumps({"time": _now(), "user": _user(), **event}) + "\n")
+            log.write(json.dumps({"time": _now(), "user": current_user(), **event}) + "\n")
             log.flush()
             os.fsync(log.fileno())
         tmp = os.path.join(name_dir, f".tags-{uuid.uuid4().hex[:8]}.json")

@@ -1,0 +1,81 @@
+"""Serialise an episode to the tf.train.Example TFDS would write, without TFDS' per-step loop.
+
+TFDS encodes a `Dataset` feature one step at a time in Python and then copies
+every frame twice more while building the proto: ~1 ms per step for two
+128x128 cameras, which is the whole recording budget of a 10 Hz robot loop.
+Our episodes are already stacked arrays, so each feature becomes one list
+extension. The output is the same Example that TFDS' `ExampleSerializer`
+builds (tests compare them field by field), so TFDS and every reader see no
+difference. PNG-encoded frames still go through TFDS.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from rlif_data import schema as sc
+
+
+def supports(schema: sc.EpisodeSchema) -> bool:
+    """Whether the fast path covers this schema (everything but PNG frames)."""
+    obs = schema.observation
+    leaves = obs.values() if isinstance(obs, Mapping) else [obs]
+    return not any(isinstance(s, sc.ImageSpec) and s.encoding == "png" for s in leaves)
+
+
+def _leaves(info: Any, value: Any, prefix: str) -> Iterator[tuple[str, Any, Any]]:
+    if isinstance(info, Mapping):
+        for key in info:
+            yield from _leaves(info[key], value[key], f"{prefix}/{key}" if prefix else key)
+    else:
+        yield prefix, info, value
+
+
+def _frames_as_bytes(values: np.ndarray) -> list[bytes]:
+    arr = np.ascontiguousarray(values, dtype=np.uint8)
+    return [frame.tobytes() for frame in arr]
+
+
+def serialize_episode(episode: Mapping[str, Any], serialized_info: Mapping[str, Any]) -> bytes:
+    """The serialized tf.train.Example of one episode.
+
+    Args:
+      episode: ``{STEPS: {field: stacked array}, <metadata>: value}``.
+      serialized_info: ``features.get_serialized_info()`` of the dataset.
+
+    Raises:
+      KeyError / ValueError: a field is missing or has values of the wrong kind.
+    """
+    from tensorflow.core.example import example_pb2
+
+    example = example_pb2.Example()
+    feature_map = example.features.feature
+    for key, info, value in _leaves(serialized_info, episode, ""):
+        feature = feature_map[key]
+        dtype = np.dtype(info.np_dtype)
+        if dtype == object:  # strings: text metadata, or raw frames stored as bytes
+            if isinstance(value, str):
+                feature.bytes_list.value.append(value.encode("utf-8"))
+            elif isinstance(value, bytes):
+                feature.bytes_list.value.append(value)
+            else:
+                feature.bytes_list.value.extend(_frames_as_bytes(value))
+        elif dtype.kind == "f":
+            arr = np.asarray(value, dtype=dtype)
+            _check_shape(key, arr, info)
+            feature.float_list.value.extend(arr.ravel().tolist())
+        else:  # ints and bools are int64 lists in tf.train.Example
+            arr = np.asarray(value)
+            if arr.dtype.kind == "f":
+                raise ValueError(f"{key}: float values for an integer feature")
+            _check_shape(key, arr, info)
+            feature.int64_list.value.extend(arr.astype(np.int64).ravel().tolist())
+    return example.SerializeToString()
+
+
+def _check_shape(key: str, arr: np.ndarray, info: Any) -> None:
+    want = tuple(info.shape)
+    if len(want) != arr.ndim or any(w is not None and w != a for w, a in zip(want, arr.shape)):
+        raise ValueError(f"{key}: shape {arr.shape} does not match {want}")
