@@ -33,6 +33,7 @@ from typing import Any, Optional
 
 from rlif_data import errors
 from rlif_data import schema as sc
+from rlif_data.fsutil import fsync_path
 from rlif_data.recording import serialize
 
 SPLIT = "train"
@@ -61,22 +62,6 @@ def list_shards(directory: str, dataset_name: str) -> list[tuple[int, str]]:
         if m:
             found.append((int(m.group(1)), name))
     return sorted(found)
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def open_array_record_writer(path: str):
@@ -289,7 +274,7 @@ def _recover_locked(directory: str) -> RecoveryReport:
         info.set_splits(split_dict(directory, schema.name, lengths, num_bytes))
         write_info(info, directory)
     if removed or added:
-        _fsync_dir(directory)
+        fsync_path(directory)
     return RecoveryReport(directory, removed, added, sum(lengths))
 
 
@@ -303,7 +288,7 @@ def write_info(info, directory: str) -> None:
             if name != INFO_FILE:
                 os.replace(os.path.join(staging, name), os.path.join(directory, name))
         src = os.path.join(staging, INFO_FILE)
-        _fsync_file(src)
+        fsync_path(src)
         os.replace(src, os.path.join(directory, INFO_FILE))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -427,9 +412,9 @@ class EpisodeStore:
                 writer.write(record)
             finally:
                 writer.close()
-            _fsync_file(tmp)
+            fsync_path(tmp)
             os.replace(tmp, final)
-            _fsync_dir(self.directory)
+            fsync_path(self.directory)
         except OSError as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

@@ -39,6 +39,7 @@ import uuid
 import zlib
 from typing import Any, BinaryIO, Iterable, Optional
 
+from rlif_data.fsutil import fsync_path
 from rlif_data.registry import checksums
 from rlif_data.registry.store import (
     IntegrityError,
@@ -164,7 +165,7 @@ def export_version(registry: Registry, ref: str | Ref, out_path: str) -> str:
     except BaseException:
         _remove(tmp)
         raise
-    _fsync_dir(directory)
+    fsync_path(directory, best_effort=True)
     return out_path
 
 
@@ -245,17 +246,7 @@ def _remove(path: str) -> None:
         pass
 
 
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems (FAT, network mounts) refuse fsync on directories
-    finally:
-        os.close(fd)
+
 
 
 # -- import ---------------------------------------------------------------------------

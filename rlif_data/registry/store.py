@@ -30,6 +30,7 @@ import uuid
 from typing import Any, Iterator, Optional
 
 from rlif_data import errors
+from rlif_data.fsutil import fsync_path
 from rlif_data.registry import checksums
 from rlif_data.registry.versions import (
     LATEST,
@@ -336,7 +337,7 @@ class Registry:
                     if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
                         raise VersionExistsError(f"{name}:{chosen} appeared meanwhile") from None
                     raise
-                _fsync_dir(name_dir)
+                fsync_path(name_dir)
                 for tag in tags:
                     self._set_tag_locked(name, tag, chosen)
         return self.info(f"{name}:{chosen}")
@@ -371,7 +372,7 @@ class Registry:
                         "versions are immutable")
             else:
                 os.rename(staged, final)
-                _fsync_dir(name_dir)
+                fsync_path(name_dir)
             for tag in tags:
                 self._set_tag_locked(name, check_tag(tag), version)
         return self.info(f"{name}:{version}")
@@ -522,14 +523,6 @@ class Registry:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
         return removed
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def resolve_dataset(arg: str, root: Optional[str] = None) -> str:
