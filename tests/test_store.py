@@ -227,3 +227,18 @@ def test_fields_changed_without_version_bump_are_detected(tmp_path):
     with pytest.raises(errors.FormatVersionError,
                        match=r"missing \['steps/timestamp_us'\], unexpected \['steps/timestamp'\]"):
         EpisodeReader(str(d))[0]
+
+
+def test_reading_many_one_shard_episodes_keeps_few_files_open(tmp_path):
+    from rlif_data.recording import reader as reader_lib
+
+    d = tmp_path / "rec"
+    write(d, [make_episode(i, length=2) for i in range(reader_lib.MAX_OPEN_SHARDS + 8)])
+    r = EpisodeReader(str(d))
+    ids = [r[i][sc.EPISODE_ID] for i in range(len(r))]
+    assert ids == [f"s/{i}" for i in range(len(r))]
+    assert len(r._readers) == reader_lib.MAX_OPEN_SHARDS
+    assert r[0][sc.EPISODE_ID] == "s/0"  # an evicted shard opens again
+    open_files = len(os.listdir(f"/proc/{os.getpid()}/fd"))
+    r.close()
+    assert len(os.listdir(f"/proc/{os.getpid()}/fd")) <= open_files

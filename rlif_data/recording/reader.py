@@ -8,6 +8,7 @@ want.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 from typing import Any, Iterator, Mapping
@@ -19,6 +20,7 @@ from rlif_data import schema as sc
 from rlif_data.recording import store
 
 log = logging.getLogger(__name__)
+MAX_OPEN_SHARDS = 32
 
 
 def _to_text(value: Any) -> str:
@@ -61,7 +63,9 @@ class EpisodeReader:
         lengths, _ = store.indexed_shard_lengths(store.read_index(self.directory))
         # (shard, record) of every episode, in commit order.
         self._locations = [(s, r) for s, n in enumerate(lengths) for r in range(n)]
-        self._readers: dict[int, Any] = {}
+        # Open shard readers, least recently used first: recordings have one
+        # shard per episode, and keeping all open would exhaust file handles.
+        self._readers: "collections.OrderedDict[int, Any]" = collections.OrderedDict()
         self._parser = None
         self._features = None
 
@@ -78,9 +82,13 @@ class EpisodeReader:
         return self._parser
 
     def _reader(self, shard: int):
-        if shard not in self._readers:
+        if shard in self._readers:
+            self._readers.move_to_end(shard)
+        else:
             from array_record.python import array_record_module
 
+            if len(self._readers) >= MAX_OPEN_SHARDS:
+                self._readers.popitem(last=False)[1].close()
             path = self._paths[shard]
             try:
                 self._readers[shard] = array_record_module.ArrayRecordReader(path)

@@ -1,0 +1,903 @@
+"""Control-loop timing of a robot session on the simulated arm: recording on vs off.
+
+For each control rate (default 10 and 20 Hz) three sessions run one after the
+other (interleaved idle, off, on), each one continuous session of
+``--duration`` seconds on `robot.env.SimArmEnv` (Reacher-v5 arm, end-effector
+delta actions) with two 128x128 RGB cameras:
+
+  ``off``  a bare loop doing the per-step work of `RolloutRecorder.run_episode`
+           minus the recording: policy ("noisy-reach"), input-device reads,
+           `ExternalTakeover.decide`, the operator's action when engaged,
+           `env.step`, the session watcher's device read; no envlogger, no
+           store, no event log;
+  ``on``   `robot.session.run_session`: the real `RolloutRecorder` +
+           envlogger + `EpisodeStore` (one fsync'ed commit per episode) +
+           session event log;
+  ``idle`` the pacer alone (reset per episode, a wait per step, no work): the
+           machine's floor, i.e. how late this host wakes a sleeping thread.
+
+All are paced by the same `robot.timing.ControlRate` on the real monotonic
+clock, and off / on take input from a `ReplayDevice` playing a generated file in
+which the operator takes over for 1.5 s every 5 s (so interventions happen).
+
+Camera frames. Rendering in software (llvmpipe) on the control thread is not
+what a camera costs a real robot, and a second thread rendering in software
+competes for the GIL and the 2 cores. So frames come, as from a real camera
+driver, from a background thread that publishes the newest frame of each
+camera into a latest-frame slot at ``--camera-hz`` (default 30); the env's
+observation takes the latest frames instead of rendering inline
+(`DriverCameraArmEnv`). ``--frames`` picks what that thread does:
+
+  ``pool``    (default) copies frames from a pool of real sim frames rendered
+              up front (fresh buffers each capture, as a driver delivers them);
+  ``render``  renders the live arm state with MuJoCo (software GL) each capture;
+  ``inline``  no thread: `SimArmEnv` renders on the control thread, as the
+              `robot-session` CLI does today.
+
+What is measured. `ControlRate.periods` are the real wall-clock times between
+consecutive ticks *within* an episode: `RolloutRecorder` calls
+`ControlRate.reset()` at every episode start, so the period across an episode
+boundary is never in them. That boundary is where the recorder's episode
+commit happens: `StoreBackend` writes the episode durably when its LAST
+timestep arrives, i.e. inside the last `env.step` of the episode (a 100-step
+episode serialises to ~10 MB of raw frames; array_record compresses it on
+disk). It is reported separately: the commit time, the "last step" (last
+tick to the next episode's reset, commit included), and the whole boundary gap
+(last tick of one episode to first tick of the next, env reset and episode
+metadata included). On a real robot the reset between
+episodes (moving the arm home) is where that time goes.
+
+Per step the benchmark also records the work (tick return to next `wait`), its
+parts (policy, device reads, env step, frame fetch, GC pauses) and how late
+each tick woke after its deadline, which is where a missed deadline comes
+from when the work itself is short.
+
+The host matters: on a shared VM, wake-up lateness from other processes and
+from the hypervisor (steal time) shows up in every mode, so each session also
+records the load average and the steal time, and ``--priority fifo`` runs the
+process under SCHED_FIFO as a robot host would run its control loop.
+
+Targets (project issue): with recording on, p99 step period within 5 % of
+the nominal period, and zero missed deadlines (period > 1.05 x nominal) in a
+5-minute session (``--duration 300``).
+
+Usage:
+  .venv/bin/python benchmarks/control_loop.py                 # 6 sessions x 60 s, ~7 min
+  .venv/bin/python benchmarks/control_loop.py --quick         # 6 sessions x 10 s, ~1.5 min
+  .venv/bin/python benchmarks/control_loop.py --duration 300  # 5-minute sessions, ~31 min
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# `code_version()` runs `git status` (once, cached); never let it take the index lock.
+os.environ.setdefault("GIT_OPTIONAL_LOCKS", "0")
+
+import argparse  # noqa: E402
+import collections  # noqa: E402
+import contextlib  # noqa: E402
+import datetime  # noqa: E402
+import gc  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from typing import Any, Callable, Optional  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+# Allow `python benchmarks/control_loop.py` from the repository root.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from rlif_data import episodes as ep  # noqa: E402
+from rlif_data import intervention as iv  # noqa: E402
+from rlif_data import schema as sc  # noqa: E402
+from robot.env import SimArmEnv  # noqa: E402
+from robot.replay_device import FORMAT_NAME, FORMAT_VERSION, ReplayDevice  # noqa: E402
+from robot.session import SessionConfig, make_policy, run_session  # noqa: E402
+from robot.timing import ControlRate, period_stats  # noqa: E402
+
+CAMERAS = ("front", "side")
+FRAME_SIZE = 128
+STATE_DIM = 10
+ACTION_DIM = 2
+TOLERANCE = 0.05  # a period > nominal * 1.05 is a missed deadline
+TOUCH_EVERY_S = 5.0
+TOUCH_HOLD_S = 1.5
+SEED = 0
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                           "control_loop.json")
+PRIORITIES = ("normal", "nice", "fifo")
+FRAME_SOURCES = {
+    "pool": "background camera thread at {hz:g} Hz delivering copies of pre-rendered "
+            "real sim frames (fresh buffers per capture)",
+    "render": "background camera thread at {hz:g} Hz rendering the live arm state "
+              "(MuJoCo, software GL)",
+    "inline": "SimArmEnv renders both cameras on the control thread every step",
+    "none": "no env, no cameras (idle: the pacer alone)",
+}
+
+
+# ---------------------------------------------------------------------------
+# Instrumentation.
+# ---------------------------------------------------------------------------
+
+
+class StepProfile:
+    """Accumulates named durations until `cut()` hands them to the step they belong to."""
+
+    def __init__(self):
+        self._acc: dict[str, float] = collections.defaultdict(float)
+
+    def add(self, name: str, seconds: float) -> None:
+        self._acc[name] += seconds
+
+    def cut(self) -> dict[str, float]:
+        row, self._acc = dict(self._acc), collections.defaultdict(float)
+        return row
+
+
+class TracingRate(ControlRate):
+    """`ControlRate` that also keeps when each tick was due, entered and returned.
+
+    The pacing itself is `ControlRate`'s (its `periods` are the reported
+    numbers). On top it records, per tick, (episode, tick index, deadline,
+    return time), and cuts the `StepProfile` at every `wait` entry and every
+    `reset`, so each row describes one stretch of work:
+
+      ``step``           tick return -> next tick's `wait` (an ordinary step);
+      ``last_step``      last tick of an episode -> the next episode's `reset`
+                         (the last step, in which the recorder commits);
+      ``episode_start``  `reset` -> first tick (env reset, episode metadata).
+    """
+
+    def __init__(self, hz: float, profile: StepProfile,
+                 clock: Callable[[], float] = time.monotonic):
+        super().__init__(hz, clock=clock)
+        self._profile = profile
+        self.episode = -1
+        self.ticks: list[tuple[int, int, float, float]] = []  # (episode, index, deadline, returned)
+        self.rows: list[dict[str, Any]] = []
+        self._last_return: Optional[float] = None
+        self._reset_at: Optional[float] = None
+        self._index = 0
+
+    def _row(self, kind: str, start: float, end: float) -> None:
+        self.rows.append({"kind": kind, "episode": self.episode, "tick": self._index - 1,
+                          "seconds": end - start, **self._profile.cut()})
+
+    def reset(self) -> None:
+        now = self._clock()
+        if self._last_return is not None:
+            self._row("last_step", self._last_return, now)
+        super().reset()
+        self.episode += 1
+        self._index = 0
+        self._last_return = None
+        self._reset_at = now
+        self._profile.cut()
+
+    def wait(self) -> float:
+        enter = self._clock()
+        if self._reset_at is not None:
+            self._row("episode_start", self._reset_at, enter)
+            self._reset_at = None
+        elif self._last_return is not None:
+            self._row("step", self._last_return, enter)
+        deadline = self._next if self._next is not None else enter
+        late = super().wait()
+        returned = self._clock()
+        self.ticks.append((self.episode, self._index, deadline, returned))
+        self._index += 1
+        self._last_return = returned
+        return late
+
+    def finish(self) -> None:
+        """Close the last row (the final episode's last step plus session teardown)."""
+        if self._last_return is not None:
+            self._row("session_end", self._last_return, self._clock())
+            self._last_return = None
+
+
+class Timed:
+    """Wraps a callable, adding its duration to a profile entry; forwards attributes (``reset``)."""
+
+    def __init__(self, fn: Callable, name: str, profile: StepProfile):
+        self._fn, self._name, self._profile = fn, name, profile
+
+    def __call__(self, *args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return self._fn(*args, **kwargs)
+        finally:
+            self._profile.add(self._name, time.perf_counter() - t)
+
+    def __getattr__(self, name):
+        return getattr(self._fn, name)
+
+
+class TimedReplayDevice(ReplayDevice):
+    """`ReplayDevice` whose reads are timed into the step profile."""
+
+    def __init__(self, *args, profile: StepProfile, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._profile = profile
+
+    def read(self):
+        t = time.perf_counter()
+        try:
+            return super().read()
+        finally:
+            self._profile.add("device", time.perf_counter() - t)
+
+
+class GcMonitor:
+    """Times every garbage collection (pauses of the control thread, whoever triggers them)."""
+
+    def __init__(self, profile: StepProfile):
+        self._profile = profile
+        self.pauses: list[tuple[int, float]] = []
+        self._t0 = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            dt = time.perf_counter() - self._t0
+            self.pauses.append((int(info.get("generation", -1)), dt))
+            self._profile.add("gc", dt)
+
+    def __enter__(self):
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        gc.callbacks.remove(self)
+
+
+@contextlib.contextmanager
+def timed_commits(profile: StepProfile, commits: list[dict[str, float]]):
+    """Benchmark-only: time `StoreBackend._commit` (assemble + serialise + write + fsync + index)
+    and `EpisodeStore.write_episode` (serialise + write + fsync + index) while recording.
+
+    Skipped (nothing timed) if those internals are renamed.
+    """
+    from rlif_data.recording.envlogger_backend import StoreBackend
+    from rlif_data.recording.store import EpisodeStore
+
+    commit = getattr(StoreBackend, "_commit", None)
+    write = getattr(EpisodeStore, "write_episode", None)
+    if commit is None or write is None:
+        yield
+        return
+    current: dict[str, float] = {}
+
+    def timed_commit(self, terminated):
+        t = time.perf_counter()
+        try:
+            return commit(self, terminated)
+        finally:
+            dt = time.perf_counter() - t
+            profile.add("commit", dt)
+            commits.append({"commit_s": dt, "write_s": current.pop("write_s", 0.0)})
+
+    def timed_write(self, episode):
+        t = time.perf_counter()
+        try:
+            return write(self, episode)
+        finally:
+            current["write_s"] = time.perf_counter() - t
+
+    StoreBackend._commit, EpisodeStore.write_episode = timed_commit, timed_write
+    try:
+        yield
+    finally:
+        StoreBackend._commit, EpisodeStore.write_episode = commit, write
+
+
+# ---------------------------------------------------------------------------
+# Cameras off the control thread.
+# ---------------------------------------------------------------------------
+
+
+def _free_camera(model, name: str):
+    import mujoco
+
+    cam = mujoco.MjvCamera()
+    mujoco.mjv_defaultFreeCamera(model, cam)
+    cam.azimuth, cam.elevation = SimArmEnv.VIEWS.get(name, (45.0, -30.0))
+    cam.distance = 0.6
+    cam.lookat[:] = (0.0, 0.0, 0.0)
+    return cam
+
+
+class CameraThread:
+    """A camera driver stand-in: a background thread publishes each camera's newest frame.
+
+    Every ``1 / hz`` seconds (paced by its own `ControlRate`) the thread
+    captures one frame per camera and replaces the latest-frame slot; the
+    control loop takes whatever is newest, never waiting for a capture.
+
+    Args:
+      model: the arm's MuJoCo model.
+      names: camera names (views as in `SimArmEnv.VIEWS`).
+      size: frame size in pixels.
+      hz: capture rate.
+      mode: "pool" (copies of `pool` frames) or "render" (renders the state
+        last given to `publish_state`, with its own MjData and GL context).
+      pool: ``{camera: [frames]}`` for mode "pool".
+    """
+
+    def __init__(self, model, names: tuple[str, ...], size: int, hz: float, mode: str,
+                 pool: Optional[dict[str, list[np.ndarray]]] = None):
+        if mode not in ("pool", "render"):
+            raise ValueError(f"unknown camera mode {mode!r}")
+        if mode == "pool" and not pool:
+            raise ValueError("mode 'pool' needs a frame pool")
+        self.names, self.size, self.hz, self.mode = tuple(names), size, hz, mode
+        self._model, self._pool = model, pool
+        self._lock = threading.Lock()
+        self._qpos = np.array(model.qpos0, dtype=np.float64)
+        self._latest: Optional[tuple[dict[str, np.ndarray], int, float]] = None
+        self._first = threading.Event()
+        self._stop = threading.Event()
+        self._error: Optional[BaseException] = None
+        self._thread: Optional[threading.Thread] = None
+        self.capture_s: list[float] = []
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start capturing; returns once the first frames are there."""
+        self._thread = threading.Thread(target=self._run, name=f"camera-{self.mode}", daemon=True)
+        self._thread.start()
+        if not self._first.wait(timeout):
+            raise RuntimeError(f"camera thread delivered no frame in {timeout:g} s")
+        if self._error is not None:
+            raise RuntimeError("camera thread failed") from self._error
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+
+    def publish_state(self, qpos: np.ndarray) -> None:
+        """The arm state the next "render" capture shows (ignored in "pool" mode)."""
+        if self.mode == "render":
+            with self._lock:
+                self._qpos[:] = qpos
+
+    def latest(self) -> tuple[dict[str, np.ndarray], int, float]:
+        """(frames by camera, capture sequence number, capture time on `time.monotonic`)."""
+        if self._error is not None:
+            raise RuntimeError("camera thread failed") from self._error
+        with self._lock:
+            return self._latest
+
+    def _run(self) -> None:
+        try:
+            capture = self._render_capture() if self.mode == "render" else self._pool_capture()
+            rate = ControlRate(self.hz)
+            seq = 0
+            while not self._stop.is_set():
+                rate.wait()
+                t = time.monotonic()
+                frames = capture(seq)
+                self.capture_s.append(time.monotonic() - t)
+                with self._lock:
+                    self._latest = (frames, seq, t)
+                seq += 1
+                self._first.set()
+        except BaseException as exc:  # surfaced to the control thread by latest()/start()
+            self._error = exc
+            self._first.set()
+
+    def _pool_capture(self):
+        n = len(self._pool[self.names[0]])
+
+        def capture(seq: int) -> dict[str, np.ndarray]:
+            return {name: self._pool[name][seq % n].copy() for name in self.names}
+
+        return capture
+
+    def _render_capture(self):
+        import mujoco
+
+        data = mujoco.MjData(self._model)
+        renderer = mujoco.Renderer(self._model, self.size, self.size)  # GL context of this thread
+        cams = {name: _free_camera(self._model, name) for name in self.names}
+
+        def capture(seq: int) -> dict[str, np.ndarray]:
+            del seq
+            with self._lock:
+                data.qpos[:] = self._qpos
+            mujoco.mj_kinematics(self._model, data)
+            out = {}
+            for name, cam in cams.items():
+                renderer.update_scene(data, camera=cam)
+                out[name] = renderer.render()  # a new buffer per call
+            return out
+
+        return capture
+
+
+class DriverCameraArmEnv(SimArmEnv):
+    """`SimArmEnv` whose observation takes a camera driver's latest frames (or renders inline).
+
+    With ``source=None`` it renders on the control thread like `SimArmEnv`.
+    Times `step` (physics + frames) and the frame fetch into the step profile,
+    and keeps the age of every frame it hands out.
+    """
+
+    def __init__(self, profile: StepProfile, source: Optional[CameraThread] = None, **kwargs):
+        super().__init__(cameras=CAMERAS, image_size=FRAME_SIZE, **kwargs)
+        self._profile = profile
+        self.source = source
+        self.frame_ages: list[float] = []
+        self.repeated_frames = 0
+        self._last_seq = -1
+
+    def attach(self, source: CameraThread) -> None:
+        self.source = source
+
+    def _frames(self) -> dict[str, np.ndarray]:
+        t = time.perf_counter()
+        try:
+            if self.source is None:
+                return super()._frames()
+            self.source.publish_state(self.data.qpos)
+            frames, seq, captured = self.source.latest()
+            self.frame_ages.append(time.monotonic() - captured)
+            self.repeated_frames += seq == self._last_seq
+            self._last_seq = seq
+            return frames
+        finally:
+            self._profile.add("frames", time.perf_counter() - t)
+
+    def step(self, action):
+        t = time.perf_counter()
+        try:
+            return super().step(action)
+        finally:
+            self._profile.add("env_step", time.perf_counter() - t)
+
+
+def render_frame_pool(n: int) -> tuple[dict[str, list[np.ndarray]], list[float]]:
+    """`n` real frames per camera from a noisy-reach rollout, and the inline render time/step."""
+    env = SimArmEnv(cameras=CAMERAS, image_size=FRAME_SIZE, max_steps=10 * n, seed=SEED)
+    policy = make_policy("noisy-reach", env, seed=SEED)
+    ts = env.reset()
+    pool: dict[str, list[np.ndarray]] = {c: [] for c in CAMERAS}
+    render_s = []
+    for _ in range(n):
+        for _ in range(3):
+            ts = env.step(policy(ts.observation))
+        t = time.perf_counter()
+        frames = env._frames()
+        render_s.append(time.perf_counter() - t)
+        for c in CAMERAS:
+            pool[c].append(frames[c])
+    env.close()
+    return pool, render_s[1:]  # the first call creates the renderer
+
+
+# ---------------------------------------------------------------------------
+# Input replay.
+# ---------------------------------------------------------------------------
+
+
+def write_replay(path: str, every: float = TOUCH_EVERY_S, hold: float = TOUCH_HOLD_S) -> None:
+    """A looping replay: the operator pushes the arm for `hold` s at the end of every `every` s,
+    in a direction that turns by 90 degrees from one touch to the next (4 touches per loop)."""
+    lines = [{"format": FORMAT_NAME, "version": FORMAT_VERSION, "frame": "robot",
+              "num_buttons": 2, "duration": 4 * every, "device": "generated"}]
+    for k in range(4):
+        start = k * every
+        angle = k * math.pi / 2 + math.pi / 4
+        lines.append({"t": start, "axes": [0.0] * 6, "buttons": [0, 0]})
+        lines.append({"t": start + every - hold,
+                      "axes": [0.7 * math.cos(angle), 0.7 * math.sin(angle), 0, 0, 0, 0],
+                      "buttons": [0, 0]})
+    with open(path, "w", encoding="utf-8") as f:
+        for obj in lines:
+            f.write(json.dumps(obj) + "\n")
+
+
+# ---------------------------------------------------------------------------
+# The two loops.
+# ---------------------------------------------------------------------------
+
+
+def bare_session(env, device, policy, episodes: int, pacer: ControlRate,
+                 clock: Callable[[], float] = time.monotonic) -> dict[str, int]:
+    """`RolloutRecorder.run_episode`'s per-step work as `run_session` wires it, minus recording.
+
+    Per episode: model and policy reset with ``seed + index``, pacer reset,
+    env reset. Per step: `pacer.wait()`, policy action (checked), the takeover
+    model's decision (a device read), the operator's action when engaged (a
+    device read), the step info, `env.step`, and the session watcher's device
+    read and clip check.
+    """
+    model = iv.ExternalTakeover(device, device=type(device).__name__)
+
+    def expert(observation) -> np.ndarray:
+        del observation
+        return np.asarray(device.read().action[:ACTION_DIM], np.float32)
+
+    steps = intervened = 0
+    for index in range(episodes):
+        seed = SEED + index
+        model.reset(seed=seed)
+        if hasattr(policy, "reset"):
+            policy.reset(seed=seed)
+        pacer.reset()
+        start = clock()
+        timestep = env.reset()
+        step = 0
+        while not timestep.last():
+            pacer.wait()
+            obs = timestep.observation
+            policy_action = ep.check_action(policy(obs), ACTION_DIM, "bare: policy action")
+            intervene = model.decide(iv.DecisionContext(step, obs, policy_action, None))
+            expert_action = (ep.check_action(expert(obs), ACTION_DIM, "bare: expert action")
+                             if intervene else None)
+            action = expert_action if intervene else policy_action
+            ep.StepInfo(bool(intervene), policy_action, expert_action,
+                        sc.Source.HUMAN if intervene else sc.Source.POLICY, clock() - start)
+            timestep = env.step(action)
+            sample = device.read()  # the session watcher's per-step check
+            _ = (sample.connected, sample.flags, env.last_action_clipped)
+            intervened += bool(intervene)
+            step += 1
+        steps += step
+    return {"steps": steps, "intervened_steps": intervened}
+
+
+def idle_session(episodes: int, episode_steps: int, pacer: ControlRate) -> dict[str, int]:
+    """The machine's floor: the same pacing (reset per episode, a wait per step), no work."""
+    for _ in range(episodes):
+        pacer.reset()
+        for _ in range(episode_steps):
+            pacer.wait()
+    return {"steps": episodes * episode_steps, "intervened_steps": 0}
+
+
+def _cpu_times() -> list[int]:
+    """The aggregate "cpu" line of /proc/stat (USER_HZ ticks; index 7 is steal), or []."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return []
+
+
+def _steal_pct(before: list[int], after: list[int], wall: float) -> Optional[float]:
+    """Share of CPU time the hypervisor gave to other guests during `wall` seconds (all CPUs)."""
+    if len(before) < 8 or len(after) < 8 or wall <= 0:
+        return None
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    return 100.0 * (after[7] - before[7]) / hz / (wall * (os.cpu_count() or 1))
+
+
+def _ms(values) -> dict[str, float]:
+    a = np.asarray(list(values), dtype=np.float64) * 1e3
+    if a.size == 0:
+        return {"n": 0}
+    return {"n": int(a.size), "p50": float(np.percentile(a, 50)),
+            "p99": float(np.percentile(a, 99)),
+            "max": float(a.max()), "mean": float(a.mean())}
+
+
+def run_cell(rate: float, mode: str, frames: str, duration: float, episode_steps: int,
+             camera_hz: float, pool, replay_path: str, tmp_root: str, policy_spec: str,
+             measure: bool = True) -> dict[str, Any]:
+    """One continuous session at `rate`; `mode` "on" / "off" (recording) or "idle" (pacer only)."""
+    episodes = max(1, math.ceil(duration * rate / episode_steps))
+    profile = StepProfile()
+    env = DriverCameraArmEnv(profile, max_steps=episode_steps, seed=SEED)
+    source = None
+    if mode == "idle":
+        frames = "none"
+    elif frames != "inline":
+        source = CameraThread(env.model, CAMERAS, FRAME_SIZE, camera_hz, frames, pool)
+        env.attach(source)
+    device = TimedReplayDevice(replay_path, loop=True, profile=profile)
+    policy = Timed(make_policy(policy_spec, env, seed=SEED), "policy", profile)
+    schema = sc.camera_schema(STATE_DIM, ACTION_DIM, cameras=CAMERAS, size=FRAME_SIZE)
+    pacer = TracingRate(rate, profile)
+    commits: list[dict[str, float]] = []
+    workdir = tempfile.mkdtemp(prefix=f"{mode}-{rate:g}hz-", dir=tmp_root)
+    load_before, cpu_before = os.getloadavg(), _cpu_times()
+    out: dict[str, Any] = {}
+    try:
+        if source is not None:
+            source.start()
+        device.start()
+        with GcMonitor(profile) as gcm, timed_commits(profile, commits):
+            t0 = time.monotonic()
+            if mode == "on":
+                config = SessionConfig(out=workdir, episodes=episodes, rate_hz=rate,
+                                       operator="replay", policy_version=policy_spec, seed=SEED)
+                result = run_session(env, device, policy, schema, config, pacer=pacer,
+                                     progress=False)
+                s = result["summary"]
+                counts = {"steps": s.transitions,
+                          "intervened_steps": sum(e.intervened_steps for e in s.episodes)}
+                out["run_session_timing"] = result["timing"]
+                out["session_events"] = result["events"]
+            elif mode == "off":
+                counts = bare_session(env, device, policy, episodes, pacer)
+            else:
+                counts = idle_session(episodes, episode_steps, pacer)
+            pacer.finish()
+            wall = time.monotonic() - t0
+            cpu_after = _cpu_times()
+    finally:
+        device.stop()
+        if source is not None:
+            source.stop()
+        env.close()
+        written = sum(os.path.getsize(os.path.join(workdir, f)) for f in os.listdir(workdir)
+                      if os.path.isfile(os.path.join(workdir, f)))
+        shutil.rmtree(workdir, ignore_errors=True)
+    if not measure:
+        return {}
+    nominal = pacer.period
+    stats = period_stats(pacer.periods, nominal, TOLERANCE)
+
+    # Ticks -> lateness and the periods across episode boundaries.
+    ticks = pacer.ticks
+    lateness = [r - d for (_, i, d, r) in ticks if i > 0]
+    boundary_gaps = [b[3] - a[3] for a, b in zip(ticks, ticks[1:]) if b[0] != a[0]]
+    limit = nominal * (1 + TOLERANCE)
+    rows = pacer.rows
+    steps_rows = [r for r in rows if r["kind"] == "step"]
+    last_rows = [r for r in rows if r["kind"] == "last_step"]
+    start_rows = [r for r in rows if r["kind"] == "episode_start"]
+    parts = sorted({k for r in steps_rows for k in r if k not in ("kind", "episode", "tick",
+                                                                  "seconds")})
+    work = {"total": _ms(r["seconds"] for r in steps_rows)}
+    for p in parts:
+        work[p] = _ms(r.get(p, 0.0) for r in steps_rows)
+    work["other"] = _ms(r["seconds"] - sum(r.get(p, 0.0) for p in parts
+                                           if p not in ("frames",)) for r in steps_rows)
+    # Longest in-episode periods, with the work of the step before and the tick's lateness.
+    by_tick = {(e, i): (d, r) for (e, i, d, r) in ticks}
+    step_row = {(r["episode"], r["tick"]): r for r in steps_rows}
+    longest = []
+    for (e, i, d, r) in ticks:
+        if i == 0:
+            continue
+        period = r - by_tick[(e, i - 1)][1]
+        longest.append((period, e, i, r - d, step_row.get((e, i - 1), {})))
+    longest.sort(key=lambda x: -x[0])
+    out.update({
+        "rate_hz": rate, "mode": mode, "frames": frames,
+        "frame_source": FRAME_SOURCES[frames].format(hz=camera_hz),
+        "nominal_ms": nominal * 1e3,
+        "duration_s": wall, "episodes": episodes, "episode_steps": episode_steps,
+        "steps": counts["steps"],
+        "intervened_fraction": counts["intervened_steps"] / max(counts["steps"], 1),
+        "periods_in_episode": stats,
+        "overruns": pacer.overruns,
+        "lateness_ms": _ms(lateness),
+        "work_ms": work,
+        "longest_periods": [
+            {"period_ms": p * 1e3, "episode": e, "tick": i, "late_ms": late * 1e3,
+             "previous_step_ms": {k: v * 1e3 for k, v in row.items()
+                                  if k not in ("kind", "episode", "tick")}}
+            for p, e, i, late, row in longest[:5]],
+        "boundaries": {
+            "note": "not in periods_in_episode: RolloutRecorder resets the ControlRate at each "
+                    "episode start; the recorder's commit runs inside each episode's last step",
+            "count": len(boundary_gaps),
+            "gap_ms": _ms(boundary_gaps),
+            "gaps_over_limit": int(sum(g > limit for g in boundary_gaps)),
+            "last_step_ms": _ms(r["seconds"] for r in last_rows),
+            "episode_start_ms": _ms(r["seconds"] for r in start_rows[1:]),
+            "commit_ms": _ms(c["commit_s"] for c in commits),
+            "write_episode_ms": _ms(c["write_s"] for c in commits),
+        },
+        "periods_all_ms": {
+            "note": "in-episode periods plus each boundary gap counted as one period",
+            **{k: v for k, v in period_stats(list(pacer.periods) + boundary_gaps, nominal,
+                                             TOLERANCE).items() if k != "p99_within_tolerance"},
+        },
+        "gc": {"collections": len(gcm.pauses), "max_pause_ms": 1e3 * max(
+            (p for _, p in gcm.pauses), default=0.0),
+            "gen2": sum(g == 2 for g, _ in gcm.pauses),
+            "pauses_over_1ms": sum(p > 1e-3 for _, p in gcm.pauses)},
+        "bytes_written": written,
+        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+        "steal_pct": _steal_pct(cpu_before, cpu_after, wall),
+    })
+    if source is not None:
+        out["camera"] = {"hz": camera_hz, "capture_ms": _ms(source.capture_s[1:]),
+                         "frame_age_ms": _ms(env.frame_ages),
+                         "repeated_frames": env.repeated_frames}
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Driver.
+# ---------------------------------------------------------------------------
+
+
+def targets(cells: list[dict[str, Any]], duration: float) -> dict[str, Any]:
+    out = {}
+    for c in cells:
+        if c["mode"] != "on":
+            continue
+        key = f"{c['rate_hz']:g}hz_{c['frames']}"
+        s = c["periods_in_episode"]
+        limit = c["nominal_ms"] * (1 + TOLERANCE)
+        out[key] = {
+            "p99_within_5pct": {"p99_ms": s["p99_ms"], "limit_ms": limit,
+                                "met": s["p99_ms"] <= limit},
+            "zero_missed_deadlines": {"missed": s["missed_deadlines"],
+                                      "session_s": round(c["duration_s"], 1),
+                                      "five_minutes": duration >= 300,
+                                      "met": s["missed_deadlines"] == 0},
+            "boundary_gaps_over_limit": c["boundaries"]["gaps_over_limit"],
+        }
+    return out
+
+
+def print_table(cells: list[dict[str, Any]], target_report: dict[str, Any]) -> None:
+    header = (f"{'rate':>5} {'rec':<3} {'frames':<6} {'steps':>5} {'p50':>7} {'p99':>7} "
+              f"{'max':>7} {'jit':>5} {'miss':>4} {'late99':>6} {'work50':>6} {'work99':>6} | "
+              f"{'eps':>3} {'commit50':>8} {'commitMax':>9} {'gapMax':>7} {'load':>4} "
+              f"{'steal%':>6}")
+    print(header)
+    print("-" * len(header))
+    for c in cells:
+        s, b, w = c["periods_in_episode"], c["boundaries"], c["work_ms"]["total"]
+        commit = b["commit_ms"]
+        print(f"{c['rate_hz']:4g}Hz {c['mode']:<3} {c['frames']:<6} {s['steps']:5d} "
+              f"{s['p50_ms']:7.2f} {s['p99_ms']:7.2f} {s['max_ms']:7.2f} {s['jitter_ms']:5.2f} "
+              f"{s['missed_deadlines']:4d} {c['lateness_ms'].get('p99', 0):6.2f} "
+              f"{w.get('p50', 0):6.2f} {w.get('p99', 0):6.2f} | {c['episodes']:3d} "
+              f"{commit.get('p50', float('nan')):8.1f} {commit.get('max', float('nan')):9.1f} "
+              f"{b['gap_ms'].get('max', float('nan')):7.1f} {c['loadavg_after'][0]:4.1f} "
+              f"{c['steal_pct'] if c['steal_pct'] is not None else float('nan'):6.1f}")
+    print("ms. p50/p99/max/jit(std)/miss: in-episode periods (miss = period > 1.05 x nominal); "
+          "late99: p99 of tick wake-up after its deadline;\nwork: tick -> next wait; commit: "
+          "recorder's episode commit (inside the episode's last step, outside the periods); "
+          "gapMax: longest period across an episode boundary;\n"
+          "idle: pacer only (the machine's floor); "
+          "load: 1-min loadavg after the session; steal%: CPU time taken by the hypervisor.")
+    for key, t in target_report.items():
+        p, m = t["p99_within_5pct"], t["zero_missed_deadlines"]
+        span = "5-minute" if m["five_minutes"] else f"{m['session_s']:g} s (not 5-minute)"
+        print(f"target {key} recording on: p99 {p['p99_ms']:.2f} <= {p['limit_ms']:.2f} ms -> "
+              f"{'MET' if p['met'] else 'MISSED'}; missed deadlines in a {span} session: "
+              f"{m['missed']} -> {'MET' if m['met'] else 'MISSED'} (episode boundaries over "
+              f"the limit, excluded: {t['boundary_gaps_over_limit']})")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds per (rate, mode) session (default 60; --quick: 10)")
+    p.add_argument("--rates", default="10,20", help="comma list of control rates in Hz")
+    p.add_argument("--episode-steps", type=int, default=100, help="steps per episode")
+    p.add_argument("--frames", default="pool",
+                   help="comma list of frame sources: pool, render, inline (see the docstring)")
+    p.add_argument("--camera-hz", type=float, default=30.0, help="camera thread capture rate")
+    p.add_argument("--modes", default="idle,off,on",
+                   help="comma list: idle (pacer only, the machine's floor), off, on")
+    p.add_argument("--policy", default="noisy-reach", help="random or noisy-reach")
+    p.add_argument("--priority", default="normal", choices=PRIORITIES,
+                   help="scheduling of the benchmark process: normal (default), nice (-10) or "
+                   "fifo (SCHED_FIFO 10, as a robot host would run its control loop); the "
+                   "threads started later (camera) inherit it")
+    p.add_argument("--quick", action="store_true", help="10 s per session")
+    p.add_argument("--out", default=DEFAULT_OUT, help="JSON results path")
+    args = p.parse_args(argv)
+    args.duration = args.duration or (10.0 if args.quick else 60.0)
+    args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    args.frames = [f.strip() for f in args.frames.split(",") if f.strip()]
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for f in args.frames:
+        if f not in FRAME_SOURCES or f == "none":
+            p.error(f"unknown frame source {f!r}; use pool, render or inline")
+    for m in args.modes:
+        if m not in ("idle", "on", "off"):
+            p.error(f"unknown mode {m!r}; use idle, off and/or on")
+    if args.episode_steps < 2:
+        p.error("--episode-steps must be >= 2")
+    return args
+
+
+def set_priority(kind: str) -> str:
+    """Raise this process's scheduling priority; returns what was applied (or why not)."""
+    try:
+        if kind == "nice":
+            os.setpriority(os.PRIO_PROCESS, 0, -10)
+            return "nice -10"
+        if kind == "fifo":
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+            return "SCHED_FIFO priority 10"
+    except (OSError, AttributeError) as exc:
+        print(f"note: could not set priority {kind!r} ({exc}); running at normal priority",
+              file=sys.stderr)
+        return f"normal ({kind} refused: {exc})"
+    return "normal"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    priority = set_priority(args.priority)
+    warnings.filterwarnings("ignore")
+    t_start = time.perf_counter()
+    pool, render_s = render_frame_pool(32)
+    print(f"inline render of {len(CAMERAS)} x {FRAME_SIZE}x{FRAME_SIZE} frames on this machine "
+          f"(MUJOCO_GL={os.environ.get('MUJOCO_GL')}): p50 {1e3 * np.median(render_s):.1f} ms, "
+          f"max {1e3 * max(render_s):.1f} ms per step", file=sys.stderr)
+    tmp_root = tempfile.mkdtemp(prefix="rlif-control-loop-")
+    replay = os.path.join(tmp_root, "operator.jsonl")
+    write_replay(replay)
+    cells = []
+    try:
+        # Warm-up (imports, TFDS features, first array_record writer, GL contexts): untimed.
+        for mode in [m for m in args.modes if m != "idle"]:
+            run_cell(args.rates[0], mode, args.frames[0], 0.5, 5, args.camera_hz, pool, replay,
+                     tmp_root, args.policy, measure=False)
+        for frames in args.frames:
+            for rate in args.rates:
+                for mode in args.modes:  # interleaved: idle, off, on per rate
+                    if mode == "idle" and frames != args.frames[0]:
+                        continue  # the floor does not depend on the frame source
+                    print(f"  {rate:g} Hz {mode:<4} frames={frames}: "
+                          f"{args.duration:g} s ...", file=sys.stderr, flush=True)
+                    cells.append(run_cell(rate, mode, frames, args.duration, args.episode_steps,
+                                          args.camera_hz, pool, replay, tmp_root, args.policy))
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    target_report = targets(cells, args.duration)
+    print_table(cells, target_report)
+    for frames in args.frames:
+        print(f"frames={frames}: {FRAME_SOURCES[frames].format(hz=args.camera_hz)}")
+    loads = [c["loadavg_before"][0] for c in cells] + [c["loadavg_after"][0] for c in cells]
+    print(f"priority: {priority}; machine load (1-min loadavg, {os.cpu_count()} CPUs) during the "
+          f"sessions: {min(loads):.1f}-{max(loads):.1f}")
+    from importlib import metadata
+
+    payload = {
+        "benchmark": "control_loop",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "env": "SimArmEnv (Reacher-v5, end-effector deltas)",
+        "cameras": list(CAMERAS), "frame_size": FRAME_SIZE,
+        "frame_sources": {f: FRAME_SOURCES[f].format(hz=args.camera_hz) for f in args.frames},
+        "inline_render_ms_per_step": _ms(render_s),
+        "policy": args.policy,
+        "operator": f"ReplayDevice, looping: a {TOUCH_HOLD_S:g} s push every {TOUCH_EVERY_S:g} s",
+        "tolerance": TOLERANCE,
+        "duration_per_session_s": args.duration, "episode_steps": args.episode_steps,
+        "quick": args.quick,
+        "priority": priority,
+        "wall_s": time.perf_counter() - t_start,
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "cpus": os.cpu_count(), "mujoco": metadata.version("mujoco"),
+                    "envlogger": metadata.version("envlogger")},
+        "cells": cells,
+        "targets": target_report,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
+        f.write("\n")
+    print(f"wrote {args.out} ({payload['wall_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
