@@ -136,8 +136,9 @@ class ImageSpec:
     Attributes:
       height, width, channels: frame size in pixels.
       encoding: "raw" stores the pixels as they are, one 49 KB bytes value
-        per 128x128 frame (~1 ms per step for two cameras when the episode is
-        written); "png" compresses, costing ~2.5 ms per frame (TF's encoder).
+        per 128x128 frame (~0.5 ms per step for two cameras, paid when the
+        episode is written); "png" compresses, costing ~2 ms per frame (TF's
+        encoder) -- too slow for a 10 Hz loop with two cameras.
     """
 
     height: int
