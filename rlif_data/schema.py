@@ -338,14 +338,29 @@ def dataset_config(schema: EpisodeSchema, description: str = ""):
 
 
 def features_dict(schema: EpisodeSchema):
-    """The top-level TFDS `FeaturesDict` of one episode."""
+    """The top-level TFDS `FeaturesDict` of one episode.
+
+    The same features `tfds.rlds.rlds_base.build_info` builds from
+    `dataset_config` (which writers use), assembled here without it: its
+    `tf.bool` imports TensorFlow (~4 s), which readers do not need.
+    `tests/test_schema.py` checks that both agree.
+    """
     import tensorflow_datasets as tfds
 
     config = dataset_config(schema)
-    identity = tfds.core.dataset_info.DatasetIdentity(
-        name=schema.name, version=tfds.core.Version("0.0.0"), data_dir="", module_name=""
+    step = {
+        IS_TERMINAL: np.bool_,
+        IS_FIRST: np.bool_,
+        IS_LAST: np.bool_,
+        **config.step_metadata_info,
+        OBSERVATION: config.observation_info,
+        ACTION: config.action_info,
+        REWARD: config.reward_info,
+        DISCOUNT: config.discount_info,
+    }
+    return tfds.features.FeaturesDict(
+        {STEPS: tfds.features.Dataset(step), **config.episode_metadata_info}
     )
-    return tfds.rlds.rlds_base.build_info(config, identity).features
 
 
 def check_format_version(found: str | None, where: str) -> None:

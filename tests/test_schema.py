@@ -1,5 +1,7 @@
 """The schema module: specs, TFDS features, format version."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -54,3 +56,29 @@ def test_format_version_check():
         sc.check_format_version(None, "/x")
     with pytest.raises(errors.FormatVersionError, match="format 9.0"):
         sc.check_format_version("9.0", "/x")
+
+
+@pytest.mark.parametrize("schema", [sc.vector_schema(11, 3), sc.camera_schema(7, 2),
+                                    sc.camera_schema(7, 2, encoding="png", derived=True)])
+def test_reader_features_equal_the_rlds_builder_features(schema):
+    import tensorflow_datasets as tfds
+
+    identity = tfds.core.dataset_info.DatasetIdentity(
+        name=schema.name, version=tfds.core.Version("1.0.0"), data_dir="", module_name="")
+    built = tfds.rlds.rlds_base.build_info(sc.dataset_config(schema), identity).features
+    assert built.to_json() == sc.features_dict(schema).to_json()
+
+
+def test_reading_does_not_import_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.fakes.episodes import make_episode, write_recording
+
+    rec = write_recording(tmp_path / "rec", [make_episode(0)])
+    code = ("import sys\nfrom rlif_data.recording.reader import read_episodes\n"
+            f"eps = read_episodes({rec!r})\n"
+            "print(len(eps), 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.stdout.split() == ["1", "False"]
