@@ -497,7 +497,7 @@ def main(argv=None) -> int:
         "cameras": list(CAMERAS),
         "frame_size": FRAME_SIZE,
         "frames": frames,
-        "intervention": {"model": "RandomTakeover", "rate": INTERVENTION_RATE},
+        "takeover_model": {"model": "RandomTakeover", "rate": INTERVENTION_RATE},
         "quick": args.quick,
         "wall_s": time.perf_counter() - t_start,
         "machine": {"python": platform.python_version(), "platform": platform.platform(),

@@ -188,11 +188,3 @@ def default_beam_args() -> list[str]:
     """DirectRunner with 2 worker processes: what a 2-core machine does best."""
     return ["--runner=DirectRunner", "--direct_num_workers=2",
             "--direct_running_mode=multi_processing", "--default_sdk_harness_log_level=WARNING"]
-
-
-def stale_staging_dirs(parent: str) -> list[str]:
-    """Staging directories left by killed jobs under `parent` (for `gc`)."""
-    if not os.path.isdir(parent):
-        return []
-    return sorted(os.path.join(parent, n) for n in os.listdir(parent)
-                  if n.startswith(STAGING_PREFIX))
