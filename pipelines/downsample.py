@@ -36,7 +36,7 @@ def episode_infos(input_dir: str, stratify: str = "none") -> list[ds.EpisodeInfo
     infos = []
     with EpisodeReader(input_dir, repair=False) as reader:
         for i in range(len(reader)):
-            episode = reader[i]
+            episode = reader.summary(i)
             infos.append(ds.EpisodeInfo(i, len(episode[sc.STEPS][sc.IS_FIRST]) - 1,
                                         key(episode) if key else ""))
     return infos

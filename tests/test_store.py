@@ -242,3 +242,15 @@ def test_reading_many_one_shard_episodes_keeps_few_files_open(tmp_path):
     open_files = len(os.listdir(f"/proc/{os.getpid()}/fd"))
     r.close()
     assert len(os.listdir(f"/proc/{os.getpid()}/fd")) <= open_files
+
+
+def test_summary_reads_lengths_metadata_and_sources(tmp_path):
+    d = tmp_path / "rec"
+    write(d, [make_episode(i, length=3 + i, operator=f"op{i}") for i in range(3)])
+    r = EpisodeReader(str(d))
+    for i in range(3):
+        full, light = r[i], r.summary(i)
+        for key in sc.EPISODE_METADATA_FIELDS:
+            assert light[key] == full[key], key
+        np.testing.assert_array_equal(light[sc.STEPS][sc.IS_FIRST], full[sc.STEPS][sc.IS_FIRST])
+        np.testing.assert_array_equal(light[sc.STEPS][sc.SOURCE], full[sc.STEPS][sc.SOURCE])
