@@ -194,6 +194,28 @@ def writer_lock(directory: str):
         os.close(fd)  # closing the descriptor releases the flock
 
 
+def active_writer(directory: str) -> Optional[str]:
+    """The pid of a live writer of `directory`, or None.
+
+    Probes with a shared lock, which a live writer's exclusive lock blocks but
+    other probes do not: several readers may check at once without seeing
+    each other as writers.
+    """
+    path = os.path.join(directory, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        return None
+    finally:
+        os.close(fd)
+
+
 @dataclasses.dataclass
 class RecoveryReport:
     """What `recover` found and did."""

@@ -407,13 +407,10 @@ class Registry:
         """Refuse a recording whose writer is still running (it would change under us)."""
         from rlif_data.recording import store as rec_store
 
-        lock = os.path.join(source, rec_store.LOCK_FILE)
-        if os.path.exists(lock):
-            try:
-                with rec_store.writer_lock(source):
-                    pass
-            except errors.RecordingLockedError as exc:
-                raise RegistryError(f"cannot publish while recording: {exc}") from None
+        pid = rec_store.active_writer(source)
+        if pid is not None:
+            raise RegistryError(f"cannot publish while recording: {source} is being written "
+                                f"by pid {pid}; publish it when the session has ended")
 
     # -- tags -----------------------------------------------------------------
     def tag(self, ref: str, tag: str) -> Version:
