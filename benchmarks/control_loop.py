@@ -107,6 +107,8 @@ from robot.replay_device import FORMAT_NAME, FORMAT_VERSION, ReplayDevice  # noq
 from robot.session import SessionConfig, make_policy, run_session  # noqa: E402
 from robot.timing import ControlRate, period_stats  # noqa: E402
 
+from results_io import write_results  # benchmarks/ is on sys.path when run as a script
+
 CAMERAS = ("front", "side")
 FRAME_SIZE = 128
 STATE_DIM = 10
@@ -891,11 +893,7 @@ def main(argv=None) -> int:
         "cells": cells,
         "targets": target_report,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-        f.write("\n")
-    print(f"wrote {args.out} ({payload['wall_s']:.0f} s)")
+    write_results(args.out, payload)
     return 0
 
 

@@ -43,7 +43,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402
@@ -67,6 +66,8 @@ from rlif_data import schema as sc  # noqa: E402
 from rlif_data.envs.gym_dm_env import GymnasiumDmEnv  # noqa: E402
 from rlif_data.intervention import DecisionContext, RandomTakeover  # noqa: E402
 from rlif_data.policies import RandomPolicy  # noqa: E402
+
+from results_io import write_results  # benchmarks/ is on sys.path when run as a script
 
 ENV_ID = "HalfCheetah-v5"  # 17-dim state, 6-dim action, never terminates: fixed episode lengths
 STATE_DIM = 17
@@ -507,11 +508,7 @@ def main(argv=None) -> int:
         "results": results,
         "targets": target_report,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-        f.write("\n")
-    print(f"wrote {args.out} ({payload['wall_s']:.0f} s)")
+    write_results(args.out, payload)
     return 0
 
 

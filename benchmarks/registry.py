@@ -69,6 +69,8 @@ if _ROOT not in sys.path:
 from rlif_data.registry import checksums, remote  # noqa: E402
 from rlif_data.registry.store import Registry  # noqa: E402
 
+from results_io import write_results  # benchmarks/ is on sys.path when run as a script
+
 NAME = "bench"
 TARGET_RATIO = 1.5
 MIB = 1 << 20
@@ -315,11 +317,7 @@ def main(argv=None) -> int:
         "runs_s": runs,
         "summary": summary,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-        f.write("\n")
-    print(f"wrote {args.out} ({payload['wall_s']:.0f} s)")
+    write_results(args.out, payload)
     return 0
 
 

@@ -93,7 +93,8 @@ def test_nan_policy_action_fails_clearly_and_keeps_earlier_episodes(tmp_path):
         record(tmp_path, policy=flaky, episodes=50, max_steps=40,
                model=iv.NoIntervention())
     eps = read_episodes(str(tmp_path / "rec"))
-    assert 1 <= len(eps) and sum(len(e[sc.STEPS][sc.IS_FIRST]) - 1 for e in eps) < 100
+    assert len(eps) >= 1  # the episodes finished before the NaN are kept
+    assert sum(len(e[sc.STEPS][sc.IS_FIRST]) - 1 for e in eps) < 100  # the failing one is not
 
 
 def test_observation_not_matching_schema_is_refused(tmp_path):
