@@ -44,7 +44,6 @@ The pure logic works on NumPy arrays with no I/O; `read_d4rl_episodes` and
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import pathlib
@@ -53,6 +52,7 @@ from typing import Any, Iterator, Optional, Union
 import numpy as np
 
 from rlif_data import episodes, errors, schema
+from rlif_data.sources.hdf5_io import first_non_finite_row, open_hdf5
 
 PathLike = Union[str, os.PathLike]
 
@@ -287,23 +287,6 @@ def episode_metadata(episode_id: str, session_id: str, env_id: str) -> dict[str,
     }
 
 
-def first_non_finite_row(values: np.ndarray) -> Optional[int]:
-    """Index of the first row holding NaN/inf, or None if all are finite.
-
-    Args:
-      values: an array whose first axis is the row.
-
-    Returns:
-      The row index, or None.
-    """
-    arr = np.asarray(values)
-    bad = ~np.isfinite(arr)
-    if bad.ndim > 1:
-        bad = bad.reshape(len(arr), int(np.prod(arr.shape[1:]))).any(axis=1)
-    rows = np.flatnonzero(bad)
-    return int(rows[0]) if len(rows) else None
-
-
 # ---------------------------------------------------------------------------
 # The h5py layer.
 # ---------------------------------------------------------------------------
@@ -322,21 +305,10 @@ class _Layout:
     other_keys: tuple[str, ...]
 
 
-@contextlib.contextmanager
 def _open(path: str):
-    import h5py  # imported here: only the readers need it
-
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such D4RL file")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as e:
-        # h5py's OSError covers "not an HDF5 file" and truncated files.
-        raise D4RLFormatError(
-            f"{path}: not a readable HDF5 file (not HDF5, truncated or corrupt): {e}"
-        ) from e
-    with handle:
-        yield handle
+    return open_hdf5(path, D4RLFormatError)
 
 
 def _read(handle, path: str, key: str, rows: Any = slice(None)) -> np.ndarray:

@@ -53,7 +53,7 @@ from typing import Any, Iterator, Mapping, Union
 import numpy as np
 
 from rlif_data import episodes, errors, schema
-from rlif_data.sources.d4rl_hdf5 import first_non_finite_row
+from rlif_data.sources.hdf5_io import check_finite, open_hdf5
 
 PathLike = Union[str, os.PathLike]
 
@@ -110,12 +110,7 @@ def _numeric(arrays: Mapping[str, np.ndarray], name: str, ndim: int, where: str)
 
 
 def _finite(arr: np.ndarray, name: str, where: str) -> None:
-    if arr.dtype.kind == "f" and len(arr):
-        bad = first_non_finite_row(arr)
-        if bad is not None:
-            raise DemoFormatError(
-                f"{where}: '{name}' has a non-finite value (NaN/inf) at row {bad}"
-            )
+    check_finite(arr, name, where, DemoFormatError)
 
 
 def _terminated(value: Any, where: str) -> bool:
@@ -427,14 +422,7 @@ def read_demo_episodes(
 
 
 def _open_h5(path: pathlib.Path):
-    import h5py  # imported here: only the HDF5 branch needs it
-
-    try:
-        return h5py.File(path, "r")
-    except OSError as e:
-        raise DemoFormatError(
-            f"{path}: not a readable HDF5 file (not HDF5, truncated or corrupt): {e}"
-        ) from e
+    return open_hdf5(path, DemoFormatError)
 
 
 def _iter_npz(files: list[pathlib.Path], session: str, source: schema.Source, operator: str,

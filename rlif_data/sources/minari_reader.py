@@ -42,7 +42,6 @@ no I/O; `read_minari_episodes` is the thin I/O layer on top.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pathlib
@@ -52,7 +51,7 @@ from typing import Any, Iterator, Mapping, Optional, Union
 import numpy as np
 
 from rlif_data import episodes, errors, schema
-from rlif_data.sources.d4rl_hdf5 import first_non_finite_row
+from rlif_data.sources.hdf5_io import check_finite, open_hdf5
 
 PathLike = Union[str, os.PathLike]
 
@@ -208,13 +207,7 @@ def _flags(values: Any, key: str, where: str) -> np.ndarray:
 
 def _finite(values: np.ndarray, key: str, where: str) -> np.ndarray:
     """``values`` unchanged, or a MinariFormatError naming the first bad row."""
-    if values.dtype.kind == "f" and len(values):
-        bad = first_non_finite_row(values)
-        if bad is not None:
-            raise MinariFormatError(
-                f"{where}: '{key}' has a non-finite value (NaN/inf) at row {bad}"
-            )
-    return values
+    return check_finite(values, key, where, MinariFormatError)
 
 
 def _observation_leaf(values: Any, key: str, where: str) -> np.ndarray:
@@ -436,19 +429,8 @@ def read_minari_metadata(data_dir: PathLike) -> dict[str, Any]:
     return metadata
 
 
-@contextlib.contextmanager
 def _open(path: pathlib.Path):
-    import h5py  # imported here: only the readers need it
-
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as e:
-        # h5py's OSError covers "not an HDF5 file" and truncated files.
-        raise MinariFormatError(
-            f"{path}: not a readable HDF5 file (not HDF5, truncated or corrupt): {e}"
-        ) from e
-    with handle:
-        yield handle
+    return open_hdf5(path, MinariFormatError)
 
 
 def _episode_ids(handle, path: pathlib.Path, total: Optional[int]) -> list[int]:
