@@ -115,16 +115,18 @@ class EpisodeReader:
         if not -len(self) <= i < len(self):
             raise IndexError(f"{self.directory}: episode {i} out of range (0..{len(self) - 1})")
         i %= len(self)
-        parser = self._ensure_parser()
+        return self._decode(self._parse(i, self._ensure_parser().parse_example))
+
+    def _parse(self, i: int, parse) -> Any:
+        """``parse(raw record of episode i)``, failures reported as a damaged shard."""
         try:
-            parsed = parser.parse_example(self.raw(i))
+            return parse(self.raw(i))
         except errors.CorruptRecordingError:
             raise
         except Exception as exc:
             raise errors.CorruptRecordingError(
                 f"{self._paths[self._locations[i][0]]}: episode {i} cannot be decoded ({exc})"
             ) from None
-        return self._decode(parsed)
 
     def summary(self, i: int) -> dict[str, Any]:
         """Episode `i`'s metadata and its `IS_FIRST` and `SOURCE` steps only.
@@ -134,14 +136,7 @@ class EpisodeReader:
         """
         from tensorflow_datasets.proto import tf_example_pb2
 
-        try:
-            feature = tf_example_pb2.Example.FromString(self.raw(i)).features.feature
-        except errors.CorruptRecordingError:
-            raise
-        except Exception as exc:
-            raise errors.CorruptRecordingError(
-                f"{self._paths[self._locations[i][0]]}: episode {i} cannot be decoded ({exc})"
-            ) from None
+        feature = self._parse(i, tf_example_pb2.Example.FromString).features.feature
         out: dict[str, Any] = {}
         for key in sc.EPISODE_METADATA_FIELDS:
             if key in _TEXT_FIELDS:
