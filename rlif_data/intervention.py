@@ -127,7 +127,24 @@ class _TakeoverState:
         return True
 
 
-class RandomTakeover(InterventionModel):
+class _SeededModel(InterventionModel):
+    """Shared by the stochastic models: a seeded RNG and the current takeover.
+
+    `reset(seed)` re-seeds (when a seed is given) and ends any takeover.
+    """
+
+    def __init__(self, seed: int):
+        self._seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._state = _TakeoverState()
+
+    def reset(self, seed: Optional[int] = None) -> None:
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self._state = _TakeoverState()
+
+
+class RandomTakeover(_SeededModel):
     """Paper §3.2: random takeovers of `takeover_steps` steps at a target `rate`.
 
     The realised rate converges to `rate` over long step streams; episode ends
@@ -140,14 +157,7 @@ class RandomTakeover(InterventionModel):
         self.rate = check_rate(rate)
         self.takeover_steps = _check_takeover_steps(takeover_steps)
         self.p_start = start_probability(self.rate, self.takeover_steps)
-        self._seed = seed
-        self._rng = np.random.default_rng(seed)
-        self._state = _TakeoverState()
-
-    def reset(self, seed: Optional[int] = None) -> None:
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        self._state = _TakeoverState()
+        super().__init__(seed)
 
     def decide(self, ctx: DecisionContext) -> bool:
         if self._state.continue_takeover():
@@ -165,19 +175,14 @@ class RandomTakeover(InterventionModel):
         }
 
 
-class IIDRandom(InterventionModel):
+class IIDRandom(_SeededModel):
     """Official RLIF random script: each step is an independent Bernoulli(rate)."""
 
     name = "random_official"
 
     def __init__(self, rate: float, seed: int = 0):
         self.rate = check_rate(rate)
-        self._seed = seed
-        self._rng = np.random.default_rng(seed)
-
-    def reset(self, seed: Optional[int] = None) -> None:
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
+        super().__init__(seed)
 
     def decide(self, ctx: DecisionContext) -> bool:
         return bool(self._rng.random() < self.rate)
@@ -207,7 +212,7 @@ def policy_is_worse(
     return q_policy < alpha * q_ref
 
 
-class ValueBased(InterventionModel):
+class ValueBased(_SeededModel):
     """Intervene with probability `beta` when Q^ref finds the policy action worse.
 
     Args:
@@ -247,18 +252,11 @@ class ValueBased(InterventionModel):
         self.delta = delta
         self.alpha = alpha
         self.takeover_steps = _check_takeover_steps(takeover_steps)
-        self._seed = seed
-        self._rng = np.random.default_rng(seed)
-        self._state = _TakeoverState()
+        super().__init__(seed)
 
     @property
     def needs_expert_action(self) -> bool:
         return True
-
-    def reset(self, seed: Optional[int] = None) -> None:
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        self._state = _TakeoverState()
 
     def decide(self, ctx: DecisionContext) -> bool:
         if self._state.continue_takeover():
