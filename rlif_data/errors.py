@@ -35,3 +35,7 @@ class CorruptRecordingError(RlifDataError):
 
 class UnknownEnvironmentError(RlifDataError, ValueError):
     """An environment id is not registered."""
+
+
+class UnsafeDataError(RlifDataError, ValueError):
+    """Data from elsewhere would write outside its place or run code (file names, feature classes)."""
