@@ -140,21 +140,42 @@ def make_device(spec: str, clock: Callable[[], float] = time.monotonic) -> Input
     raise ValueError(f"unknown device {spec!r}; use spacemouse, keyboard or replay:FILE")
 
 
+ROBOT_POLICIES = ("random", "noisy-reach")
+"""Policy names of robot sessions; anything else is a `rlif_data.policies` spec."""
+
+REACH_NOISE = 0.8
+"""Noise std of "noisy-reach": weak enough that the operator has to take over."""
+
+
 def make_policy(spec: str, env: Any, seed: int = 0) -> Callable[[Any], np.ndarray]:
-    """The robot policy: "random", "noisy-reach" (a weak scripted learner) or a checkpoint dir."""
+    """The robot policy: "random", "noisy-reach" (a weak scripted learner) or a checkpoint dir.
+
+    Args:
+      spec: "noisy-reach" (`reach_expert` plus noise), or any
+        `rlif_data.policies.from_spec` spec ("random", a checkpoint directory, ...).
+      env: the robot env (its action spec gives the bounds).
+      seed: seed of the policy's randomness.
+
+    Returns:
+      A policy over the env's dict observations (checkpoints see the state vector).
+
+    Raises:
+      ValueError: unknown spec; the message lists the names.
+    """
     from rlif_data import policies
     from rlif_data.envs.cameras import STATE_KEY
     from robot.env import reach_expert
 
-    spec_ = env.action_spec()
-    if spec == "random":
-        return policies.RandomPolicy(spec_.minimum, spec_.maximum, seed=seed)
+    env_id = getattr(env, "env_id", type(env).__name__)
     if spec == "noisy-reach":
-        return policies.NoisyPolicy(reach_expert(env), 0.8, spec_.minimum, spec_.maximum, seed=seed)
-    if os.path.isdir(spec):
-        mlp = policies.load_mlp_policy(spec)
-        return lambda observation: mlp(observation[STATE_KEY])
-    raise ValueError(f"unknown policy {spec!r}; use random, noisy-reach or a checkpoint directory")
+        return policies.from_spec("noisy-expert", env.action_spec(), env_id=env_id, seed=seed,
+                                  expert=reach_expert(env), noise=REACH_NOISE,
+                                  state_key=STATE_KEY)
+    if spec not in policies.SPEC_FACTORIES and policies.resolve_checkpoint(spec) is None:
+        raise ValueError(f"unknown policy {spec!r}; use {', '.join(ROBOT_POLICIES)} "
+                         "or a checkpoint directory")
+    return policies.from_spec(spec, env.action_spec(), env_id=env_id, seed=seed,
+                              state_key=STATE_KEY)
 
 
 def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.ndarray],

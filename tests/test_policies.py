@@ -5,6 +5,7 @@ import os
 # MuJoCo picks its GL backend at import; headless machines have no display.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
@@ -278,3 +279,141 @@ def test_load_missing_params(saved_policy):
     shutil.rmtree(saved_policy / "params")
     with pytest.raises(FileNotFoundError, match=path_re(saved_policy / "params")):
         policies.load_mlp_policy(saved_policy)
+
+
+def test_mlp_module_is_importable_and_subclassable_by_name(mlp_config):
+    from rlif_data.policies.mlp import TanhMLP
+
+    module = policies.make_mlp_module(mlp_config)
+    assert type(module) is TanhMLP and policies.TanhMLP is TanhMLP
+
+    class Doubled(TanhMLP):
+        def __call__(self, obs):
+            return 2.0 * super().__call__(obs)
+
+    params = policies.init_mlp_policy_params(mlp_config, seed=0)
+    doubled = Doubled(hidden_dims=module.hidden_dims, action_dim=module.action_dim,
+                      action_low=module.action_low, action_high=module.action_high)
+    obs = np.ones((1, 11), np.float32)
+    np.testing.assert_allclose(doubled.apply(params, obs), 2.0 * module.apply(params, obs),
+                               rtol=1e-6)
+
+
+def test_checkpoint_config_is_written_through_fsynced_atomic_writer(tmp_path, mlp_config,
+                                                                     monkeypatch):
+    from rlif_data import fsutil
+
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(fsutil.os, "fsync", fsync)
+    policies.save_mlp_policy(tmp_path, mlp_config, policies.init_mlp_policy_params(mlp_config))
+    # The config's temp file and then its directory were fsynced; no temp file is left behind.
+    names = [os.path.basename(p) for p in synced]
+    assert any(n.startswith("policy_config.json.tmp") for n in names), synced
+    assert str(tmp_path.resolve()) in synced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params", "policy_config.json"]
+
+
+# ---------------------------------------------------------------- scripted layout
+
+
+def test_balance_controller_reads_legs_from_layout():
+    gains = policies.HOPPER_GAINS
+    one_leg = policies.BodyLayout(obs_dim=11, torso_angle=1, torso_rate=7, forward_vel=5,
+                                  legs=((2, 8),))
+    # The same leg read twice: the action is the one-leg action repeated.
+    two_legs = dataclasses.replace(one_leg, legs=((2, 8), (2, 8)))
+    obs = np.random.default_rng(0).normal(0.0, 0.3, size=11)
+    a = policies.BalanceController(one_leg, gains)(obs)
+    b = policies.BalanceController(two_legs, gains)(obs)
+    np.testing.assert_array_equal(b, np.concatenate([a, a]))
+    np.testing.assert_array_equal(a, policies.HopperBalanceExpert()(obs))
+    # Swapping the walker's legs in the observation swaps the two halves of the action.
+    walker = policies.Walker2dBalanceExpert()
+    wobs = np.random.default_rng(1).normal(0.0, 0.3, size=17)
+    swapped = wobs.copy()
+    swapped[2:5], swapped[5:8] = wobs[5:8], wobs[2:5]
+    swapped[11:14], swapped[14:17] = wobs[14:17], wobs[11:14]
+    action, mirrored = walker(wobs), walker(swapped)
+    np.testing.assert_array_equal(action[:3], mirrored[3:])
+    np.testing.assert_array_equal(action[3:], mirrored[:3])
+    assert not np.array_equal(action[:3], action[3:])
+
+
+# ---------------------------------------------------------------- from_spec
+
+BOX = gym.spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
+
+
+def test_from_spec_builds_each_named_policy():
+    obs = np.full(11, 0.05)
+    rand = policies.from_spec("random", BOX, env_id="Hopper-v5", seed=3)
+    np.testing.assert_array_equal(rand(obs), policies.RandomPolicy.from_space(BOX, seed=3)(obs))
+    scripted = policies.from_spec("scripted", BOX, env_id="Hopper-v5", seed=0)
+    np.testing.assert_array_equal(scripted(obs), policies.HopperBalanceExpert()(obs))
+    noisy = policies.from_spec("noisy-expert", BOX, env_id="Hopper-v5", seed=4, noise=0.2)
+    want = policies.NoisyPolicy(policies.HopperBalanceExpert(), 0.2, BOX.low, BOX.high, seed=4)
+    np.testing.assert_array_equal(noisy(obs), want(obs))
+    # An explicit expert replaces the scripted one.
+    zero = policies.from_spec("noisy-expert", BOX, env_id="NoExpert-v0", seed=0, noise=0.0,
+                              expert=lambda o: np.full(3, 0.25, np.float32))
+    np.testing.assert_array_equal(zero(obs), np.full(3, 0.25, np.float32))
+
+
+def test_from_spec_reads_dm_env_bounds_and_state_key():
+    from dm_env import specs
+
+    spec = specs.BoundedArray((3,), np.float32, -np.ones(3, np.float32),
+                              np.full(3, 0.5, np.float32))
+    rand = policies.from_spec("random", spec, env_id="Hopper-v5", seed=0)
+    actions = np.stack([rand(None) for _ in range(200)])
+    assert actions.max() <= 0.5 and actions.max() > 0.3
+    obs = {"state": np.full(11, 0.05), "front": np.zeros((4, 4, 3), np.uint8)}
+    scripted = policies.from_spec("scripted", spec, env_id="Hopper-v5", seed=0,
+                                  state_key="state")
+    np.testing.assert_array_equal(scripted(obs), policies.HopperBalanceExpert()(obs["state"]))
+
+
+def test_from_spec_loads_a_checkpoint_and_rejects_unknown_specs(tmp_path, mlp_config):
+    params = policies.init_mlp_policy_params(mlp_config, seed=1)
+    policies.save_mlp_policy(tmp_path / "ckpt", mlp_config, params)
+    loaded = policies.from_spec(str(tmp_path / "ckpt"), BOX, env_id="Hopper-v5", seed=0,
+                                state_key="state")
+    obs = np.linspace(-1.0, 1.0, 11).astype(np.float32)
+    np.testing.assert_array_equal(loaded({"state": obs}),
+                                  policies.MLPPolicy(mlp_config, params)(obs))
+    with pytest.raises(ValueError, match="learner must be one of .*'noisy-expert'.*nope"):
+        policies.check_spec(str(tmp_path / "nope"), "learner")
+    with pytest.raises(ValueError, match="random"):
+        policies.from_spec("nope", BOX, env_id="Hopper-v5", seed=0)
+
+
+def test_from_spec_is_extensible_by_name_and_by_ref_resolver(tmp_path, mlp_config,
+                                                              monkeypatch):
+    from rlif_data.policies import spec as spec_mod
+
+    monkeypatch.setattr(spec_mod, "SPEC_FACTORIES", dict(spec_mod.SPEC_FACTORIES))
+    monkeypatch.setattr(spec_mod, "_REF_RESOLVERS", [])
+    policies.register_spec("half", lambda ctx: lambda o: ctx.action_high * 0.5)
+    # A "module:function" entry is imported only when used.
+    policies.register_spec("lazy-scripted", "rlif_data.policies.spec:_scripted")
+    with pytest.raises(ValueError, match="already registered"):
+        policies.register_spec("random", spec_mod._random)
+    np.testing.assert_array_equal(
+        policies.from_spec("half", BOX, env_id="Hopper-v5", seed=0)(None), [0.5] * 3)
+    obs = np.full(11, 0.05)
+    np.testing.assert_array_equal(
+        policies.from_spec("lazy-scripted", BOX, env_id="Hopper-v5", seed=0)(obs),
+        policies.HopperBalanceExpert()(obs))
+    params = policies.init_mlp_policy_params(mlp_config, seed=2)
+    policies.save_mlp_policy(tmp_path / "v3", mlp_config, params)
+    policies.register_ref_resolver(
+        lambda s: str(tmp_path / s.split(":")[1]) if s.startswith("policy:") else None)
+    policies.check_spec("policy:v3")
+    via_ref = policies.from_spec("policy:v3", BOX, env_id="Hopper-v5", seed=0)
+    np.testing.assert_array_equal(via_ref(obs), policies.MLPPolicy(mlp_config, params)(obs))

@@ -8,17 +8,16 @@ to `record_session`.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Optional
 
 from rlif_data import intervention as iv
+from rlif_data import policies
 from rlif_data import schema as sc
 from rlif_data.envs.cameras import STATE_KEY, make_camera_dm_env
 from rlif_data.envs.gym_dm_env import make_dm_env
 from rlif_data.recording.recorder import SessionInfo, SessionSummary, record_session
 
 INTERVENTIONS = ("random", "random-official", "none")
-LEARNERS = ("random", "noisy-expert")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,9 +32,10 @@ class RecordConfig:
         "random-official" (official code: i.i.d. per step) or "none".
       rate: target intervention rate in [0, 1).
       takeover_steps: length k of a takeover for "random".
-      learner: "random", "noisy-expert", or a path to a Flax MLP policy checkpoint.
+      learner: a policy spec (`rlif_data.policies.from_spec`): "random",
+        "noisy-expert" (the expert plus noise), or a Flax MLP policy checkpoint.
       learner_noise: noise std of "noisy-expert".
-      expert: "scripted" (built-in heuristic expert) or a checkpoint path.
+      expert: a policy spec: "scripted" (built-in heuristic expert) or a checkpoint.
       seed: base seed (env, policies, model); episode i uses seed + i.
       max_episode_steps: time limit (None: the env's own).
       round: RLIF round number stored with each episode.
@@ -70,15 +70,8 @@ class RecordConfig:
             raise ValueError(f"episodes must be >= 1, got {self.episodes}")
         if self.max_episode_steps is not None and self.max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {self.max_episode_steps}")
-        if self.learner not in LEARNERS and not os.path.isdir(self.learner):
-            raise ValueError(
-                f"learner must be one of {LEARNERS} or a policy checkpoint directory, "
-                f"got {self.learner!r}"
-            )
-        if self.expert != "scripted" and not os.path.isdir(self.expert):
-            raise ValueError(
-                f"expert must be 'scripted' or a policy checkpoint directory, got {self.expert!r}"
-            )
+        policies.check_spec(self.learner, "learner")
+        policies.check_spec(self.expert, "expert")
 
 
 def make_model(config: RecordConfig) -> iv.InterventionModel:
@@ -90,34 +83,15 @@ def make_model(config: RecordConfig) -> iv.InterventionModel:
                                 takeover_steps=config.takeover_steps, seed=config.seed)
 
 
-def _make_expert(config: RecordConfig):
-    from rlif_data import policies
-
-    if config.expert == "scripted":
-        return policies.scripted_expert(config.env_id)
-    return policies.load_mlp_policy(config.expert)
-
-
-def _make_learner(config: RecordConfig, action_space, expert):
-    from rlif_data import policies
-
-    if config.learner == "random":
-        return policies.RandomPolicy.from_space(action_space, seed=config.seed)
-    if config.learner == "noisy-expert":
-        return policies.NoisyPolicy(expert, config.learner_noise, action_space.low,
-                                    action_space.high, seed=config.seed)
-    return policies.load_mlp_policy(config.learner)
-
-
-def _state_only(policy):
-    """Feed a state-based policy the proprio part of a camera observation."""
-
-    def act(observation):
-        return policy(observation[STATE_KEY])
-
-    if hasattr(policy, "reset"):
-        act.reset = policy.reset
-    return act
+def _make_policies(config: RecordConfig, action_space):
+    """The (learner, expert) pair a config names, both over the env's observations."""
+    state_key = STATE_KEY if config.cameras else None
+    expert = policies.from_spec(config.expert, action_space, env_id=config.env_id,
+                                seed=config.seed, state_key=state_key)
+    learner = policies.from_spec(config.learner, action_space, env_id=config.env_id,
+                                 seed=config.seed, expert=expert, noise=config.learner_noise,
+                                 state_key=state_key)
+    return learner, expert
 
 
 def record_from_config(config: RecordConfig, progress: bool = True) -> SessionSummary:
@@ -140,13 +114,9 @@ def record_from_config(config: RecordConfig, progress: bool = True) -> SessionSu
     if config.cameras:
         schema = sc.camera_schema(obs_dim, act_dim, cameras=tuple(config.cameras),
                                   size=config.image_size)
-        expert = _state_only(_make_expert(config))
     else:
         schema = sc.vector_schema(obs_dim, act_dim)
-        expert = _make_expert(config)
-    learner = _make_learner(config, gym_env.action_space, expert)
-    if config.cameras and config.learner not in LEARNERS:
-        learner = _state_only(learner)
+    learner, expert = _make_policies(config, gym_env.action_space)
     session = SessionInfo(
         env_id=config.env_id,
         operator=config.operator,
