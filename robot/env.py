@@ -22,6 +22,7 @@ import dm_env
 import numpy as np
 from dm_env import specs
 
+from rlif_data import schema as sc
 from rlif_data.envs.cameras import STATE_KEY
 
 
@@ -70,6 +71,38 @@ class RobotClient(Protocol):
         """Release the connection."""
 
 
+def _leaf_spec(spec: specs.Array) -> sc.LeafSpec:
+    """An RGB uint8 (H, W, 3) array is a camera frame; anything else a plain array."""
+    shape = tuple(int(d) for d in spec.shape)
+    if np.dtype(spec.dtype) == np.uint8 and len(shape) == 3 and shape[2] == 3:
+        return sc.ImageSpec(shape[0], shape[1], shape[2])
+    return sc.ArraySpec(shape, np.dtype(spec.dtype).name)
+
+
+def schema_from_specs(observation_spec: Any, action_spec: specs.Array,
+                      name: str = "rlif_episodes") -> sc.EpisodeSchema:
+    """The recording schema of dm_env observation and action specs. Pure.
+
+    Args:
+      observation_spec: one ``specs.Array`` or a dict of them (state, cameras).
+      action_spec: a 1-D action spec.
+      name: TFDS dataset name of the recording.
+
+    Returns:
+      An `EpisodeSchema`; uint8 (H, W, 3) entries become raw camera frames.
+
+    Raises:
+      ValueError: the action spec is not 1-D.
+    """
+    if len(action_spec.shape) != 1:
+        raise ValueError(f"robot actions must be a 1-D vector, got shape {action_spec.shape}")
+    if isinstance(observation_spec, dict):
+        observation = {key: _leaf_spec(spec) for key, spec in observation_spec.items()}
+    else:
+        observation = _leaf_spec(observation_spec)
+    return sc.EpisodeSchema(observation, int(action_spec.shape[0]), name)
+
+
 class RobotEnv(dm_env.Environment, abc.ABC):
     """Base of robot environments: safety clipping and the clip flag.
 
@@ -93,6 +126,18 @@ class RobotEnv(dm_env.Environment, abc.ABC):
         """Start an episode."""
         self.last_action_clipped = False
         return self._reset()
+
+    def episode_schema(self, name: str = "rlif_episodes") -> sc.EpisodeSchema:
+        """The recording schema of this env's observations and actions.
+
+        Args:
+          name: TFDS dataset name of the recording.
+
+        Returns:
+          The schema `schema_from_specs` derives from `observation_spec` and
+          `action_spec`, so callers never restate the robot's sizes or cameras.
+        """
+        return schema_from_specs(self.observation_spec(), self.action_spec(), name)
 
     def step(self, action) -> dm_env.TimeStep:
         """Clip `action` to the safety limits, then apply it."""
@@ -249,7 +294,8 @@ class SimArmEnv(RobotEnv):
 
     def observation_spec(self):
         """Proprio state and one RGB frame per camera."""
-        spec = {STATE_KEY: specs.Array((10,), np.float32, name=STATE_KEY)}
+        state_shape = self._env.observation_space.shape  # Reacher-v5: (10,)
+        spec = {STATE_KEY: specs.Array(state_shape, np.float32, name=STATE_KEY)}
         for name in self._cameras:
             spec[name] = specs.Array((self._size, self._size, 3), np.uint8, name=name)
         return spec
@@ -272,3 +318,28 @@ def reach_expert(env: SimArmEnv, speed: float = 1.0):
 
     return act
 
+
+ROBOT_ENVS = ("sim-arm",)
+"""Robot environments available offline; real arms implement `RobotClient`."""
+
+
+def make_robot_env(name: str, *, image_size: int = 128, max_steps: int = 100,
+                   seed: Optional[int] = None) -> RobotEnv:
+    """A robot environment by its CLI name, with its default cameras.
+
+    Args:
+      name: one of `ROBOT_ENVS`.
+      image_size: camera frame size in pixels (0: no cameras).
+      max_steps: steps per episode.
+      seed: seeds the first reset.
+
+    Returns:
+      The environment; ``env.episode_schema()`` is its recording schema.
+
+    Raises:
+      ValueError: unknown name; the message lists the available ones.
+    """
+    if name == "sim-arm":
+        return SimArmEnv(image_size=image_size, max_steps=max_steps, seed=seed)
+    raise ValueError(f"unknown robot env {name!r}; available offline: {', '.join(ROBOT_ENVS)} "
+                     "(real arms: implement robot.env.RobotClient)")

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rlif_data import schema as sc
-from rlif_data.cli.main import app
+from rlif_cli.main import app
 from rlif_data.recording import store
 from rlif_data.recording.reader import read_episodes
 

@@ -181,7 +181,7 @@ def test_merge_refuses_other_schema(recording, tmp_path):
 def test_cli_runs_jobs_with_beam_flags(recording, tmp_path):
     from typer.testing import CliRunner
 
-    from rlif_data.cli.main import app
+    from rlif_cli.main import app
 
     out = str(tmp_path / "hg")
     result = CliRunner().invoke(app, ["relabel", "--input", recording, "--out", out,

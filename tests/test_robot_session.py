@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from rlif_data import schema as sc
+from rlif_data.episodes import check_observation
 from rlif_data.recording.reader import read_episodes
-from robot.env import SafetyLimits, SimArmEnv, reach_expert
+from robot.env import SafetyLimits, SimArmEnv, make_robot_env, reach_expert
 from robot.replay_device import ReplayDevice
 from robot.session import SessionConfig, make_policy, read_events, run_session
 from robot.timing import ControlRate, period_stats
@@ -37,8 +38,7 @@ def run(tmp_path, lines, steps=40, episodes=1, image_size=0, limits=None):
     device = ReplayDevice(replay_file(tmp_path, lines), clock=clock)
     env = SimArmEnv(image_size=image_size, cameras=("front", "side"), max_steps=steps, seed=0,
                     limits=limits)
-    schema = (sc.camera_schema(10, 2, cameras=("front", "side"), size=image_size) if image_size
-              else sc.EpisodeSchema({"state": sc.ArraySpec((10,))}, 2))
+    schema = env.episode_schema()
     device.start()
     result = run_session(env, device, make_policy("random", env), schema,
                          SessionConfig(out=str(tmp_path / "rec"), episodes=episodes,
@@ -129,6 +129,19 @@ def test_control_rate_counts_overruns_and_stats():
     assert stats["p50_ms"] == pytest.approx(100, abs=1)
 
 
+@pytest.mark.parametrize("image_size", [0, 64])
+def test_robot_env_gives_its_own_schema(image_size):
+    env = make_robot_env("sim-arm", image_size=image_size, max_steps=5, seed=0)
+    want = (sc.camera_schema(10, 2, cameras=("front", "side"), size=image_size) if image_size
+            else sc.EpisodeSchema({"state": sc.ArraySpec((10,))}, 2))
+    assert env.episode_schema() == want
+    # The schema accepts what the env actually observes.
+    check_observation(env.reset().observation, env.episode_schema(), "reset")
+    env.close()
+    with pytest.raises(ValueError, match="unknown robot env 'ur5'.*sim-arm"):
+        make_robot_env("ur5")
+
+
 def test_reach_expert_reaches_the_target():
     env = SimArmEnv(image_size=0, max_steps=50, seed=1)
     ts = env.reset()
@@ -142,7 +155,7 @@ def test_reach_expert_reaches_the_target():
 def test_cli_robot_session_with_replay(tmp_path):
     from typer.testing import CliRunner
 
-    from rlif_data.cli.main import app
+    from rlif_cli.main import app
 
     path = replay_file(tmp_path, TAKEOVER)
     result = CliRunner().invoke(app, ["robot-session", "--device", f"replay:{path}", "--out",

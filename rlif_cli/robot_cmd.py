@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from rlif_data.cli.common import console, user_errors
+from rlif_cli.common import console, user_errors
 
 
 def robot_session(
@@ -25,20 +25,14 @@ def robot_session(
     quiet: bool = typer.Option(False, help="No progress bar."),
 ):
     """Record a robot session: policy control with human takeovers through an input device."""
-    from rlif_data import schema as sc
-    from robot.env import SimArmEnv
+    from robot.env import make_robot_env
     from robot.session import SessionConfig, make_device, make_policy, run_session
 
     with user_errors():
-        if env != "sim-arm":
-            raise ValueError(f"unknown robot env {env!r}; available offline: sim-arm "
-                             "(real arms: implement robot.env.RobotClient)")
+        robot = make_robot_env(env, image_size=image_size, max_steps=max_steps, seed=seed)
         if device == "replay:":
             raise ValueError("give the replay file: --device replay:FILE")
-        cameras = ("front", "side") if image_size else ()
-        robot = SimArmEnv(cameras=cameras, image_size=image_size, max_steps=max_steps, seed=seed)
-        schema = (sc.camera_schema(10, 2, cameras=cameras, size=image_size) if cameras
-                  else sc.EpisodeSchema({"state": sc.ArraySpec((10,))}, 2))
+        schema = robot.episode_schema()
         dev = make_device(device)
         config = SessionConfig(out=str(out), episodes=episodes, rate_hz=rate, operator=operator,
                                robot=env, policy_version=policy_version or policy, round=round_,

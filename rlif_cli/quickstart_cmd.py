@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from rlif_data.cli.common import console, user_errors
+from rlif_cli.common import console, user_errors
 
 
 def quickstart(
@@ -21,7 +21,7 @@ def quickstart(
 
     from rlif_data.inspection import summarize
     from rlif_data.plots import plot_intervention_timeline
-    from rlif_data.quickstart import QuickstartConfig, registry_root, run_quickstart
+    from rlif_cli.quickstart import QuickstartConfig, registry_root, run_quickstart
     from rlif_data.recording.reader import read_episodes
 
     config = QuickstartConfig(workdir=str(workdir))

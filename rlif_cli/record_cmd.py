@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from rlif_data.cli.common import console, user_errors
+from rlif_cli.common import console, user_errors
 from rlif_data.intervention import OFFICIAL_TAKEOVER_STEPS
 
 

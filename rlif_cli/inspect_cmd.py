@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from rlif_data.cli.common import console, user_errors
+from rlif_cli.common import console, user_errors
 
 
 def inspect(

@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from rlif_data.cli import (
+from rlif_cli import (
     datasets_cmd,
     inspect_cmd,
     pipelines_cmd,

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.tree import Tree
 
-from rlif_data.cli.common import console, user_errors
+from rlif_cli.common import console, user_errors
 
 ROOT_HELP = "Data root of the registry (default: $RLIF_DATA_ROOT or ~/.rlif_data)."
 

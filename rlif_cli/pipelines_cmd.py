@@ -11,7 +11,7 @@ import importlib
 
 import typer
 
-from rlif_data.cli.common import user_errors
+from rlif_cli.common import user_errors
 
 JOBS = {
     "relabel": ("pipelines.relabel", "RLIF rewards (or a baseline view) from session logs."),

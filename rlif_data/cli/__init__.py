@@ -1,1 +1,0 @@
-"""The `rlif-data` command line: a thin layer over the library."""
