@@ -18,6 +18,7 @@ import numpy as np
 from rlif_data import errors
 from rlif_data import schema as sc
 from rlif_data.recording import store
+from rlif_data.recording.feature_config import check_features_json
 
 log = logging.getLogger(__name__)
 MAX_OPEN_SHARDS = 32
@@ -44,6 +45,8 @@ class EpisodeReader:
         self.directory = os.path.abspath(directory)
         if not os.path.isdir(self.directory):
             raise errors.CorruptRecordingError(f"{self.directory}: no such directory")
+        # Before any TFDS call: a foreign features.json would make TFDS import its classes.
+        check_features_json(self.directory)
         self.schema = store.read_schema(self.directory)
         if store.needs_recovery(self.directory):
             if not repair:
@@ -81,31 +84,47 @@ class EpisodeReader:
             self._parser = example_parser.ExampleParserNp(self._features.get_serialized_info())
         return self._parser
 
-    def _reader(self, shard: int):
+    def _reader(self, shard: int, episode: int):
         if shard in self._readers:
             self._readers.move_to_end(shard)
         else:
             from array_record.python import array_record_module
 
             if len(self._readers) >= MAX_OPEN_SHARDS:
-                self._readers.popitem(last=False)[1].close()
+                _close_quietly(self._readers.popitem(last=False)[1])
             path = self._paths[shard]
             try:
-                self._readers[shard] = array_record_module.ArrayRecordReader(path)
+                reader = array_record_module.ArrayRecordReader(path)
             except Exception as exc:
                 raise errors.CorruptRecordingError(
-                    f"{path}: cannot open shard ({exc}); the file is damaged"
+                    f"{path}: episode {episode}: cannot open shard ({exc}); the file is damaged"
                 ) from None
+            # A truncated shard opens "fine" with 0 records: only ok() tells.
+            if not reader.ok():
+                why = _close_quietly(reader) or "damaged footer"
+                raise errors.CorruptRecordingError(
+                    f"{path}: episode {episode}: truncated or damaged shard ({why}); "
+                    f"`rlif-data recover {self.directory}` sets it aside")
+            self._readers[shard] = reader
         return self._readers[shard]
 
     def raw(self, i: int) -> bytes:
-        """The serialised record of episode `i`."""
+        """The serialised record of episode `i`.
+
+        Raises:
+          CorruptRecordingError: naming the shard file and episode `i`.
+        """
         shard, record = self._locations[i]
         try:
-            return self._reader(shard).read([record])[0]
+            return self._reader(shard, i).read([record])[0]
         except errors.CorruptRecordingError:
             raise
         except Exception as exc:
+            # The reader keeps failing once a read failed; a fresh one may read
+            # the shard's other records.
+            failed = self._readers.pop(shard, None)
+            if failed is not None:
+                _close_quietly(failed)
             raise errors.CorruptRecordingError(
                 f"{self._paths[shard]}: cannot read episode {i} ({exc})"
             ) from None
@@ -165,9 +184,14 @@ class EpisodeReader:
             yield self[i]
 
     def close(self) -> None:
-        """Close open shard readers."""
+        """Close open shard readers.
+
+        Never raises: array_record's close() re-raises a shard's read error,
+        which `raw` already reported with the file and episode; raising it
+        again here would replace that clear error with a bare one.
+        """
         for reader in self._readers.values():
-            reader.close()
+            _close_quietly(reader)
         self._readers.clear()
 
     def __enter__(self) -> "EpisodeReader":
@@ -175,6 +199,16 @@ class EpisodeReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _close_quietly(reader) -> str:
+    """Close an array_record reader; returns the error it re-raised ('' if none)."""
+    try:
+        reader.close()
+    except Exception as exc:  # the C++ reader raises plain RuntimeError
+        log.debug("closing a damaged shard: %s", exc)
+        return str(exc)
+    return ""
 
 
 def _flat_signature(features) -> dict[str, str]:
@@ -190,8 +224,15 @@ def check_stored_features(directory: str, expected) -> None:
 
     The schema JSON pins shapes; this also catches a field added, removed or
     renamed without a format-version bump.
+
+    Raises:
+      UnsafeDataError: the stored features name a class rlif-data does not
+        write (checked before TFDS sees the file).
+      FormatVersionError: the stored fields differ from `expected`.
     """
     import tensorflow_datasets as tfds
+
+    check_features_json(directory)
 
     stored = _flat_signature(tfds.features.FeatureConnector.from_config(directory))
     wanted = _flat_signature(expected)

@@ -25,6 +25,7 @@ import dataclasses
 import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -36,10 +37,15 @@ from rlif_data import schema as sc
 from rlif_data.fsutil import fsync_path
 from rlif_data.recording import serialize
 
+log = logging.getLogger(__name__)
+
 SPLIT = "train"
 FILE_FORMAT = "array_record"
 LOCK_FILE = ".rlif-writer.lock"
 TMP_PREFIX = ".tmp-"
+# Hidden, so publish and readers skip it; kept rather than deleted so the bytes
+# of a damaged episode can still be examined.
+DAMAGED_PREFIX = ".damaged-"
 INFO_FILE = "dataset_info.json"
 _SHARD_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}"
 
@@ -72,21 +78,68 @@ def open_array_record_writer(path: str):
 
 
 def count_records(path: str) -> int:
-    """Number of records in a complete array_record shard.
+    """Number of records in a complete array_record shard (reads its footer only).
 
     Raises:
-      CorruptRecordingError: the file is not a readable array_record file.
+      CorruptRecordingError: the file is not a readable array_record file
+        (truncated, no footer, not array_record).
     """
     from array_record.python import array_record_module
 
     try:
         reader = array_record_module.ArrayRecordReader(path)
     except Exception as exc:  # the C++ reader raises plain RuntimeError/ValueError
-        raise errors.CorruptRecordingError(f"{path}: not a readable array_record shard ({exc})")
+        raise errors.CorruptRecordingError(
+            f"{path}: not a readable array_record shard ({exc})") from None
+    # A truncated file opens "successfully" with 0 records; only ok() and
+    # close() tell, and close() raises the reader's stored error.
+    ok, count = reader.ok(), reader.num_records()
     try:
-        return reader.num_records()
-    finally:
         reader.close()
+    except Exception as exc:
+        ok, why = False, str(exc)
+    else:
+        why = "damaged footer"
+    if not ok:
+        raise errors.CorruptRecordingError(
+            f"{path}: truncated or damaged array_record shard ({why})")
+    return count
+
+
+def shard_problems(directory: str) -> list[str]:
+    """What is wrong with the indexed shards of a dataset, cheaply (empty: all parse).
+
+    Opens every shard the index lists and compares its footer's record count
+    with the index; does not read the records (see `Registry.verify(deep=True)`).
+    Datasets in another file format than array_record are not checked.
+
+    Args:
+      directory: a recording or a TFDS-built dataset directory.
+
+    Returns:
+      One line per damaged shard, naming the file and the episodes it holds.
+    """
+    index = read_index(directory)
+    if index.get("fileFormat", FILE_FORMAT) != FILE_FORMAT:
+        return []
+    lengths, _ = indexed_shard_lengths(index)
+    problems = []
+    first = 0
+    for path, expected in zip(shard_paths(directory), lengths):
+        episodes = (f"episode {first}" if expected == 1
+                    else f"episodes {first}..{first + expected - 1}")
+        try:
+            found = count_records(path) if os.path.exists(path) else None
+        except errors.CorruptRecordingError as exc:
+            problems.append(f"{exc} [{episodes}]")
+        else:
+            if found is None:
+                problems.append(f"{path}: missing shard [{episodes}]")
+            elif found != expected:
+                problems.append(f"{path}: holds {found} records, the index says {expected} "
+                                f"[{episodes}]")
+        first += expected
+    return problems
 
 
 def build_info(directory: str, schema: sc.EpisodeSchema, metadata: dict[str, Any]):
@@ -224,11 +277,14 @@ class RecoveryReport:
     removed_temporary: list[str]
     indexed_shards: list[str]
     episodes: int
+    # Shards that do not parse (truncated, damaged footer), moved aside as
+    # DAMAGED_PREFIX + name and replaced by an empty shard: their episodes are lost.
+    damaged_shards: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def changed(self) -> bool:
         """Whether recovery modified the directory."""
-        return bool(self.removed_temporary or self.indexed_shards)
+        return bool(self.removed_temporary or self.indexed_shards or self.damaged_shards)
 
 
 def _is_sequential(index: dict[str, Any]) -> bool:
@@ -253,13 +309,15 @@ def needs_recovery(directory: str) -> bool:
 def recover(directory: str) -> RecoveryReport:
     """Repair a recording left by a killed writer; never touches complete episodes.
 
-    Removes temporary shards (the episode that was in flight) and adds complete
-    but unindexed shards to the index.
+    Removes temporary shards (the episode that was in flight), adds complete
+    but unindexed shards to the index, and checks every shard's footer and
+    record count: a shard that does not parse (truncated on disk, damaged
+    footer) is moved aside (``.damaged-<name>``) and replaced by an empty
+    shard, so the other episodes stay readable and the loss is reported.
 
     Raises:
       RecordingLockedError: a live writer still holds the directory.
-      CorruptRecordingError: shards are missing from the middle of the sequence,
-        or a shard is unreadable.
+      CorruptRecordingError: shards are missing from the middle of the sequence.
     """
     with writer_lock(directory):
         return _recover_locked(directory)
@@ -284,20 +342,55 @@ def _recover_locked(directory: str) -> RecoveryReport:
             f"{directory}: shard files {[n for _, n in shards]} do not form the sequence "
             f"0..{max(len(lengths), len(shards)) - 1} that the index expects"
         )
-    added = []
-    for _, name in shards[len(lengths):]:
+    added, damaged = [], []
+    for i, name in shards:
         path = os.path.join(directory, name)
-        lengths.append(count_records(path))
-        num_bytes += os.path.getsize(path)
-        added.append(name)
-    if added:
+        try:
+            found, why = count_records(path), None
+        except errors.CorruptRecordingError as exc:
+            found, why = None, str(exc)
+        if i >= len(lengths):  # complete but unindexed: index what it holds
+            lengths.append(found or 0)
+            if found is not None:
+                num_bytes += os.path.getsize(path)
+                added.append(name)
+        elif found is not None and found != lengths[i]:
+            why = f"{path}: holds {found} records, the index says {lengths[i]}"
+        if why is not None:
+            log.warning("%s; moved aside as %s%s, its episodes are lost", why, DAMAGED_PREFIX,
+                        name)
+            _set_aside(directory, name)
+            lengths[i] = 0
+            damaged.append(name)
+    if added or damaged:
         info = build_info(directory, schema, {})
         info.read_from_directory(directory)
         info.set_splits(split_dict(directory, schema.name, lengths, num_bytes))
         write_info(info, directory)
-    if removed or added:
+    if removed or added or damaged:
         fsync_path(directory)
-    return RecoveryReport(directory, removed, added, sum(lengths))
+    return RecoveryReport(directory, removed, added, sum(lengths), damaged)
+
+
+def _set_aside(directory: str, name: str) -> None:
+    """Move a damaged shard to ``.damaged-<name>`` and put an empty shard in its place."""
+    path = os.path.join(directory, name)
+    aside = os.path.join(directory, DAMAGED_PREFIX + name)
+    n = 1
+    while os.path.lexists(aside):  # damaged again after an earlier recovery
+        aside = os.path.join(directory, f"{DAMAGED_PREFIX}{name}.{n}")
+        n += 1
+    tmp = os.path.join(directory, f"{TMP_PREFIX}{name}")
+    writer = open_array_record_writer(tmp)
+    writer.close()
+    fsync_path(tmp)
+    # A link, then a replace: a kill in between leaves the damaged shard in
+    # place (found again by the next recover), never a hole in the sequence.
+    try:
+        os.link(path, aside)
+    except OSError:
+        shutil.copyfile(path, aside)
+    os.replace(tmp, path)
 
 
 def write_info(info, directory: str) -> None:

@@ -39,8 +39,9 @@ import uuid
 import zlib
 from typing import Any, BinaryIO, Iterable, Optional
 
+from rlif_data import errors
 from rlif_data.fsutil import fsync_path
-from rlif_data.registry import checksums
+from rlif_data.registry import checksums, safe_paths
 from rlif_data.registry.store import (
     IntegrityError,
     Registry,
@@ -63,7 +64,6 @@ PLAIN_SUFFIX = ".tar"
 MAX_HEADER_BYTES = 1 << 20
 MAX_MANIFEST_BYTES = 64 << 20
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _FILTER_ERRORS = getattr(tarfile, "FilterError", ())  # () matches nothing where it is missing
 
 
@@ -71,7 +71,7 @@ class ArchiveError(RegistryError):
     """An archive file is unreadable, truncated or not an rlif-data archive; nothing was changed."""
 
 
-class UnsafeArchiveError(ArchiveError):
+class UnsafeArchiveError(ArchiveError, errors.UnsafeDataError):
     """An archive member could write outside its version (path traversal, links, devices...)."""
 
 
@@ -391,15 +391,9 @@ def _check_name_safe(archive_path: str, member: tarfile.TarInfo) -> list[str]:
         return UnsafeArchiveError(f"{archive_path}: unsafe member {name!r}: {why}; "
                                   "nothing was extracted")
 
-    if "\x00" in name or "\\" in name:
-        raise unsafe("NUL or backslash in the path")
-    if name.startswith("/") or _DRIVE_RE.match(name):
-        raise unsafe("absolute path")
-    parts = name.split("/")
-    if ".." in parts:
-        raise unsafe("'..' path component (path traversal)")
-    if any(p in ("", ".") for p in parts):
-        raise unsafe("non-canonical path (empty or '.' component)")
+    reason = safe_paths.unsafe_reason(name)
+    if reason is not None:
+        raise unsafe(reason)
     if member.issym():
         raise unsafe(f"symbolic link to {member.linkname!r}")
     if member.islnk():
@@ -410,7 +404,7 @@ def _check_name_safe(archive_path: str, member: tarfile.TarInfo) -> list[str]:
         raise unsafe("FIFO")
     if not (member.isreg() or member.isdir()):
         raise unsafe(f"unsupported member type {member.type!r}")
-    return parts
+    return name.split("/")
 
 
 def _validate(archive_path: str, tar: tarfile.TarFile
@@ -477,14 +471,12 @@ def _parse_manifest(archive_path: str, header: ArchiveHeader, member: tarfile.Ta
                     data: bytes) -> dict[str, Any]:
     where = f"{archive_path}: member {member.name!r}"
     try:
-        manifest = json.loads(data)
-        files = manifest["files"]
-        if not isinstance(files, dict) or not all(
-                isinstance(e, dict) and isinstance(e.get("size"), int) and e["size"] >= 0
-                and isinstance(e.get("sha256"), str) for e in files.values()):
-            raise ValueError("malformed 'files'")
-    except (ValueError, KeyError, TypeError) as exc:
+        manifest = checksums.check_manifest(json.loads(data), where)
+    except safe_paths.UnsafePathError as exc:
+        raise UnsafeArchiveError(str(exc)) from None
+    except ValueError as exc:
         raise ArchiveError(f"{where} is not a valid manifest: {exc}") from None
+    files = manifest["files"]
     if (manifest.get("name"), manifest.get("version")) != (header.name, str(header.version)):
         raise IntegrityError(f"{where} names {manifest.get('name')}:{manifest.get('version')}, "
                              f"but the archive declares {header.ref}")

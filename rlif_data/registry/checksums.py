@@ -5,10 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from typing import Any, BinaryIO, Callable, Optional
+
+from rlif_data import errors
+from rlif_data.registry import safe_paths
 
 MANIFEST = "MANIFEST.json"
 CHUNK = 4 << 20  # 4 MiB: large reads keep hashing near disk speed
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ManifestError(errors.RlifDataError, ValueError):
+    """A MANIFEST.json is malformed (not the structure `write_manifest` writes)."""
 
 
 def sha256_file(path: str) -> str:
@@ -70,14 +79,63 @@ def write_manifest(directory: str, files: dict[str, dict[str, Any]],
     return manifest
 
 
-def read_manifest(directory: str) -> dict[str, Any]:
-    """The manifest of a version directory.
+def check_manifest(manifest: Any, where: str) -> dict[str, Any]:
+    """Check a parsed manifest's structure and file names before anything uses them.
+
+    Args:
+      manifest: the parsed JSON.
+      where: the manifest's path or URL, for the message.
+
+    Returns:
+      `manifest`, unchanged.
 
     Raises:
-      FileNotFoundError / ValueError: missing or unreadable manifest.
+      ManifestError: not an object with a ``files`` object of
+        ``{"size": int >= 0, "sha256": 64 hex digits}`` entries.
+      UnsafePathError: a file name that is not a safe relative path
+        (`safe_paths.unsafe_reason`), or MANIFEST.json itself listed as a file.
     """
-    with open(os.path.join(directory, MANIFEST)) as f:
-        return json.load(f)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        raise ManifestError(f"{where}: not a manifest (no 'files' object)")
+    safe_paths.check_names(files, where)
+    if MANIFEST in files:
+        raise safe_paths.UnsafePathError(f"{where}: unsafe file name {MANIFEST!r}: a manifest "
+                                         "cannot list itself; nothing was written")
+    for rel, entry in files.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("size"), int)
+                and not isinstance(entry.get("size"), bool) and entry["size"] >= 0
+                and isinstance(entry.get("sha256"), str) and _SHA256_RE.match(entry["sha256"])):
+            raise ManifestError(f"{where}: entry {rel!r} is not {{'size': bytes, 'sha256': "
+                                f"64 hex digits}}: {entry!r:.200}")
+    return manifest
+
+
+def read_manifest(directory: str) -> dict[str, Any]:
+    """The manifest of a version directory, checked with `check_manifest`.
+
+    Raises:
+      FileNotFoundError: no manifest.
+      ManifestError / UnsafePathError: unreadable, malformed, or unsafe file names.
+    """
+    path = os.path.join(directory, MANIFEST)
+    with open(path) as f:
+        try:
+            manifest = json.load(f)
+        except ValueError as exc:
+            raise ManifestError(f"{path}: unreadable manifest ({exc})") from None
+    return check_manifest(manifest, path)
+
+
+def list_links(directory: str) -> list[str]:
+    """Relative paths of the symbolic links under `directory` (a version holds none)."""
+    out = []
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                out.append(os.path.relpath(path, directory))
+    return sorted(out)
 
 
 def check_files(directory: str, files: dict[str, dict[str, Any]], full: bool) -> list[str]:
@@ -86,7 +144,7 @@ def check_files(directory: str, files: dict[str, dict[str, Any]], full: bool) ->
     Args:
       full: also recompute every SHA-256 (otherwise sizes only, which is cheap).
     """
-    problems = []
+    problems = [f"{rel} is a symbolic link" for rel in list_links(directory)]
     present = set(list_files(directory))
     for rel, entry in sorted(files.items()):
         path = os.path.join(directory, rel)

@@ -9,10 +9,17 @@ nothing here is specific to one of them.
   MANIFEST.json last: a remote version without a manifest is incomplete and is
   never pulled. Pushing a version that exists remotely with other content is
   refused.
-* pull downloads into a fixed staging directory per version, resuming partial
-  files, verifies every SHA-256, then installs the version locally in one
-  rename. If the remote goes away mid-pull, what arrived is kept for the next
-  attempt.
+* pull treats the remote as untrusted: the manifest's structure, its file
+  names (`safe_paths`: relative, normalised, inside the version) and the
+  remote tags are checked before any byte is written; downloads go only into
+  a fixed staging directory per version, resuming partial files, each one
+  verified against its SHA-256; the version is installed locally in one
+  rename only after all of them verified. If the remote goes away mid-pull,
+  what arrived is kept for the next attempt.
+* pull of a version that is already here re-verifies the local copy (full
+  SHA-256) and repairs it: damaged or missing files are fetched again into
+  staging next to links to the good ones, and the repaired copy replaces the
+  damaged one in one exchange, so a reader never sees a half-repaired version.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import posixpath
+import shutil
 from typing import Any, Callable, Optional
 
-from rlif_data.registry import checksums
+from rlif_data.registry import checksums, safe_paths
 from rlif_data.registry.store import (
     Registry,
     RegistryError,
@@ -34,8 +43,9 @@ from rlif_data.registry.store import (
     VersionInfo,
     _flock,
 )
-from rlif_data.registry.versions import Ref, Version, parse_ref
+from rlif_data.registry.versions import Ref, Version, check_tag, parse_ref
 
+log = logging.getLogger(__name__)
 Progress = Optional[Callable[[int], None]]
 
 
@@ -58,12 +68,75 @@ def _join(*parts: str) -> str:
     return posixpath.join(*parts)
 
 
+# A remote's tags.json or MANIFEST.json larger than this is not one push wrote
+# (a manifest takes about 150 bytes per file).
+MAX_JSON_BYTES = 64 << 20
+
+
 def _read_json(fs, path: str) -> Optional[dict]:
     try:
         with fs.open(path, "rb") as f:
-            return json.loads(f.read().decode())
+            data = f.read(MAX_JSON_BYTES + 1)
     except FileNotFoundError:
         return None
+    if len(data) > MAX_JSON_BYTES:
+        raise RemoteError(f"{path}: larger than {MAX_JSON_BYTES} bytes; not written by rlif-data")
+    try:
+        return json.loads(data.decode())
+    except ValueError as exc:
+        raise RemoteError(f"{path}: not valid JSON ({exc})") from None
+
+
+def check_remote_tags(data: Any, where: str) -> dict[str, str]:
+    """A remote ``tags.json`` checked entry by entry: valid tag -> valid version.
+
+    Args:
+      data: the parsed JSON (None when the remote has no tags file).
+      where: its URL, for the message.
+
+    Returns:
+      ``{tag: version}``.
+
+    Raises:
+      RemoteError: not an object, an invalid tag name or an invalid version.
+    """
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RemoteError(f"{where}: not a {{tag: version}} object")
+    for tag, version in data.items():
+        try:
+            check_tag(tag)
+            Version.parse(version if isinstance(version, str) else "")
+        except ValueError as exc:
+            raise RemoteError(f"{where}: bad entry {tag!r}: {version!r} ({exc})") from None
+    return dict(data)
+
+
+def check_remote_manifest(manifest: Any, where: str, name: str, version: Version) -> dict:
+    """A remote version's manifest, checked before any byte of the version is written.
+
+    Args:
+      manifest: the parsed MANIFEST.json.
+      where: its URL, for the message.
+      name, version: what the pull asked for; the manifest must say the same.
+
+    Returns:
+      `manifest`.
+
+    Raises:
+      UnsafePathError: a file name that would land outside the version.
+      ManifestError: malformed structure.
+      RemoteError: it names another dataset or version, or its content digest
+        does not match its file list.
+    """
+    checksums.check_manifest(manifest, where)
+    if (manifest.get("name"), manifest.get("version")) != (name, str(version)):
+        raise RemoteError(f"{where} names {manifest.get('name')!r}:{manifest.get('version')!r}, "
+                          f"not {name}:{version}; the remote is damaged or hostile")
+    if checksums.content_digest(manifest["files"]) != manifest.get("content_sha256"):
+        raise RemoteError(f"{where}: the content digest does not match its file list")
+    return manifest
 
 
 def _write_json(fs, path: str, data: dict) -> None:
@@ -76,7 +149,8 @@ def _write_json(fs, path: str, data: dict) -> None:
 def remote_tags(url: str, name: str) -> dict[str, str]:
     """{tag: version} of `name` on the remote."""
     fs, root = _fs(url)
-    return _read_json(fs, _join(root, "datasets", name, "tags.json")) or {}
+    path = _join(root, "datasets", name, "tags.json")
+    return check_remote_tags(_read_json(fs, path), path)
 
 
 def remote_versions(url: str, name: str) -> list[Version]:
@@ -179,6 +253,9 @@ def push(registry: Registry, ref: str, url: str, tags: Optional[tuple[str, ...]]
 
 def _download(fs, src: str, dst: str, size: int, sha256: str, progress: Progress) -> int:
     """Fetch one file into `dst`, resuming `dst.part`; returns bytes transferred."""
+    for path in (dst, f"{dst}.part"):
+        if os.path.islink(path):  # never ours: staging holds only files we wrote
+            os.unlink(path)
     if os.path.exists(dst) and os.path.getsize(dst) == size and checksums.sha256_file(dst) == sha256:
         return 0
     part = f"{dst}.part"
@@ -192,7 +269,9 @@ def _download(fs, src: str, dst: str, size: int, sha256: str, progress: Progress
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(part)
-    with fs.open(src, "rb") as fi, open(part, "ab") as fo:
+    # O_NOFOLLOW: a link planted in staging must not redirect the write.
+    fd = os.open(part, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    with fs.open(src, "rb") as fi, os.fdopen(fd, "ab") as fo:
         if offset:
             fi.seek(offset)
         n, got = checksums.copy_and_hash(fi, fo, progress, digest)
@@ -206,50 +285,132 @@ def _download(fs, src: str, dst: str, size: int, sha256: str, progress: Progress
     return n
 
 
+def _staged_path(target: str, rel: str) -> str:
+    """Where file `rel` (a name `safe_paths` accepted) goes under `target`, created safely.
+
+    Raises:
+      UnsafePathError: a directory on the way is a link leading out of `target`.
+    """
+    dst = os.path.join(target, *rel.split("/"))
+    parent = os.path.dirname(dst)
+    inside = os.path.realpath(target) + os.sep
+
+    def check() -> None:
+        if not (os.path.realpath(parent) + os.sep).startswith(inside):
+            raise safe_paths.UnsafePathError(f"{target}: {rel!r} would be written through a "
+                                             "link outside the staging directory")
+
+    check()
+    os.makedirs(parent, exist_ok=True)
+    check()  # makedirs must not have followed a link planted meanwhile
+    return dst
+
+
+def _good_local_files(path: str, files: dict[str, dict[str, Any]]) -> set[str]:
+    """Names of the files of a local version whose size and SHA-256 match `files`."""
+    good = set()
+    present = set(checksums.list_files(path)) - set(checksums.list_links(path))
+    for rel, entry in files.items():
+        local = os.path.join(path, rel)
+        if (rel in present and os.path.getsize(local) == entry["size"]
+                and checksums.sha256_file(local) == entry["sha256"]):
+            good.add(rel)
+    return good
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Put a verified local file into staging (a hard link costs no copy)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(dst)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _local_state(registry: Registry, name: str, version: Version,
+                 manifest: dict[str, Any]) -> Optional[set[str]]:
+    """None if `name:version` is not here; else the names of its intact files.
+
+    Raises:
+      VersionExistsError: the local version holds other content.
+    """
+    if version not in registry.versions(name):
+        return None
+    path = registry.version_dir(name, version)
+    try:
+        local = checksums.read_manifest(path)
+    except (OSError, ValueError):
+        return set()  # an unreadable local manifest: fetch everything again
+    if local.get("content_sha256") != manifest.get("content_sha256"):
+        raise VersionExistsError(f"{name}:{version} exists locally with different content; "
+                                 "versions are immutable")
+    return _good_local_files(path, manifest["files"])
+
+
 def pull(registry: Registry, ref: str, url: str, progress: Progress = None) -> VersionInfo:
     """Download a remote version into the local registry (resumable, verified).
 
-    Remote tags naming this version are applied locally.
+    Remote tags naming this version are applied locally. Nothing from the
+    remote is trusted: every file name, the manifest's structure and the tags
+    are checked before any byte is written, and files land only in staging.
+    A version that is already here is re-verified (full SHA-256) and, if
+    damaged, repaired from the remote.
 
     Raises:
       UnknownDatasetError: the reference is not on the remote.
-      RemoteError: the remote failed mid-pull; partial files are kept for the
-        next `pull` of the same version, nothing is visible locally.
+      UnsafePathError: the remote manifest names a file outside the version
+        (nothing was written).
+      ManifestError: the remote manifest is malformed (nothing was written).
+      RemoteError: the remote failed mid-pull or is inconsistent; partial
+        files are kept for the next `pull` of the same version, nothing is
+        visible locally.
       IntegrityError / VersionExistsError: see `Registry.install`.
     """
     fs, root = _fs(url)
     try:
         name, version = resolve_remote(url, ref)
         source = _join(root, "datasets", name, str(version))
-        manifest = _read_json(fs, _join(source, checksums.MANIFEST))
+        manifest_url = _join(source, checksums.MANIFEST)
+        manifest = _read_json(fs, manifest_url)
         tags = tuple(t for t, v in remote_tags(url, name).items() if v == str(version))
     except OSError as exc:
         raise RemoteError(f"cannot read {ref} from {url}: {exc}") from None
     if manifest is None:
         raise RemoteError(f"{name}:{version} on {url} has no manifest (an interrupted push)")
-    if version in registry.versions(name):
-        return registry.install_tags_only(name, version, manifest, tags)
+    manifest = check_remote_manifest(manifest, manifest_url, name, version)
+    files = manifest["files"]
+    intact = _local_state(registry, name, version, manifest)
+    local_dir = registry.version_dir(name, version)
+    if intact is not None:
+        extra = set(checksums.list_files(local_dir)) - set(files)
+        if intact == set(files) and not extra and not checksums.list_links(local_dir):
+            return registry.install_tags_only(name, version, manifest, tags)
+        log.warning("%s:%s is damaged locally (%d of %d files intact); repairing it from %s",
+                    name, version, len(intact), len(files), url)
     staging = os.path.join(registry.staging_dir(), f"pull-{name}-{version}")
     os.makedirs(staging, exist_ok=True)
     with _flock(os.path.join(staging, STAGING_LOCK), timeout=1):
         target = os.path.join(staging, "version")
         done = 0
         try:
-            for rel, entry in sorted(manifest["files"].items()):
-                dst = os.path.join(target, rel)
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                _download(fs, _join(source, *rel.split(os.sep)), dst, entry["size"],
-                          entry["sha256"], progress)
+            for rel, entry in sorted(files.items()):
+                dst = _staged_path(target, rel)
+                if intact and rel in intact:
+                    _link_or_copy(os.path.join(local_dir, rel), dst)
+                else:
+                    _download(fs, _join(source, rel), dst, entry["size"], entry["sha256"],
+                              progress)
                 done += 1
         except (OSError, RemoteError) as exc:
             raise RemoteError(
                 f"pull of {name}:{version} from {url} stopped after {done}/"
-                f"{len(manifest['files'])} files ({exc}); run pull again to resume") from None
+                f"{len(files)} files ({exc}); run pull again to resume") from None
         with open(os.path.join(target, checksums.MANIFEST), "w") as f:
             json.dump(manifest, f, indent=1, sort_keys=True)
-        # Every file was hashed against the manifest as it was written above.
-        info = registry.install(target, tags, hashes_verified=True)
-    import shutil
-
+        # Every file was hashed against the manifest as it was written above
+        # (or, for the links to intact local files, just before).
+        info = registry.install(target, tags, hashes_verified=True,
+                                replace_damaged=intact is not None)
     shutil.rmtree(staging, ignore_errors=True)
     return info

@@ -16,6 +16,7 @@ leaves only a staging directory. Published versions are never modified.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import datetime
 import errno
@@ -99,6 +100,39 @@ def _flock(path: str, timeout: float = 60.0):
         yield
     finally:
         os.close(fd)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange_dirs(a: str, b: str) -> bool:
+    """Swap two directories in one atomic step (Linux renameat2); False where unsupported."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False  # not glibc >= 2.28 / not Linux
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False  # a filesystem without RENAME_EXCHANGE
+    raise OSError(err, os.strerror(err), a)
+
+
+def replace_dir(new: str, final: str) -> None:
+    """Put directory `new` in place of the existing `final`; the old one ends up at `new`.
+
+    Atomic where the filesystem can exchange two directories (Linux: ext4,
+    xfs, btrfs, tmpfs); elsewhere two renames, with a moment in which `final`
+    is absent (never half-written).
+    """
+    if _exchange_dirs(new, final):
+        return
+    aside = f"{new}.old"
+    os.rename(final, aside)
+    os.rename(new, final)
+    os.rename(aside, new)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,15 +270,40 @@ class Registry:
             self._check(info, full=verify == "full")
         return info.path
 
-    def verify(self, ref: str | Ref, full: bool = True) -> VersionInfo:
+    def verify(self, ref: str | Ref, full: bool = True, deep: bool = False) -> VersionInfo:
         """Check a version's files against its manifest.
 
+        Args:
+          ref: the version.
+          full: recompute every SHA-256 (else sizes only).
+          deep: also parse every record of every shard and decode every
+            episode (catches damage that was already there at publish, when
+            the hashes were taken of broken files).
+
         Raises:
-          IntegrityError: naming every missing, resized, altered or extra file.
+          IntegrityError: naming every missing, resized, altered or extra
+            file, or (deep) the first record that does not parse.
         """
         info = self.info(ref)
         self._check(info, full)
+        if deep:
+            self._check_records(info)
         return info
+
+    @staticmethod
+    def _check_records(info: VersionInfo) -> None:
+        from rlif_data.recording import store as rec_store
+        from rlif_data.recording.reader import EpisodeReader
+
+        problems = rec_store.shard_problems(info.path)
+        if problems:
+            raise IntegrityError(f"{info.ref} at {info.path} is damaged: " + "; ".join(problems))
+        try:
+            with EpisodeReader(info.path, repair=False) as reader:
+                for i in range(len(reader)):
+                    reader[i]
+        except errors.RlifDataError as exc:
+            raise IntegrityError(f"{info.ref} at {info.path} is damaged: {exc}") from None
 
     def _check(self, info: VersionInfo, full: bool) -> None:
         problems = checksums.check_files(info.path, info.manifest["files"], full)
@@ -318,6 +377,7 @@ class Registry:
             problems = checksums.check_files(target, files, full=False)
             if problems:
                 raise RegistryError(f"copy of {source} did not verify: {'; '.join(problems)}")
+            self._check_dataset_files(target, source)
             name_dir = self._name_dir(name)
             os.makedirs(name_dir, exist_ok=True)
             with _flock(os.path.join(name_dir, ".lock")):
@@ -342,20 +402,51 @@ class Registry:
                     self._set_tag_locked(name, tag, chosen)
         return self.info(f"{name}:{chosen}")
 
+    @staticmethod
+    def _check_dataset_files(directory: str, where: str) -> None:
+        """Refuse foreign feature classes and shards that do not parse (cheap: footers only).
+
+        Raises:
+          UnsafeDataError: features.json names a class rlif-data does not write.
+          IntegrityError: a shard's footer or record count is wrong.
+        """
+        from rlif_data.recording import store as rec_store
+        from rlif_data.recording.feature_config import check_features_json
+
+        check_features_json(directory)
+        problems = rec_store.shard_problems(directory)
+        if problems:
+            raise IntegrityError(f"{where} has damaged shards, not publishing it: "
+                                 + "; ".join(problems) + "; run `rlif-data recover` on it")
+
     def install(self, staged: str, tags: tuple[str, ...] = (),
-                hashes_verified: bool = False) -> VersionInfo:
+                hashes_verified: bool = False, replace_damaged: bool = False) -> VersionInfo:
         """Make a staged, complete version directory (files + MANIFEST.json) visible.
 
         Used by pull and import: the manifest names the version; every file is
         checked against it before the rename: full SHA-256, or only sizes and
         the file list when the caller hashed every byte as it wrote it
         (`hashes_verified`, as pull does; hashing twice cost 17 % of a pull).
+        Its feature classes are checked too (`check_features_json`): a version
+        from elsewhere must not make TFDS import anything.
+
+        Args:
+          staged: the staged version directory.
+          tags: tags to point at the version.
+          hashes_verified: see above.
+          replace_damaged: the version exists here with the same content but
+            damaged files: replace it with `staged` in one exchange (pull's
+            repair). A directory without a manifest (no version) is always
+            replaced.
 
         Raises:
           IntegrityError: the staged files differ from their manifest.
+          UnsafeDataError: a feature class rlif-data does not write.
           VersionExistsError: the version exists locally with other content
             (the same content is accepted as already installed).
         """
+        from rlif_data.recording.feature_config import check_features_json
+
         manifest = checksums.read_manifest(staged)
         name, version = check_name(manifest["name"]), Version.parse(manifest["version"])
         problems = checksums.check_files(staged, manifest["files"], full=not hashes_verified)
@@ -363,22 +454,41 @@ class Registry:
             problems.append("the manifest's content digest does not match its file list")
         if problems:
             raise IntegrityError(f"{name}:{version} failed verification: " + "; ".join(problems))
+        check_features_json(staged)
         name_dir = self._name_dir(name)
         os.makedirs(name_dir, exist_ok=True)
         with _flock(os.path.join(name_dir, ".lock")):
             final = self.version_dir(name, version)
-            if os.path.exists(final):
-                local = checksums.read_manifest(final)
-                if local.get("content_sha256") != manifest.get("content_sha256"):
+            if os.path.exists(os.path.join(final, checksums.MANIFEST)):
+                try:
+                    local = checksums.read_manifest(final)
+                except ValueError:
+                    local = None  # a damaged manifest: only a repair may replace it
+                if local is None and not replace_damaged:
+                    raise IntegrityError(f"{name}:{version} at {final} has an unreadable "
+                                         "manifest; pull it again to repair it")
+                if local is not None and (local.get("content_sha256")
+                                          != manifest.get("content_sha256")):
                     raise VersionExistsError(
                         f"{name}:{version} already exists locally with different content; "
                         "versions are immutable")
+                if replace_damaged:
+                    self._replace_version(staged, final, name_dir)
+            elif os.path.lexists(final):
+                self._replace_version(staged, final, name_dir)  # a leftover, not a version
             else:
                 os.rename(staged, final)
                 fsync_path(name_dir)
             for tag in tags:
                 self._set_tag_locked(name, check_tag(tag), version)
         return self.info(f"{name}:{version}")
+
+    @staticmethod
+    def _replace_version(staged: str, final: str, name_dir: str) -> None:
+        """Swap a repaired copy in; the damaged one is left at `staged` and removed."""
+        replace_dir(staged, final)
+        fsync_path(name_dir)
+        shutil.rmtree(staged, ignore_errors=True)
 
     def install_tags_only(self, name: str, version: Version, manifest: dict[str, Any],
                           tags: tuple[str, ...]) -> VersionInfo:
