@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from rlif_cli.common import console, user_errors
+from rlif_data import schema as sc
 
 ROOT_HELP = "Data root of the registry (default: $RLIF_DATA_ROOT or ~/.rlif_data)."
 
@@ -73,8 +74,8 @@ def show(ref: str = typer.Argument(..., help="name@tag, name:version or name."),
         path = reg.path(ref)
         stats = summarize(read_episodes(path))
         tree = reg.lineage(ref)
-        with open(os.path.join(path, "metadata.json")) as f:
-            schema = json.load(f).get("rlif_schema")
+        with open(os.path.join(path, sc.METADATA_FILE)) as f:
+            schema = json.load(f).get(sc.SCHEMA_KEY)
     console.print(f"[bold]{info.ref}[/]  tags: {', '.join(info.tags) or 'none'}  "
                   f"size: {_size(info.size)}  created: {info.manifest.get('created')}  "
                   f"by: {info.manifest.get('published_by')}")

@@ -8,6 +8,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from rlif_data import episodes as ep
+from rlif_data import intervention as iv
 from rlif_data import schema as sc
 
 
@@ -42,7 +43,7 @@ def summarize(episodes: Iterable[ep.Episode]) -> RecordingSummary:
     for episode in episodes:
         row = ep.summarize_episode(episode)
         rows.append(row)
-        name = episode.get(sc.INTERVENTION_MODEL, "")
+        name = iv.canonical_model_name(episode.get(sc.INTERVENTION_MODEL, ""))
         models[name] = models.get(name, 0) + 1
     return RecordingSummary(
         episodes=len(rows),

@@ -32,6 +32,18 @@ import numpy as np
 QFunction = Callable[[Any, np.ndarray], float]
 """A reference critic: Q^ref(observation, action) -> scalar value."""
 
+# Model names: stored in each episode's `intervention_model` field and accepted
+# on the command line, one spelling each.
+MODEL_RANDOM = "random"  # `RandomTakeover`, paper §3.2
+MODEL_RANDOM_OFFICIAL = "random-official"  # `IIDRandom`, official code
+MODEL_VALUE = "value"  # `ValueBased` (both variants; `params` tell them apart)
+MODEL_HUMAN = "human"  # `ExternalTakeover`: a person with an input device
+MODEL_NONE = "none"  # `NoIntervention`, and imported data without takeovers
+# Older spellings found in recordings -> today's name.
+MODEL_NAME_ALIASES = {"random_official": MODEL_RANDOM_OFFICIAL}
+# The models `make_named_model` builds from a name alone.
+NAMED_MODELS = (MODEL_RANDOM, MODEL_RANDOM_OFFICIAL, MODEL_NONE)
+
 # Official RLIF code: takeovers last `intervene_n_steps` = 4 steps.
 OFFICIAL_TAKEOVER_STEPS = 4
 PAPER_BETA = 0.95
@@ -151,7 +163,7 @@ class RandomTakeover(_SeededModel):
     cut takeovers short, so short episodes see slightly less.
     """
 
-    name = "random"
+    name = MODEL_RANDOM
 
     def __init__(self, rate: float, takeover_steps: int = OFFICIAL_TAKEOVER_STEPS, seed: int = 0):
         self.rate = check_rate(rate)
@@ -178,7 +190,7 @@ class RandomTakeover(_SeededModel):
 class IIDRandom(_SeededModel):
     """Official RLIF random script: each step is an independent Bernoulli(rate)."""
 
-    name = "random_official"
+    name = MODEL_RANDOM_OFFICIAL
 
     def __init__(self, rate: float, seed: int = 0):
         self.rate = check_rate(rate)
@@ -227,7 +239,7 @@ class ValueBased(_SeededModel):
       seed: RNG seed.
     """
 
-    name = "value"
+    name = MODEL_VALUE
 
     def __init__(
         self,
@@ -305,7 +317,7 @@ class TakeoverSignal(Protocol):
 class ExternalTakeover(InterventionModel):
     """Defers the decision to a human input device implementing `TakeoverSignal`."""
 
-    name = "human"
+    name = MODEL_HUMAN
 
     def __init__(self, signal: TakeoverSignal, device: str = "unknown"):
         self.signal = signal
@@ -324,7 +336,7 @@ class ExternalTakeover(InterventionModel):
 class NoIntervention(InterventionModel):
     """The policy always acts (evaluation rollouts, pure-policy data)."""
 
-    name = "none"
+    name = MODEL_NONE
 
     def reset(self, seed: Optional[int] = None) -> None:
         pass
@@ -345,6 +357,44 @@ def takeover_starts(intervention: np.ndarray) -> np.ndarray:
     intervention = np.asarray(intervention, dtype=bool)
     prev = np.concatenate([[False], intervention[:-1]])
     return intervention & ~prev
+
+
+def canonical_model_name(name: str) -> str:
+    """Today's spelling of a stored intervention-model name.
+
+    Args:
+      name: an `intervention_model` value read from an episode.
+
+    Returns:
+      ``name``, or its current spelling if it is an old alias
+      (``"random_official"`` -> ``"random-official"``).
+    """
+    return MODEL_NAME_ALIASES.get(name, name)
+
+
+def make_named_model(name: str, rate: float, *, takeover_steps: int = OFFICIAL_TAKEOVER_STEPS,
+                     seed: int = 0) -> InterventionModel:
+    """A model from its name alone: one of `NAMED_MODELS` (old aliases accepted).
+
+    Args:
+      name: "random" (`RandomTakeover`), "random-official" (`IIDRandom`) or "none".
+      rate: target intervention rate in [0, 1) (unused by "none").
+      takeover_steps: takeover length k of "random".
+      seed: RNG seed.
+
+    Returns:
+      The model.
+
+    Raises:
+      ValueError: an unknown name (the message lists the names), a bad rate or length.
+    """
+    name = canonical_model_name(name)
+    if name == MODEL_NONE:
+        return NoIntervention()
+    if name in (MODEL_RANDOM, MODEL_RANDOM_OFFICIAL):
+        variant = "official" if name == MODEL_RANDOM_OFFICIAL else "paper"
+        return make_random_model(rate, variant=variant, takeover_steps=takeover_steps, seed=seed)
+    raise ValueError(f"intervention must be one of {NAMED_MODELS}, got {name!r}")
 
 
 def make_random_model(rate: float, *, variant: str = "paper", takeover_steps: int = 4,

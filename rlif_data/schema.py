@@ -71,6 +71,18 @@ SEED = "seed"
 START_TIME = "start_time"  # ISO 8601 UTC wall-clock time of the first step
 CODE_VERSION = "code_version"  # rlif-data version (+ git commit when known)
 
+# Observation entry holding the proprio state in dict observations (beside
+# one entry per camera).
+STATE_KEY = "state"
+
+# ---------------------------------------------------------------------------
+# File names of the on-disk contract.
+# ---------------------------------------------------------------------------
+DATASET_INFO_FILE = "dataset_info.json"  # TFDS: splits, shard lengths; written last
+FEATURES_FILE = "features.json"  # TFDS: the feature spec
+METADATA_FILE = "metadata.json"  # TFDS metadata: schema, format version, lineage
+MANIFEST_FILE = "MANIFEST.json"  # registry: file sizes and SHA-256 of a version
+
 CORE_STEP_FIELDS = (OBSERVATION, ACTION, REWARD, DISCOUNT, IS_FIRST, IS_LAST, IS_TERMINAL)
 DERIVED_STEP_FIELDS = (ENV_REWARD, INCLUDE)
 INTERVENTION_STEP_FIELDS = (
@@ -245,7 +257,7 @@ def camera_schema(
     derived: bool = False,
 ) -> EpisodeSchema:
     """Schema for dict observations: `state` plus one RGB frame per camera."""
-    obs: dict[str, LeafSpec] = {"state": ArraySpec((state_dim,))}
+    obs: dict[str, LeafSpec] = {STATE_KEY: ArraySpec((state_dim,))}
     for cam in cameras:
         obs[cam] = ImageSpec(size, size, 3, encoding)
     return EpisodeSchema(obs, action_dim, name, derived)

@@ -23,7 +23,6 @@ import numpy as np
 from dm_env import specs
 
 from rlif_data import schema as sc
-from rlif_data.envs.cameras import STATE_KEY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,15 +149,15 @@ class RobotEnv(dm_env.Environment, abc.ABC):
         """End-effector deltas within the safety limits."""
         return specs.BoundedArray((len(self.limits.low),), np.float32,
                                   np.asarray(self.limits.low, np.float32),
-                                  np.asarray(self.limits.high, np.float32), name="action")
+                                  np.asarray(self.limits.high, np.float32), name=sc.ACTION)
 
     def reward_spec(self):
         """Scalar float32 reward."""
-        return specs.Array((), np.float32, name="reward")
+        return specs.Array((), np.float32, name=sc.REWARD)
 
     def discount_spec(self):
         """Scalar float32 discount."""
-        return specs.BoundedArray((), np.float32, 0.0, 1.0, name="discount")
+        return specs.BoundedArray((), np.float32, 0.0, 1.0, name=sc.DISCOUNT)
 
 
 class ClientRobotEnv(RobotEnv):
@@ -264,7 +263,7 @@ class SimArmEnv(RobotEnv):
         return out
 
     def _observation(self, obs: np.ndarray) -> dict[str, np.ndarray]:
-        return {STATE_KEY: np.asarray(obs, np.float32), **self._frames()}
+        return {sc.STATE_KEY: np.asarray(obs, np.float32), **self._frames()}
 
     def _reset(self) -> dm_env.TimeStep:
         obs, _ = self._env.reset(seed=self._seed)
@@ -295,7 +294,7 @@ class SimArmEnv(RobotEnv):
     def observation_spec(self):
         """Proprio state and one RGB frame per camera."""
         state_shape = self._env.observation_space.shape  # Reacher-v5: (10,)
-        spec = {STATE_KEY: specs.Array(state_shape, np.float32, name=STATE_KEY)}
+        spec = {sc.STATE_KEY: specs.Array(state_shape, np.float32, name=sc.STATE_KEY)}
         for name in self._cameras:
             spec[name] = specs.Array((self._size, self._size, 3), np.uint8, name=name)
         return spec

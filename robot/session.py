@@ -163,19 +163,18 @@ def make_policy(spec: str, env: Any, seed: int = 0) -> Callable[[Any], np.ndarra
       ValueError: unknown spec; the message lists the names.
     """
     from rlif_data import policies
-    from rlif_data.envs.cameras import STATE_KEY
     from robot.env import reach_expert
 
     env_id = getattr(env, "env_id", type(env).__name__)
     if spec == "noisy-reach":
         return policies.from_spec("noisy-expert", env.action_spec(), env_id=env_id, seed=seed,
                                   expert=reach_expert(env), noise=REACH_NOISE,
-                                  state_key=STATE_KEY)
+                                  state_key=sc.STATE_KEY)
     if spec not in policies.SPEC_FACTORIES and policies.resolve_checkpoint(spec) is None:
         raise ValueError(f"unknown policy {spec!r}; use {', '.join(ROBOT_POLICIES)} "
                          "or a checkpoint directory")
     return policies.from_spec(spec, env.action_spec(), env_id=env_id, seed=seed,
-                              state_key=STATE_KEY)
+                              state_key=sc.STATE_KEY)
 
 
 def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.ndarray],

@@ -259,7 +259,7 @@ def test_iid_zero_rate_never_intervenes():
 def test_iid_params():
     m = IIDRandom(0.7, seed=3)
     assert json.loads(json.dumps(m.params())) == {"rate": 0.7, "seed": 3}
-    assert m.name == "random_official"
+    assert m.name == "random-official"
     assert m.needs_expert_action is False
 
 
@@ -722,3 +722,33 @@ def test_takeover_starts_counts_runs_and_does_not_mutate():
     assert starts.sum() == len(runs(x, True))
     assert not np.any(starts & ~x)  # a start is always an intervened step
     assert takeover_starts(x.tolist()).tolist() == starts.tolist()  # lists accepted
+
+
+def test_named_models_one_spelling_and_old_alias():
+    assert type(iv.make_named_model("random", 0.3, takeover_steps=2)) is RandomTakeover
+    for name in ("random-official", "random_official"):
+        model = iv.make_named_model(name, 0.3, seed=1)
+        assert type(model) is IIDRandom and model.name == name.replace("_", "-")
+    assert type(iv.make_named_model("none", 0.0)) is iv.NoIntervention
+    # Every named model stores the name it was built from.
+    for name in iv.NAMED_MODELS:
+        assert iv.make_named_model(name, 0.2).name == name
+    assert iv.canonical_model_name("random_official") == "random-official"
+    assert iv.canonical_model_name("value") == "value"
+    with pytest.raises(ValueError, match="must be one of.*random-official.*got 'randm'"):
+        iv.make_named_model("randm", 0.2)
+
+
+def test_summary_counts_old_and_new_spellings_as_one_model():
+    from rlif_data import schema as sc
+    from rlif_data.inspection import summarize
+
+    def episode(model):
+        steps = {sc.REWARD: np.zeros(3, np.float32), sc.INTERVENTION: np.zeros(3, bool),
+                 sc.INTERVENTION_START: np.zeros(3, bool), sc.IS_TERMINAL: np.zeros(3, bool),
+                 sc.IS_FIRST: np.array([1, 0, 0], bool), sc.IS_LAST: np.array([0, 0, 1], bool)}
+        return {sc.STEPS: steps, sc.INTERVENTION_MODEL: model}
+
+    summary = summarize([episode("random_official"), episode("random-official"),
+                         episode("random")])
+    assert summary.intervention_models == {"random-official": 2, "random": 1}

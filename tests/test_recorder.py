@@ -130,7 +130,10 @@ def test_rate_outside_unit_interval_is_rejected_before_anything_is_written(tmp_p
 
 
 def test_record_from_config_paper_and_official_variants(tmp_path):
-    for variant, name in (("random", "random"), ("random-official", "random_official")):
+    # The stored name is the name the config (and the CLI) used; the old spelling
+    # "random_official" is still accepted as an alias.
+    for variant, name in (("random", "random"), ("random-official", "random-official"),
+                          ("random_official", "random-official")):
         out = tmp_path / variant
         s = record_from_config(RecordConfig(out=str(out), episodes=2, intervention=variant,
                                             max_episode_steps=50), progress=False)

@@ -13,9 +13,9 @@ import numpy as np
 from dm_env import specs
 
 from rlif_data import errors
+from rlif_data.schema import STATE_KEY
 from rlif_data.envs.gym_dm_env import GymnasiumDmEnv, make_gym_env
 
-STATE_KEY = "state"
 FREE_CAMERA = "free"  # MuJoCo's default free camera (id -1)
 
 

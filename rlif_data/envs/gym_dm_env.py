@@ -16,6 +16,7 @@ import numpy as np
 from dm_env import specs
 
 from rlif_data import errors
+from rlif_data import schema as sc
 
 ObservationFn = Callable[[np.ndarray, Any], Any]
 """Maps (gym observation, gym env) to the recorded observation (e.g. adds camera frames)."""
@@ -54,11 +55,11 @@ class GymnasiumDmEnv(dm_env.Environment):
             dtype=np.float32,
             minimum=box.low.astype(np.float32),
             maximum=box.high.astype(np.float32),
-            name="action",
+            name=sc.ACTION,
         )
         if observation_spec is None:
             observation_spec = specs.Array(
-                shape=env.observation_space.shape, dtype=np.float32, name="observation"
+                shape=env.observation_space.shape, dtype=np.float32, name=sc.OBSERVATION
             )
         self._observation_spec = observation_spec
 
@@ -94,12 +95,12 @@ class GymnasiumDmEnv(dm_env.Environment):
 
     def reward_spec(self):
         """Scalar float32 reward."""
-        return specs.Array(shape=(), dtype=np.float32, name="reward")
+        return specs.Array(shape=(), dtype=np.float32, name=sc.REWARD)
 
     def discount_spec(self):
         """Scalar float32 discount in [0, 1]."""
         return specs.BoundedArray(
-            shape=(), dtype=np.float32, minimum=0.0, maximum=1.0, name="discount"
+            shape=(), dtype=np.float32, minimum=0.0, maximum=1.0, name=sc.DISCOUNT
         )
 
     def close(self):

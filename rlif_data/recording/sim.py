@@ -13,11 +13,11 @@ from typing import Optional
 from rlif_data import intervention as iv
 from rlif_data import policies
 from rlif_data import schema as sc
-from rlif_data.envs.cameras import STATE_KEY, make_camera_dm_env
+from rlif_data.envs.cameras import make_camera_dm_env
 from rlif_data.envs.gym_dm_env import make_dm_env
 from rlif_data.recording.recorder import SessionInfo, SessionSummary, record_session
 
-INTERVENTIONS = ("random", "random-official", "none")
+INTERVENTIONS = iv.NAMED_MODELS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +63,7 @@ class RecordConfig:
 
     def validate(self) -> None:
         """Raise ValueError for a bad value, naming the field."""
-        if self.intervention not in INTERVENTIONS:
+        if iv.canonical_model_name(self.intervention) not in INTERVENTIONS:
             raise ValueError(f"intervention must be one of {INTERVENTIONS}, got {self.intervention!r}")
         iv.check_rate(self.rate)
         if self.episodes < 1:
@@ -76,16 +76,13 @@ class RecordConfig:
 
 def make_model(config: RecordConfig) -> iv.InterventionModel:
     """The intervention model a config names."""
-    if config.intervention == "none":
-        return iv.NoIntervention()
-    variant = "official" if config.intervention == "random-official" else "paper"
-    return iv.make_random_model(config.rate, variant=variant,
-                                takeover_steps=config.takeover_steps, seed=config.seed)
+    return iv.make_named_model(config.intervention, config.rate,
+                               takeover_steps=config.takeover_steps, seed=config.seed)
 
 
 def _make_policies(config: RecordConfig, action_space):
     """The (learner, expert) pair a config names, both over the env's observations."""
-    state_key = STATE_KEY if config.cameras else None
+    state_key = sc.STATE_KEY if config.cameras else None
     expert = policies.from_spec(config.expert, action_space, env_id=config.env_id,
                                 seed=config.seed, state_key=state_key)
     learner = policies.from_spec(config.learner, action_space, env_id=config.env_id,

@@ -52,6 +52,7 @@ from typing import Any, Iterator, Optional, Union
 import numpy as np
 
 from rlif_data import episodes, errors, schema
+from rlif_data import intervention as iv
 from rlif_data.sources.hdf5_io import first_non_finite_row, open_hdf5
 
 PathLike = Union[str, os.PathLike]
@@ -73,7 +74,7 @@ END_KINDS = (END_TERMINAL, END_TIMEOUT, END_CUT)
 
 # Episode metadata of imported D4RL data.
 OPERATOR = "d4rl"
-INTERVENTION_MODEL = "none"
+INTERVENTION_MODEL = iv.MODEL_NONE
 
 
 class D4RLFormatError(errors.SchemaError):

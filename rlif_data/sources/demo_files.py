@@ -53,6 +53,7 @@ from typing import Any, Iterator, Mapping, Union
 import numpy as np
 
 from rlif_data import episodes, errors, schema
+from rlif_data import intervention as iv
 from rlif_data.sources.hdf5_io import check_finite, open_hdf5
 
 PathLike = Union[str, os.PathLike]
@@ -75,8 +76,8 @@ HDF5_SUFFIXES = (".h5", ".hdf5")
 EPISODE_PREFIX = "episode_"
 # `intervention_model` metadata: a person decided the takeovers of a HUMAN log
 # ("human", as `intervention.ExternalTakeover`); a pure demonstration has none.
-HUMAN_INTERVENTION_MODEL = "human"
-NO_INTERVENTION_MODEL = "none"
+HUMAN_INTERVENTION_MODEL = iv.MODEL_HUMAN
+NO_INTERVENTION_MODEL = iv.MODEL_NONE
 
 _EPISODE_NAME = re.compile(re.escape(EPISODE_PREFIX) + r"(\d+)")
 

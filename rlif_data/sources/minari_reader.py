@@ -51,6 +51,7 @@ from typing import Any, Iterator, Mapping, Optional, Union
 import numpy as np
 
 from rlif_data import episodes, errors, schema
+from rlif_data import intervention as iv
 from rlif_data.sources.hdf5_io import check_finite, open_hdf5
 
 PathLike = Union[str, os.PathLike]
@@ -79,7 +80,7 @@ HDF5_FORMAT = "hdf5"
 
 # Episode metadata of imported Minari data.
 OPERATOR = "minari"
-INTERVENTION_MODEL = "none"
+INTERVENTION_MODEL = iv.MODEL_NONE
 
 _EPISODE_NAME = re.compile(re.escape(EPISODE_PREFIX) + r"(\d+)")
 
