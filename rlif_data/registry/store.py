@@ -414,7 +414,8 @@ class Registry:
         from rlif_data.recording.feature_config import check_features_json
 
         check_features_json(directory)
-        problems = rec_store.shard_problems(directory)
+        # Name the files the user has (the source), not their copies in staging.
+        problems = [p.replace(directory, where) for p in rec_store.shard_problems(directory)]
         if problems:
             raise IntegrityError(f"{where} has damaged shards, not publishing it: "
                                  + "; ".join(problems) + "; run `rlif-data recover` on it")
