@@ -1,8 +1,8 @@
 """Crash-safe episode storage: a TFDS dataset in `array_record` format.
 
 Why not envlogger's TFDS backend: it keeps the open shard in a buffer, so a
-killed process loses *completed* episodes (DESIGN.md). Here every episode is
-committed on its own the moment it ends:
+killed process loses *completed* episodes (docs/design.md, section 6). Here
+every episode is committed on its own the moment it ends:
 
 1. the episode is serialised with the dataset's TFDS features and written to
    a hidden temporary shard, which is closed and fsync'ed;
@@ -46,7 +46,7 @@ TMP_PREFIX = ".tmp-"
 # Hidden, so publish and readers skip it; kept rather than deleted so the bytes
 # of a damaged episode can still be examined.
 DAMAGED_PREFIX = ".damaged-"
-INFO_FILE = "dataset_info.json"
+INFO_FILE = sc.DATASET_INFO_FILE
 _SHARD_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}"
 
 
@@ -203,13 +203,13 @@ def read_index(directory: str) -> dict[str, Any]:
 
 def read_schema(directory: str) -> sc.EpisodeSchema:
     """The `EpisodeSchema` stored with a recording (format version checked)."""
-    path = os.path.join(directory, "metadata.json")
+    path = os.path.join(directory, sc.METADATA_FILE)
     try:
         with open(path) as f:
             metadata = json.load(f)
     except FileNotFoundError:
         raise errors.CorruptRecordingError(
-            f"{directory}: no metadata.json; not an rlif-data recording directory"
+            f"{directory}: no {sc.METADATA_FILE}; not an rlif-data recording directory"
         ) from None
     sc.check_format_version(metadata.get(sc.FORMAT_VERSION_KEY), directory)
     return sc.EpisodeSchema.from_json(metadata[sc.SCHEMA_KEY])
