@@ -4,7 +4,7 @@ A model sees a `DecisionContext` at every step and answers whether the expert
 is in control at that step. Models keep their own state (an ongoing takeover,
 their RNG); `reset(seed)` starts a new episode. Nothing here does I/O.
 
-Named variants (DESIGN.md):
+Named variants (docs/design.md, section 3):
 
 * `RandomTakeover` -- paper §3.2: at each step not under takeover, start a
   takeover with probability ``p`` chosen so that the long-run fraction of

@@ -1,4 +1,4 @@
-"""The pinned dependency stack imports together (DESIGN.md: rlds -> reverb -> TF 2.15)."""
+"""The pinned stack imports together (docs/design.md, section 7: rlds -> reverb -> TF 2.15)."""
 
 import importlib.metadata as md
 
