@@ -264,3 +264,65 @@ def test_a_reader_during_repair_sees_the_old_or_the_new_copy(pulled):
     assert json.loads(held.read())  # the old inode is still readable
     held.close()
     bob.verify("hopper")
+
+
+# -- 10. a kill during the very first index write; recover on a missing directory -----------
+
+KILL_AT_FIRST_INDEX = """
+import os, sys
+sys.path.insert(0, sys.argv[2])
+from rlif_data import schema as sc
+from rlif_data.recording import store
+from tests.fakes.episodes import SCHEMA
+
+real_replace = os.replace
+
+def replace_then_die(src, dst, *args, **kwargs):
+    if os.path.basename(dst) == sc.DATASET_INFO_FILE:
+        os._exit(9)  # killed: the metadata and feature files are in, the index is not
+    return real_replace(src, dst, *args, **kwargs)
+
+os.replace = replace_then_die
+store.EpisodeStore.open(sys.argv[1], SCHEMA)
+"""
+
+
+@pytest.fixture
+def half_created(tmp_path):
+    directory = str(tmp_path / "rec")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", KILL_AT_FIRST_INDEX, directory, root],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 9, out.stderr[-2000:]
+    names = set(os.listdir(directory))
+    assert {sc.METADATA_FILE, sc.FEATURES_FILE} <= names and sc.DATASET_INFO_FILE not in names
+    return directory
+
+
+def test_recover_rebuilds_the_index_after_a_kill_in_the_first_index_write(half_created):
+    report = store.recover(half_created)
+    assert report.changed and report.rebuilt_files == [sc.DATASET_INFO_FILE]
+    assert report.episodes == 0 and not store.needs_recovery(half_created)
+    assert not store.recover(half_created).changed
+    with store.EpisodeStore.open(half_created, sc.vector_schema(3, 2, name="unit")) as s:
+        s.write_episode(make_episode(0))
+    assert [e[sc.EPISODE_ID] for e in read_episodes(half_created)] == ["s/0"]
+
+
+def test_record_resumes_after_a_kill_in_the_first_index_write(half_created):
+    with store.EpisodeStore.open(half_created, sc.vector_schema(3, 2, name="unit")) as s:
+        s.write_episode(make_episode(1))
+    assert [e[sc.EPISODE_ID] for e in read_episodes(half_created)] == ["s/1"]
+
+
+def test_recover_of_a_missing_directory_names_the_directory(tmp_path):
+    missing = str(tmp_path / "no-such-recording")
+    with pytest.raises(errors.CorruptRecordingError) as exc:
+        store.recover(missing)
+    assert str(exc.value).startswith(f"{missing}: no such directory")
+    assert store.LOCK_FILE not in str(exc.value) and not os.path.exists(missing)
+    out = run_cli("recover", missing)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and missing in out.stderr
+    assert store.LOCK_FILE not in out.stderr

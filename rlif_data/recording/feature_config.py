@@ -17,11 +17,11 @@ import os
 from typing import Any, Iterator
 
 from rlif_data import errors
+from rlif_data import schema as sc
 
-FEATURES_FILE = "features.json"
 # dataset_info.json can embed a feature proto too (TFDS reads it when no
 # features.json exists), so it is walked by the same rule.
-CHECKED_FILES = (FEATURES_FILE, "dataset_info.json")
+CHECKED_FILES = (sc.FEATURES_FILE, sc.DATASET_INFO_FILE)
 CLASS_KEYS = ("pythonClassName", "python_class_name")
 _PREFIX = "tensorflow_datasets.core.features."
 # Exactly the classes `schema.features_dict` produces, for every schema

@@ -280,11 +280,14 @@ class RecoveryReport:
     # Shards that do not parse (truncated, damaged footer), moved aside as
     # DAMAGED_PREFIX + name and replaced by an empty shard: their episodes are lost.
     damaged_shards: list[str] = dataclasses.field(default_factory=list)
+    # Index files written anew (a writer killed during its very first index write).
+    rebuilt_files: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def changed(self) -> bool:
         """Whether recovery modified the directory."""
-        return bool(self.removed_temporary or self.indexed_shards or self.damaged_shards)
+        return bool(self.removed_temporary or self.indexed_shards or self.damaged_shards
+                    or self.rebuilt_files)
 
 
 def _is_sequential(index: dict[str, Any]) -> bool:
@@ -295,8 +298,22 @@ def _is_sequential(index: dict[str, Any]) -> bool:
     return True
 
 
+def _creation_interrupted(directory: str) -> bool:
+    """Whether a writer was killed during the very first index write.
+
+    `write_info` moves the metadata and feature files in before
+    dataset_info.json, so such a kill leaves a readable metadata.json and no
+    index; nothing else of ours can be there yet except shards (none are
+    written before the first index) and temporary files.
+    """
+    return (not os.path.exists(os.path.join(directory, INFO_FILE))
+            and os.path.exists(os.path.join(directory, sc.METADATA_FILE)))
+
+
 def needs_recovery(directory: str) -> bool:
-    """Whether a crashed writer left temporary files or unindexed shards."""
+    """Whether a crashed writer left temporary files, unindexed shards or no index at all."""
+    if _creation_interrupted(directory):
+        return True
     index = read_index(directory)
     if not _is_sequential(index):
         return False  # built in one go by TFDS/Beam, which publishes by renaming a directory
@@ -315,18 +332,33 @@ def recover(directory: str) -> RecoveryReport:
     footer) is moved aside (``.damaged-<name>``) and replaced by an empty
     shard, so the other episodes stay readable and the loss is reported.
 
+    A writer killed during the very first index write leaves metadata.json
+    without dataset_info.json; the index is then written anew from the stored
+    schema and metadata.
+
     Raises:
       RecordingLockedError: a live writer still holds the directory.
-      CorruptRecordingError: shards are missing from the middle of the sequence.
+      CorruptRecordingError: no such directory, or shards are missing from the
+        middle of the sequence.
     """
+    if not os.path.isdir(directory):
+        raise errors.CorruptRecordingError(
+            f"{directory}: no such directory; give the recording directory to recover")
     with writer_lock(directory):
         return _recover_locked(directory)
 
 
+def _stored_metadata(directory: str) -> dict[str, Any]:
+    """The user metadata of metadata.json (without the schema and format version)."""
+    with open(os.path.join(directory, sc.METADATA_FILE)) as f:
+        stored = json.load(f)
+    return {k: v for k, v in stored.items() if k not in (sc.FORMAT_VERSION_KEY, sc.SCHEMA_KEY)}
+
+
 def _recover_locked(directory: str) -> RecoveryReport:
     schema = read_schema(directory)
-    index = read_index(directory)
-    lengths, num_bytes = indexed_shard_lengths(index)
+    rebuilt = _creation_interrupted(directory)
+    lengths, num_bytes = ([], 0) if rebuilt else indexed_shard_lengths(read_index(directory))
     removed = []
     for name in sorted(os.listdir(directory)):
         if name.startswith(TMP_PREFIX):
@@ -362,14 +394,20 @@ def _recover_locked(directory: str) -> RecoveryReport:
             _set_aside(directory, name)
             lengths[i] = 0
             damaged.append(name)
-    if added or damaged:
-        info = build_info(directory, schema, {})
-        info.read_from_directory(directory)
+    if added or damaged or rebuilt:
+        if rebuilt:
+            log.warning("%s: the writer was killed while creating the index; writing it anew",
+                        directory)
+            info = build_info(directory, schema, _stored_metadata(directory))
+        else:
+            info = build_info(directory, schema, {})
+            info.read_from_directory(directory)
         info.set_splits(split_dict(directory, schema.name, lengths, num_bytes))
         write_info(info, directory)
-    if removed or added or damaged:
+    if removed or added or damaged or rebuilt:
         fsync_path(directory)
-    return RecoveryReport(directory, removed, added, sum(lengths), damaged)
+    return RecoveryReport(directory, removed, added, sum(lengths), damaged,
+                          [INFO_FILE] if rebuilt else [])
 
 
 def _set_aside(directory: str, name: str) -> None:
@@ -458,6 +496,9 @@ class EpisodeStore:
         from tensorflow_datasets.core import example_serializer
 
         info_path = os.path.join(self.directory, INFO_FILE)
+        if _creation_interrupted(self.directory):
+            read_schema(self.directory)  # only a directory rlif-data started is repaired
+            _recover_locked(self.directory)
         if os.path.exists(info_path):
             existing = read_schema(self.directory)
             if existing != self.schema:
