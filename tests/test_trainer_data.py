@@ -264,8 +264,8 @@ def test_unknown_ref_is_a_clear_error(world):
 
 
 def assert_same(a: Transitions, b: Transitions):
-    for name, col in a._columns():
-        np.testing.assert_array_equal(col, dict(b._columns())[name], err_msg=name)
+    for name, col in a.columns():
+        np.testing.assert_array_equal(col, dict(b.columns())[name], err_msg=name)
     assert a.episode_names == b.episode_names and a.reward_mode == b.reward_mode
 
 
@@ -333,6 +333,18 @@ def test_damaged_cache_entry_is_rebuilt_not_trusted(world, tmp_path, damage):
     third, (s3,) = load(world, "unit-paper@latest", "rlif", cache_dir=cache_dir)
     assert s3.cache == "hit"
     assert [n for n in os.listdir(cache_dir) if n.startswith(".")] == []
+
+
+def test_leftovers_of_killed_builds_are_swept(world, tmp_path):
+    cache_dir = tmp_path / "cache"
+    old, fresh = cache_dir / f"{cache_lib.TMP_PREFIX}old", cache_dir / f"{cache_lib.TMP_PREFIX}live"
+    old.mkdir(parents=True)
+    fresh.mkdir()
+    (old / "col00.npy").write_bytes(b"partial")
+    os.utime(old, (0, 0))
+    _, (src,) = load(world, "unit-raw@latest", "env", cache_dir=str(cache_dir))
+    assert src.cache == "built"
+    assert not old.exists() and fresh.exists()
 
 
 def test_live_recording_is_not_cached(world, tmp_path):

@@ -30,6 +30,7 @@ import errno
 import json
 import os
 import shutil
+import time
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,9 @@ TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
 CRC_BLOCK = 8 << 20  # bytes per CRC-32: the unit of parallel checking
 MAX_THREADS = 8
+# Temporary/trash directories older than this were left by a killed process
+# (a live build of even a huge dataset finishes well within it).
+STALE_AFTER_S = 24 * 3600
 
 
 class CacheEntryDamaged(Exception):
@@ -89,6 +93,7 @@ def write_entry(cache_dir: str, content_sha256: str, columns: dict[str, np.ndarr
     """
     final = entry_dir(cache_dir, content_sha256)
     os.makedirs(cache_dir, exist_ok=True)
+    sweep_stale(cache_dir)
     tmp = os.path.join(cache_dir, f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}")
     os.makedirs(tmp)
     try:
@@ -185,3 +190,20 @@ def discard_entry(cache_dir: str, content_sha256: str) -> None:
     except FileNotFoundError:
         return
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def sweep_stale(cache_dir: str, max_age_s: float = STALE_AFTER_S) -> list[str]:
+    """Remove temporary and trash directories older than `max_age_s`; returns their names."""
+    removed = []
+    now = time.time()
+    for name in os.listdir(cache_dir):
+        if not name.startswith((TMP_PREFIX, TRASH_PREFIX)):
+            continue
+        path = os.path.join(cache_dir, name)
+        try:
+            if now - os.stat(path).st_mtime > max_age_s:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(name)
+        except FileNotFoundError:
+            continue
+    return removed

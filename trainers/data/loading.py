@@ -46,6 +46,7 @@ from trainers.data.transitions import (
     check_columns_finite,
     check_reward_available,
     concat_transitions,
+    describe_spec,
     describe_view,
     episode_columns,
     episode_name,
@@ -314,8 +315,6 @@ def _transitions(flat: Mapping[str, np.ndarray], episode_ids: Sequence[str], rew
 
 
 def _schema_text(schema) -> str:
-    from trainers.data.transitions import describe_spec
-
     obs = schema.observation
     if isinstance(obs, Mapping):
         spec = tuple((k, tuple(v.shape), v.dtype) for k, v in sorted(obs.items()))

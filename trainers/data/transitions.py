@@ -128,12 +128,13 @@ class Transitions:
 
     def __post_init__(self):
         n = len(self.actions)
-        lengths = {name: len(arr) for name, arr in self._columns()}
+        lengths = {name: len(arr) for name, arr in self.columns()}
         if any(v != n for v in lengths.values()):
             raise TransitionDataError(f"transition columns differ in length: {lengths}")
         check_reward_mode(self.reward_mode)
 
-    def _columns(self) -> list[tuple[str, np.ndarray]]:
+    def columns(self) -> list[tuple[str, np.ndarray]]:
+        """(name, array) of every column, dict observations split as "observations/<key>"."""
         cols = [(f"{OBSERVATIONS}{'/' + k if k else ''}", v)
                 for k, v in observation_leaves(self.observations)]
         cols += [(f"{NEXT_OBSERVATIONS}{'/' + k if k else ''}", v)
@@ -334,7 +335,7 @@ def check_finite(transitions: Transitions) -> None:
     Raises:
       NonFiniteTransitionError: with the column, dataset, episode and step.
     """
-    _raise_first_non_finite(transitions._columns(), transitions.where)
+    _raise_first_non_finite(transitions.columns(), transitions.where)
 
 
 def check_columns_finite(columns: Mapping[str, Any], episode: str) -> None:
