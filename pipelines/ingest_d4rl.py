@@ -40,6 +40,21 @@ def file_sha256(path: str, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def env_action_shape(env_id: str) -> tuple:
+    """The action space shape of a registered Gymnasium env (made once, then closed).
+
+    Raises:
+      UnknownEnvironmentError: the id is not registered (the message lists close matches).
+    """
+    from rlif_data.envs.gym_dm_env import make_gym_env
+
+    env = make_gym_env(env_id)
+    try:
+        return tuple(env.action_space.shape)
+    finally:
+        env.close()
+
+
 def run(path: str, out_dir: str, env_id: str = "", max_episode_steps: Optional[int] = None,
         beam_args: Optional[Sequence[str]] = None, name: Optional[str] = None) -> str:
     """Ingest one D4RL HDF5 file into a new dataset at `out_dir`.
@@ -48,12 +63,17 @@ def run(path: str, out_dir: str, env_id: str = "", max_episode_steps: Optional[i
     values fail the job with the file, key, row and episode in the message.
 
     Raises:
-      FileNotFoundError, D4RLFormatError: bad input file.
+      FileNotFoundError, D4RLFormatError: bad input file, or actions of
+        another width than `env_id`'s.
+      UnknownEnvironmentError: `env_id` is not a registered environment.
       OutputExistsError: `out_dir` exists.
     """
     summary = d4rl_hdf5.inspect_d4rl(path, max_episode_steps=max_episode_steps)
     if summary["episodes"] == 0:
         raise ValueError(f"{path}: holds no episodes")
+    if env_id:  # a stored env id must name an env these actions can drive
+        d4rl_hdf5.check_action_width(path, summary["action_dim"], env_id,
+                                     env_action_shape(env_id))
     dataset = os.path.splitext(os.path.basename(path))[0]
     schema = sc.vector_schema(summary["obs_dim"], summary["action_dim"],
                               name=name or tfds_name(dataset))

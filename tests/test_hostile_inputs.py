@@ -451,3 +451,79 @@ def test_no_project_code_unpickles_or_evaluates():
     assert len(files) > 50  # the scan really saw the project
     hits = [f"{p.relative_to(ROOT)}:{h}" for p in files for h in unsafe_loads(p.read_text())]
     assert hits == []
+
+
+# -- 12. bad input that used to be accepted ---------------------------------------------------
+
+
+def run_cli(*args):
+    exe = os.path.join(os.path.dirname(sys.executable), "rlif-data")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+def assert_one_line_error(out, *needles):
+    assert out.returncode == 2, (out.stdout[-500:], out.stderr[-3000:])
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.mark.parametrize("command", ["ls", "gc"])
+def test_root_that_is_a_file_is_refused(tmp_path, command):
+    not_a_dir = tmp_path / "root.txt"
+    not_a_dir.write_text("keep me")
+    with pytest.raises(errors.RlifDataError, match="is a file, not a registry root"):
+        Registry(str(not_a_dir))
+    assert_one_line_error(run_cli(command, "--root", str(not_a_dir)), str(not_a_dir),
+                          "not a registry root")
+    assert not_a_dir.read_text() == "keep me"
+
+
+def test_pull_of_an_older_version_does_not_move_latest_back(tmp_path, caplog):
+    alice = Registry(str(tmp_path / "alice"))
+    alice.publish(write_recording(tmp_path / "r1", [make_episode(1)]), "hopper")
+    url = str(tmp_path / "shared")
+    remote.push(alice, "hopper", url, tags=("latest", "round-1"))  # remote latest -> 1.0.0
+    alice.publish(write_recording(tmp_path / "r2", [make_episode(2)]), "hopper", version="2.0.0")
+    remote.push(alice, "hopper:2.0.0", url, tags=())
+    bob = Registry(str(tmp_path / "bob"))
+    remote.pull(bob, "hopper:2.0.0", url)
+    bob.tag("hopper:2.0.0", "latest")
+    with caplog.at_level("WARNING", logger=remote.__name__):
+        info = remote.pull(bob, "hopper:1.0.0", url)
+    assert bob.tags("hopper") == {"latest": "2.0.0", "round-1": "1.0.0"}
+    assert info.tags == ("round-1",)
+    assert "not moving local tag latest back from 2.0.0 to 1.0.0" in caplog.text
+    assert [e["new"] for e in bob.tag_history("hopper") if e["tag"] == "latest"] == ["2.0.0"]
+
+
+def test_ingest_d4rl_refuses_an_unknown_env_id(tmp_path):
+    from pipelines import ingest_d4rl
+    from tests.fakes.d4rl_files import write_d4rl_file
+
+    fake = write_d4rl_file(tmp_path / "hopper.hdf5", episode_lengths=(3, 4), obs_dim=11,
+                           act_dim=3)
+    out = tmp_path / "ds"
+    with pytest.raises(errors.UnknownEnvironmentError, match="'NoSuch-v0'"):
+        ingest_d4rl.run(str(fake.path), str(out), env_id="NoSuch-v0")
+    assert not out.exists()
+    assert_one_line_error(run_cli("ingest-d4rl", "--path", str(fake.path), "--out", str(out),
+                                  "--env-id", "NoSuch-v0"), "unknown environment id 'NoSuch-v0'")
+    assert not out.exists()
+
+
+def test_ingest_d4rl_refuses_actions_of_another_width_than_the_env(tmp_path):
+    from pipelines import ingest_d4rl
+    from rlif_data.sources.d4rl_hdf5 import D4RLFormatError
+    from tests.fakes.d4rl_files import write_d4rl_file
+
+    fake = write_d4rl_file(tmp_path / "walker.hdf5", episode_lengths=(3, 4), obs_dim=11,
+                           act_dim=6)
+    out = tmp_path / "ds"
+    with pytest.raises(D4RLFormatError, match=r"6 wide, but Hopper-v5 takes actions of shape "
+                                              r"\(3,\)"):
+        ingest_d4rl.run(str(fake.path), str(out), env_id="Hopper-v5")
+    assert not out.exists()

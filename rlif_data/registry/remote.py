@@ -348,10 +348,38 @@ def _local_state(registry: Registry, name: str, version: Version,
     return _good_local_files(path, manifest["files"])
 
 
+def forward_tags(local: dict[str, str], remote: tuple[str, ...], version: Version
+                 ) -> tuple[str, ...]:
+    """The remote tags that may point at `version` locally: none moves backwards.
+
+    Pulling an older version whose remote ``latest`` lags behind must not
+    silently turn the local ``latest`` back; such tags are skipped with a
+    warning (move them with `rlif-data tag` if that is really meant).
+
+    Args:
+      local: the local ``{tag: version}`` of the dataset.
+      remote: the remote tags that name `version`.
+      version: the version being pulled.
+
+    Returns:
+      The tags of `remote` that are new locally or do not move to an older version.
+    """
+    keep = []
+    for tag in remote:
+        current = local.get(tag)
+        if current is not None and Version.parse(current) > version:
+            log.warning("not moving local tag %s back from %s to %s (the remote's %s is older); "
+                        "use `rlif-data tag` to move it", tag, current, version, tag)
+            continue
+        keep.append(tag)
+    return tuple(keep)
+
+
 def pull(registry: Registry, ref: str, url: str, progress: Progress = None) -> VersionInfo:
     """Download a remote version into the local registry (resumable, verified).
 
-    Remote tags naming this version are applied locally. Nothing from the
+    Remote tags naming this version are applied locally, except that a local
+    tag is never moved to an older version (`forward_tags`). Nothing from the
     remote is trusted: every file name, the manifest's structure and the tags
     are checked before any byte is written, and files land only in staging.
     A version that is already here is re-verified (full SHA-256) and, if
@@ -379,6 +407,7 @@ def pull(registry: Registry, ref: str, url: str, progress: Progress = None) -> V
     if manifest is None:
         raise RemoteError(f"{name}:{version} on {url} has no manifest (an interrupted push)")
     manifest = check_remote_manifest(manifest, manifest_url, name, version)
+    tags = forward_tags(registry.tags(name), tags, version)
     files = manifest["files"]
     intact = _local_state(registry, name, version, manifest)
     local_dir = registry.version_dir(name, version)

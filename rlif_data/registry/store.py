@@ -161,10 +161,16 @@ class Registry:
 
     Args:
       root: the data root (default `default_root()`).
+
+    Raises:
+      RegistryError: `root` exists and is not a directory.
     """
 
     def __init__(self, root: Optional[str] = None):
         self.root = os.path.abspath(root or default_root())
+        if os.path.exists(self.root) and not os.path.isdir(self.root):
+            raise RegistryError(f"{self.root} is a file, not a registry root; give a directory "
+                                f"with --root or ${ROOT_ENV} (it is created if missing)")
 
     # -- paths --------------------------------------------------------------
     def _name_dir(self, name: str) -> str:

@@ -476,6 +476,24 @@ def _iter_episodes(
             yield episode
 
 
+def check_action_width(path: str, action_dim: int, env_id: str, env_action_shape: tuple) -> None:
+    """Refuse a file whose actions do not fit the environment named for it.
+
+    Args:
+      path: the .hdf5 file, for the message.
+      action_dim: the width of the file's ``actions`` rows.
+      env_id: the Gymnasium id the episodes are to be stored under.
+      env_action_shape: that environment's action space shape.
+
+    Raises:
+      D4RLFormatError: the widths differ (e.g. a Walker2d file named Hopper-v5).
+    """
+    if tuple(env_action_shape) != (action_dim,):
+        raise D4RLFormatError(
+            f"{path}: actions are {action_dim} wide, but {env_id} takes actions of shape "
+            f"{tuple(env_action_shape)}; pass the --env-id this file was recorded in")
+
+
 def inspect_d4rl(path: PathLike, *, max_episode_steps: Optional[int] = None) -> dict[str, Any]:
     """Summarise a D4RL HDF5 file without reading its observations.
 
