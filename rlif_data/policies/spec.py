@@ -110,6 +110,11 @@ SPEC_FACTORIES: dict[str, Union[PolicyFactory, str]] = {
     "random": _random,
     "scripted": _scripted,
     "noisy-expert": _noisy_expert,
+    # LQR experts of the pushed pendulum (rlif_data.policies.lqr.LQR_SPECS).
+    "lqr-aggressive": "rlif_data.policies.lqr:from_spec_context",
+    "lqr": "rlif_data.policies.lqr:from_spec_context",
+    "lqr-cap:1.5": "rlif_data.policies.lqr:from_spec_context",
+    "lqr-cap:0.7": "rlif_data.policies.lqr:from_spec_context",
 }
 """Spec name -> factory, or "module:function" imported on first use (keeps heavy
 policies such as a JAX controller out of the import of this module)."""
