@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rlif_data import errors, policies
+from rlif_data import schema as sc
 from rlif_data.envs import PUSHED_PENDULUM_ID
 from rlif_data.envs.gym_dm_env import make_dm_env
 from rlif_data.envs.pushed_pendulum import (
@@ -23,6 +24,7 @@ from rlif_data.envs.pushed_pendulum import (
     make_env,
 )
 from rlif_data.policies import lqr
+from rlif_data.recording.reader import read_episodes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -261,3 +263,26 @@ def test_lqr_policy_rejects_bad_observation_and_cap():
         policy(np.zeros(3))
     with pytest.raises(ValueError, match="cap must be a finite number > 0"):
         lqr.LQRPolicy(policy.gain, -3.0, 3.0, cap=-1.0)
+
+
+@pytest.mark.slow
+def test_record_cli_takes_the_env_and_an_lqr_expert_by_name(tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "rlif-data")
+    out = tmp_path / "rec"
+    result = subprocess.run(
+        [exe, "record", "--env", ENV_ID, "--expert", "lqr-cap:0.7", "--learner", "random",
+         "--intervention", "random", "--rate", "0.5", "--episodes", "2",
+         "--max-episode-steps", "40", "--out", str(out), "--quiet"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env=dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl")))
+    assert result.returncode == 0, result.stderr[-2000:]
+    episodes = read_episodes(str(out))
+    assert len(episodes) == 2 and episodes[0][sc.ENV_ID] == ENV_ID
+    expert = lqr.pendulum_expert(lqr.PLAIN, cap=0.7)
+    steps = episodes[0][sc.STEPS]
+    has = steps[sc.HAS_EXPERT_ACTION]
+    assert has.any()
+    # The recorded expert labels are the capped LQR of the recorded observations.
+    expected = np.stack([expert(o) for o in steps[sc.OBSERVATION][has]])
+    np.testing.assert_allclose(steps[sc.EXPERT_ACTION][has], expected, atol=1e-6)
+    assert np.all(np.abs(steps[sc.EXPERT_ACTION]) <= np.float32(0.7))
