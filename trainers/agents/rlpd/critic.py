@@ -67,27 +67,25 @@ def soft_update(online: Any, target: Any, tau: float) -> Any:
     return jax.tree_util.tree_map(lambda o, t: tau * o + (1.0 - tau) * t, online, target)
 
 
-def update_critic(agent: Any, batch: Mapping[str, jax.Array]) -> tuple[Any, dict]:
-    """One gradient step of every critic on one minibatch, then the soft target update.
+def critic_step(agent: Any, batch: Mapping[str, jax.Array], next_actions: jax.Array,
+                next_log_probs: jax.Array, subset_key: jax.Array) -> tuple[Any, dict]:
+    """One gradient step of every critic, then the soft target update; no sampling.
 
     Args:
-      agent: the learner.
+      agent: the learner (its RNG is not used).
       batch: one minibatch (the `trainers.agents.batch.RL_KEYS` columns, (B, ...)).
+      next_actions: (B, action_dim) actions a' ~ pi(.|s') for the target.
+      next_log_probs: (B,) their log-probabilities.
+      subset_key: picks the target critics whose minimum is taken.
 
     Returns:
       ``(new_agent, info)`` with scalar ``critic_loss`` and ``q`` (mean Q).
-      The learner's RNG advances.
     """
     cfg = agent.config
-    rng, action_key, subset_key = jax.random.split(agent.rng, 3)
-    next_obs = batch[bk.NEXT_OBSERVATIONS]
-    mean, log_std = agent.actor_def().apply({"params": agent.actor_params}, next_obs)
-    next_actions, next_log_probs = tanh_normal.sample(action_key, mean, log_std)
-    next_qs = subset_target_qs(agent, subset_key, next_obs, next_actions)
+    next_qs = subset_target_qs(agent, subset_key, batch[bk.NEXT_OBSERVATIONS], next_actions)
     target = jax.lax.stop_gradient(bellman_target(
         batch[bk.REWARDS], batch[bk.DISCOUNTS], next_qs, next_log_probs,
         agent.temperature(), cfg.discount, cfg.backup_entropy))
-
     critic = agent.critic_def(cfg.num_qs)
 
     def loss_fn(params):
@@ -102,6 +100,66 @@ def update_critic(agent: Any, batch: Mapping[str, jax.Array]) -> tuple[Any, dict
         critic_params=params,
         critic_opt_state=opt_state,
         target_critic_params=soft_update(params, agent.target_critic_params, cfg.tau),
-        rng=rng,
     )
     return new_agent, {"critic_loss": loss, "q": q}
+
+
+def split_step_keys(rng: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The keys of one critic step: ``(next rng, next-action key, subset key)``."""
+    rng, action_key, subset_key = jax.random.split(rng, 3)
+    return rng, action_key, subset_key
+
+
+def update_critic(agent: Any, batch: Mapping[str, jax.Array]) -> tuple[Any, dict]:
+    """One critic step on one minibatch: sample a' ~ pi(.|s'), then `critic_step`.
+
+    Args:
+      agent: the learner.
+      batch: one minibatch (the `trainers.agents.batch.RL_KEYS` columns, (B, ...)).
+
+    Returns:
+      ``(new_agent, info)`` with scalar ``critic_loss`` and ``q``. The
+      learner's RNG advances by one `split_step_keys`.
+    """
+    rng, action_key, subset_key = split_step_keys(agent.rng)
+    mean, log_std = agent.actor_def().apply(
+        {"params": agent.actor_params}, batch[bk.NEXT_OBSERVATIONS])
+    next_actions, next_log_probs = tanh_normal.sample(action_key, mean, log_std)
+    agent, info = critic_step(agent, batch, next_actions, next_log_probs, subset_key)
+    return agent.replace(rng=rng), info
+
+
+def update_critics(agent: Any, minibatches: Mapping[str, jax.Array]) -> tuple[Any, dict]:
+    """U critic steps as one ``lax.scan``; the same numbers as U `update_critic` calls.
+
+    The actor and the temperature do not change during the critic steps, so
+    the next actions of all U minibatches are sampled up front, in one actor
+    pass over U * B rows (one large matrix product instead of U small ones),
+    with the keys the U sequential steps would have drawn. The scan body is
+    then `critic_step` alone.
+
+    Args:
+      agent: the learner.
+      minibatches: the `RL_KEYS` columns with leading dims [U, B].
+
+    Returns:
+      ``(new_agent, infos)``: infos hold each step's ``critic_loss`` and ``q``
+      stacked on a leading U axis. The RNG advances by U `split_step_keys`.
+    """
+    def next_keys(rng, _):
+        rng, action_key, subset_key = split_step_keys(rng)
+        return rng, (action_key, subset_key)
+
+    num = jnp.shape(minibatches[bk.REWARDS])[0]
+    rng, (action_keys, subset_keys) = jax.lax.scan(next_keys, agent.rng, None, length=num)
+    mean, log_std = agent.actor_def().apply(
+        {"params": agent.actor_params}, minibatches[bk.NEXT_OBSERVATIONS])
+    next_actions, next_log_probs = jax.vmap(tanh_normal.sample)(action_keys, mean, log_std)
+
+    def body(carry, xs):
+        batch, actions, log_probs, subset_key = xs
+        return critic_step(carry, batch, actions, log_probs, subset_key)
+
+    agent, infos = jax.lax.scan(
+        body, agent, (minibatches, next_actions, next_log_probs, subset_keys))
+    return agent.replace(rng=rng), infos

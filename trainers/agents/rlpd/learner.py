@@ -31,7 +31,7 @@ from flax import struct
 
 from trainers.agents import batch as bk
 from trainers.agents.rlpd.actor import update_actor
-from trainers.agents.rlpd.critic import update_critic
+from trainers.agents.rlpd.critic import update_critic, update_critics
 from trainers.agents.rlpd.temperature import update_temperature
 from trainers.configs import RLPDConfig
 from trainers.networks import CriticEnsemble, TanhGaussianActor, tanh_normal
@@ -170,7 +170,7 @@ class RLPDLearner(struct.PyTreeNode):
         num = self.config.utd_ratio if utd_ratio is None else utd_ratio
         bk.check_batch(batch, bk.RL_KEYS, self.obs_dim, self.action_dim, _WHO)
         minibatches = bk.split_minibatches(batch, bk.RL_KEYS, num)
-        agent, critic_infos = jax.lax.scan(update_critic, self, minibatches)
+        agent, critic_infos = update_critics(self, minibatches)
         last = {k: v[-1] for k, v in minibatches.items()}
         agent, info = _actor_and_temperature(agent, last)
         info.update({k: v[-1] for k, v in critic_infos.items()})
