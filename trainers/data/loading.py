@@ -112,7 +112,8 @@ def read_lineage(directory: str) -> dict[str, Any]:
     return lineage if isinstance(lineage, dict) else {}
 
 
-def view_from_lineage(lineage: Mapping[str, Any], input_views: Sequence[Optional[str]]) -> Optional[str]:
+def view_from_lineage(lineage: Mapping[str, Any],
+                      input_views: Sequence[Optional[str]]) -> Optional[str]:
     """The view a dataset holds, from its job record. Pure.
 
     Args:
@@ -378,7 +379,8 @@ def load_transitions(refs: Union[str, Sequence[str]], *, reward: str,
     total = sum(len(p) for p in parts)
     if total == 0:
         what = "; ".join(f"{s.resolved}: {s.episodes} episodes, "
-                         f"{describe_view(s.view, sch.derived)}" for s, sch in zip(sources, schemas))
+                         f"{describe_view(s.view, sch.derived)}"
+                         for s, sch in zip(sources, schemas))
         raise EmptyTransitionsError(
             f"no transitions to train on ({what}); record or pick data whose view keeps "
             "some transitions")

@@ -33,15 +33,19 @@ class Source(Protocol):
 
     reward_mode: str
 
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        """Transitions it holds now."""
 
-    def take(self, indices: np.ndarray) -> dict[str, Any]: ...
+    def take(self, indices: np.ndarray) -> dict[str, Any]:
+        """Rows `indices` as a batch dict."""
 
     @property
-    def observation_spec(self) -> Any: ...
+    def observation_spec(self) -> Any:
+        """Per-row observation shapes and dtypes (`transitions.observation_spec`)."""
 
     @property
-    def action_dim(self) -> int: ...
+    def action_dim(self) -> int:
+        """Size of the action vector."""
 
 
 def offline_rows(offline_ratio: float, batch_size: int) -> int:
@@ -58,7 +62,10 @@ def offline_rows(offline_ratio: float, batch_size: int) -> int:
 
 
 def interleave_blocks(offline: Any, online: Any, num_batches: int) -> Any:
-    """[U*k] and [U*(B-k)] rows -> [U*B] rows, each block of B = its k offline then B-k online rows. Pure."""
+    """[U*k] offline and [U*(B-k)] online rows -> [U*B] rows. Pure.
+
+    Each block of B rows holds its k offline rows, then its B-k online rows.
+    """
     if isinstance(offline, dict):
         return {key: interleave_blocks(offline[key], online[key], num_batches) for key in offline}
     off = offline.reshape((num_batches, -1) + offline.shape[1:])
@@ -141,7 +148,7 @@ class MixedSampler:
 
     def sample(self, rng: np.random.Generator, batch_size: int,
                num_batches: int = 1) -> dict[str, Any]:
-        """`num_batches` batches of `batch_size`, concatenated: arrays of [num_batches * batch_size, ...].
+        """`num_batches` batches of `batch_size`, concatenated: [num_batches * batch_size, ...].
 
         Each block of `batch_size` rows holds `offline_rows(ratio, batch_size)`
         offline rows, then the online ones; rows are drawn uniformly with

@@ -66,9 +66,11 @@ class ReplayBuffer:
                  reward_mode: str = "rlif"):
         if capacity < 1:
             raise ValueError(f"replay buffer capacity must be >= 1, got {capacity}")
-        if not (_is_leaf_shape(observation) or (isinstance(observation, Mapping) and observation
-                                                 and all(map(_is_leaf_shape, observation.values())))):
-            raise ValueError(f"observation must be (shape, dtype) or a dict of them, got {observation!r}")
+        is_dict = isinstance(observation, Mapping) and bool(observation) and all(
+            map(_is_leaf_shape, observation.values()))
+        if not (_is_leaf_shape(observation) or is_dict):
+            raise ValueError(
+                f"observation must be (shape, dtype) or a dict of them, got {observation!r}")
         self.capacity = int(capacity)
         self.reward_mode = check_reward_mode(reward_mode)
 
@@ -95,7 +97,13 @@ class ReplayBuffer:
     @classmethod
     def like(cls, transitions: Transitions, capacity: int,
              reward_mode: Optional[str] = None) -> "ReplayBuffer":
-        """An empty buffer for transitions shaped like `transitions` (same reward mode by default)."""
+        """An empty buffer for transitions shaped like `transitions` (same reward mode by default).
+
+        Args:
+          transitions: data of the shapes and reward mode to hold.
+          capacity: see the class.
+          reward_mode: overrides the reward mode of `transitions`.
+        """
         obs = map_observation(transitions.observations, lambda a: (tuple(a.shape[1:]), a.dtype))
         return cls(capacity, obs, transitions.action_dim, reward_mode or transitions.reward_mode)
 
@@ -167,8 +175,9 @@ class ReplayBuffer:
 
     def take(self, indices: np.ndarray) -> dict[str, Any]:
         """Rows `indices` (0 <= i < len(self)) as a batch dict (copies)."""
-        return {key: map_observation(value, lambda a: a[indices]) if key in (
-            OBSERVATIONS, NEXT_OBSERVATIONS) else value[indices] for key, value in self._data.items()}
+        n = self._size
+        return {key: map_observation(value, lambda a: a[:n][indices])
+                for key, value in self._data.items()}
 
     def sample(self, rng: np.random.Generator, n: int) -> dict[str, Any]:
         """`n` transitions drawn uniformly with replacement.

@@ -330,7 +330,7 @@ def _raise_first_non_finite(columns, where) -> None:
 
 
 def check_finite(transitions: Transitions) -> None:
-    """Raise if any float column holds NaN/inf, naming the first bad row's dataset, episode and step.
+    """Raise if a float column holds NaN/inf, naming the first bad row's dataset, episode, step.
 
     Raises:
       NonFiniteTransitionError: with the column, dataset, episode and step.
