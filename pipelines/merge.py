@@ -25,7 +25,7 @@ import uuid
 from typing import Optional, Sequence
 
 from pipelines import common, output
-from rlif_data import errors
+from rlif_data import errors, lineage
 from rlif_data.recording import reader as reader_lib
 from rlif_data.recording import store
 from rlif_data.registry.store import resolve_dataset
@@ -45,12 +45,28 @@ def _link_or_copy(src: str, dst: str) -> bool:
         return False
 
 
+def _common_view(inputs: Sequence[str]) -> Optional[str]:
+    """The one view all inputs hold (None: all raw); refuses a mix.
+
+    A merge of a `paper` and an `hg-dagger` dataset would hold rewards and
+    actions of two meanings under one name, so it is an error.
+    """
+    views = [lineage.dataset_view(path) for path in inputs]
+    for path, view in zip(inputs[1:], views[1:]):
+        if view != views[0]:
+            raise errors.SchemaMismatchError(
+                f"cannot merge {path} ({lineage.describe_view(view)} view) with {inputs[0]} "
+                f"({lineage.describe_view(views[0])} view): relabel the raw recordings with one "
+                f"view (`rlif-data relabel --view {views[0] or view}`) and merge those")
+    return views[0]
+
+
 def run(inputs: Sequence[str], out_dir: str, name: Optional[str] = None) -> str:
     """Merge `inputs` (in order) into a new dataset at `out_dir`.
 
     Raises:
       ValueError: fewer than two inputs.
-      SchemaMismatchError: the inputs' schemas (or stored fields) differ.
+      SchemaMismatchError: the inputs' schemas (or stored fields) or views differ.
       CorruptRecordingError: an input was not recovered after a crash.
       OutputExistsError: `out_dir` exists.
     """
@@ -60,6 +76,7 @@ def run(inputs: Sequence[str], out_dir: str, name: Optional[str] = None) -> str:
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir):
         raise output.OutputExistsError(f"{out_dir} already exists; choose a new output directory")
+    view = _common_view(inputs)  # before the schema check: its message says what to run
     schemas = [store.read_schema(d) for d in inputs]
     base = schemas[0]
     for path, schema in zip(inputs[1:], schemas[1:]):
@@ -93,7 +110,8 @@ def run(inputs: Sequence[str], out_dir: str, name: Optional[str] = None) -> str:
             dst = os.path.join(staging, f"{name}-{store.SPLIT}.{store.FILE_FORMAT}-{i:05d}-of-{n:05d}")
             linked += _link_or_copy(src, dst)
             num_bytes += os.path.getsize(dst)
-        job = output.JobInfo("merge", {"linked_shards": linked, "copied_shards": n - linked},
+        job = output.JobInfo("merge", {lineage.VIEW_PARAM: view, "linked_shards": linked,
+                                       "copied_shards": n - linked},
                              [common.dataset_input(p) for p in inputs])
         metadata = {"lineage": job.metadata()}
         info = store.build_info(staging, schema, metadata)

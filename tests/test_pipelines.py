@@ -167,7 +167,7 @@ def test_merge_links_shards_and_keeps_order(recording, tmp_path):
         [f"s/{i}" for i in range(20)] + [f"s/{100 + i}" for i in range(3)])
     shards = [n for n in os.listdir(out) if "array_record" in n]
     assert len(shards) == 23 and all(os.stat(os.path.join(out, n)).st_nlink == 2 for n in shards)
-    assert lineage(out)["params"] == {"linked_shards": 23, "copied_shards": 0}
+    assert lineage(out)["params"] == {"view": None, "linked_shards": 23, "copied_shards": 0}
 
 
 def test_merge_refuses_other_schema(recording, tmp_path):
@@ -176,6 +176,20 @@ def test_merge_refuses_other_schema(recording, tmp_path):
     with pytest.raises(errors.SchemaMismatchError, match="cannot merge"):
         merge.run([recording, other], str(tmp_path / "m"))
     assert not (tmp_path / "m").exists()
+
+
+def test_merge_records_the_shared_view_and_refuses_mixed_views(recording, tmp_path):
+    paper_a = relabel.run(recording, str(tmp_path / "paper-a"), "paper", SINGLE)
+    second = write_recording(tmp_path / "round-1", [make_episode(200 + i) for i in range(2)])
+    paper_b = relabel.run(second, str(tmp_path / "paper-b"), "paper", SINGLE)
+    hg = relabel.run(second, str(tmp_path / "hg"), "hg-dagger", SINGLE)
+    merged = merge.run([paper_a, paper_b], str(tmp_path / "merged"))
+    assert lineage(merged)["params"]["view"] == "paper"
+    for inputs, words in (([paper_a, hg], "paper view) with"), ([recording, hg], "raw view")):
+        with pytest.raises(errors.SchemaMismatchError, match="relabel the raw recordings") as info:
+            merge.run(inputs, str(tmp_path / "mixed"))
+        assert words in str(info.value) or "hg-dagger view" in str(info.value)
+        assert not (tmp_path / "mixed").exists()
 
 
 def test_cli_runs_jobs_with_beam_flags(recording, tmp_path):

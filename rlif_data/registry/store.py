@@ -47,6 +47,27 @@ ROOT_ENV = "RLIF_DATA_ROOT"
 STAGING_LOCK = ".publisher.lock"
 
 
+DATASET = "dataset"
+POLICY = "policy"
+# A policy artifact's marker file: rlif_data.policies.checkpoint.CONFIG_FILENAME
+# (spelled here so the registry does not import the policy package).
+POLICY_CONFIG_FILE = "policy_config.json"
+
+
+def artifact_kind(directory: str) -> Optional[str]:
+    """What a directory to publish holds: a dataset, a policy, or None (neither).
+
+    Policies (trained actors, with their critic and training record) are
+    versioned like datasets so that a round's data can name the exact policy
+    that collected it, and `lineage` can walk data -> policy -> data.
+    """
+    if os.path.exists(os.path.join(directory, "dataset_info.json")):
+        return DATASET
+    if os.path.exists(os.path.join(directory, POLICY_CONFIG_FILE)):
+        return POLICY
+    return None
+
+
 class RegistryError(errors.RlifDataError):
     """A registry operation failed; nothing visible was changed."""
 
@@ -363,8 +384,10 @@ class Registry:
             check_tag(tag)
         wanted = Version.parse(version) if version else None
         source = os.path.abspath(source)
-        if not os.path.exists(os.path.join(source, "dataset_info.json")):
-            raise RegistryError(f"{source} is not a dataset directory (no dataset_info.json)")
+        kind = artifact_kind(source)
+        if kind is None:
+            raise RegistryError(f"{source} is not a dataset directory (no dataset_info.json) "
+                                f"nor a policy directory (no {POLICY_CONFIG_FILE})")
         self._assert_not_in_use(source)
         with self._staging("publish") as staging:
             target = os.path.join(staging, "version")
@@ -383,7 +406,8 @@ class Registry:
             problems = checksums.check_files(target, files, full=False)
             if problems:
                 raise RegistryError(f"copy of {source} did not verify: {'; '.join(problems)}")
-            self._check_dataset_files(target, source)
+            if kind == DATASET:
+                self._check_dataset_files(target, source)
             name_dir = self._name_dir(name)
             os.makedirs(name_dir, exist_ok=True)
             with _flock(os.path.join(name_dir, ".lock")):
@@ -394,7 +418,7 @@ class Registry:
                         f"{name}:{chosen} is already published; versions are immutable, "
                         "publish a new version instead")
                 checksums.write_manifest(target, files, {
-                    "name": name, "version": str(chosen), "created": _now(),
+                    "name": name, "version": str(chosen), "kind": kind, "created": _now(),
                     "published_by": current_user(), "source": source, "lineage": lineage or {},
                 })
                 try:
