@@ -22,7 +22,7 @@ import os
 from typing import Any, Optional
 
 from rlif_data import errors
-from rlif_data.fsutil import fsync_path
+from rlif_data.fsutil import write_json_atomic
 
 CONFIG_FILE = "train_config.json"
 CHECKPOINTS_DIR = "checkpoints"
@@ -38,21 +38,13 @@ class TrainingError(errors.RlifDataError):
     """Training cannot start or continue; the message says why and what to do."""
 
 
-def write_json_atomic(path: str, data: Any) -> None:
-    """Write JSON through a temporary file, fsync and rename (readers never see half a file)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_path(os.path.dirname(os.path.abspath(path)), best_effort=True)
-
-
 def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     keys = sorted((set(old) | set(new)) - set(RESUMABLE_FIELDS))
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+
+
+def _first_sentence(exc: BaseException) -> str:
+    return str(exc).splitlines()[0].split(". ")[0][:200]
 
 
 class RunDirectory:
@@ -147,8 +139,8 @@ class RunDirectory:
         except (ValueError, KeyError) as exc:
             raise TrainingError(
                 f"checkpoint {self.file(CHECKPOINTS_DIR)}/{step} does not match this learner "
-                f"({str(exc).splitlines()[0].split('. Truncating')[0][:200]}); it was written for another observation/"
-                "action space or network; choose a new --out directory") from None
+                f"({_first_sentence(exc)}); it was written for another observation/action "
+                "space or network; choose a new --out directory") from None
 
     def close(self) -> None:
         """Release orbax's manager."""
