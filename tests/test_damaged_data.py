@@ -190,6 +190,10 @@ def test_cli_inspect_and_show_print_one_line_on_a_damaged_shard(rec, tmp_path):
         assert "Traceback" not in out.stderr
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and path in lines[0] and "episode 1" in lines[0], out.stderr
+    out = run_cli("publish", rec, "--name", "again", "--root", reg.root)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and "Traceback" not in out.stderr
+    assert shard(rec, 1) in lines[0] and "it holds episode 1" in lines[0], out.stderr
 
 
 # -- 6. pull re-verifies a local copy and repairs it ---------------------------------------

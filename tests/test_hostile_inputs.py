@@ -382,7 +382,7 @@ def test_dataset_info_json_is_checked_too(tmp_path):
 
 # -- 3. nothing unpickles or evaluates shared data -----------------------------------------
 
-SCANNED = ("rlif_data", "pipelines", "robot", "trainers", "benchmarks", "scripts")
+SCANNED = ("rlif_data", "rlif_cli", "pipelines", "robot", "trainers", "benchmarks", "scripts")
 PICKLE_MODULES = {"pickle", "cPickle", "_pickle", "cloudpickle", "dill", "marshal", "shelve",
                   "jsonpickle", "joblib"}
 

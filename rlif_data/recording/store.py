@@ -126,18 +126,19 @@ def shard_problems(directory: str) -> list[str]:
     problems = []
     first = 0
     for path, expected in zip(shard_paths(directory), lengths):
+        # No square brackets: the CLI prints messages as rich markup.
         episodes = (f"episode {first}" if expected == 1
                     else f"episodes {first}..{first + expected - 1}")
         try:
             found = count_records(path) if os.path.exists(path) else None
         except errors.CorruptRecordingError as exc:
-            problems.append(f"{exc} [{episodes}]")
+            problems.append(f"{exc}; it holds {episodes}")
         else:
             if found is None:
-                problems.append(f"{path}: missing shard [{episodes}]")
+                problems.append(f"{path}: missing shard; it holds {episodes}")
             elif found != expected:
-                problems.append(f"{path}: holds {found} records, the index says {expected} "
-                                f"[{episodes}]")
+                problems.append(f"{path}: holds {found} records, the index says {expected}; "
+                                f"it holds {episodes}")
         first += expected
     return problems
 
