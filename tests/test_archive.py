@@ -463,3 +463,27 @@ def test_not_an_archive_is_refused(target, work, tmp_path):
     with pytest.raises(ArchiveError, match="plain.tar.gz"):
         import_archive(target, str(gz))
     target.verify("hopper:1.0.0")
+
+
+def test_archive_whose_features_name_a_foreign_class_is_refused(good_tar, work, tmp_path):
+    """A consistent archive (hashes rewritten) whose features.json names `this.Evil`."""
+    from rlif_data.errors import UnsafeDataError
+
+    text_class = b'"tensorflow_datasets.core.features.text_feature.Text"'
+    evil = b'"this.Evil"'.ljust(len(text_class))
+    with tarfile.open(good_tar) as tar:
+        features = tar.extractfile(f"{PREFIX}/features.json").read().replace(text_class, evil, 1)
+        manifest = json.loads(tar.extractfile(f"{PREFIX}/{checksums.MANIFEST}").read())
+        header = json.loads(tar.extractfile(archive.HEADER).read())
+    manifest["files"]["features.json"]["sha256"] = hashlib.sha256(features).hexdigest()
+    manifest["content_sha256"] = header["content_sha256"] = checksums.content_digest(
+        manifest["files"])
+    bad = rebuild(good_tar, tmp_path / "evil.tar", edit={
+        f"{PREFIX}/features.json": lambda _: features,
+        f"{PREFIX}/{checksums.MANIFEST}": lambda _: json.dumps(manifest).encode(),
+        archive.HEADER: lambda _: json.dumps(header).encode(),
+    })
+    reg = Registry(str(work / "fresh"))
+    with pytest.raises(UnsafeDataError, match="'this.Evil'"):
+        import_archive(reg, bad)
+    assert reg.names() == [] and os.listdir(reg.staging_dir()) == []
