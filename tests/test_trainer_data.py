@@ -37,7 +37,7 @@ from trainers.data import (
     offline_rows,
 )
 from trainers.data import cache as cache_lib
-from trainers.data.loading import directory_digest, view_from_lineage
+from trainers.data.loading import directory_digest
 
 SINGLE = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
 VIEWS = ("paper", "paper-policy-only", "hg-dagger")
@@ -192,21 +192,14 @@ def test_several_refs_concatenate_in_order(world):
     assert t.where(0) == "dataset unit-paper:1.0.0, episode 's/0', step 0"
 
 
-def test_merged_views_keep_rlif_rewards(world, tmp_path):
-    out = merge.run([world["dirs"]["paper"], world["dirs"]["paper-policy-only"]],
-                    str(tmp_path / "merged"))
+def test_merged_rounds_keep_their_view_and_rlif_rewards(world, tmp_path):
+    paper = world["dirs"]["paper"]
+    out = merge.run([paper, paper], str(tmp_path / "merged"))
     t, (src,) = load(world, out, "rlif")
-    assert src.view == "paper+paper-policy-only"
-    n_paper = len(load(world, "unit-paper@latest", "zero")[0])
-    n_policy = len(load(world, "unit-paper-policy-only@latest", "zero")[0])
-    assert len(t) == n_paper + n_policy
-
-
-def test_view_from_lineage_rules():
-    assert view_from_lineage({"job": "relabel", "params": {"view": "official"}}, []) == "official"
-    assert view_from_lineage({"job": "merge"}, ["paper", "paper"]) == "paper"
-    assert view_from_lineage({"job": "merge"}, ["paper", None]) is None
-    assert view_from_lineage({"job": "ingest_d4rl"}, []) is None
+    one, _ = load(world, "unit-paper@latest", "rlif")
+    assert src.view == "paper" and src.episodes == 2 * len(LENGTHS)
+    np.testing.assert_array_equal(t.rewards, np.concatenate([one.rewards, one.rewards]))
+    assert t.where(len(one)) == f"dataset {out}, episode 's/0', step 0"
 
 
 # ---------------------------------------------------------------------------

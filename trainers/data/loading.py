@@ -20,7 +20,6 @@ What is cached:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from typing import Any, Mapping, Optional, Sequence, Union
@@ -28,6 +27,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from rlif_data import schema as sc
+from rlif_data.lineage import dataset_view
 from rlif_data.recording import store as rec_store
 from rlif_data.recording.reader import EpisodeReader
 from rlif_data.registry import checksums
@@ -41,7 +41,6 @@ from trainers.data.transitions import (
     INTERVENTION,
     NEXT_OBSERVATIONS,
     OBSERVATIONS,
-    VIEW_SEPARATOR,
     Transitions,
     check_columns_finite,
     check_reward_available,
@@ -57,9 +56,6 @@ from trainers.data.transitions import (
 log = logging.getLogger(__name__)
 
 CACHE_SUBDIR = os.path.join("cache", "transitions")
-LINEAGE_FILE = "metadata.json"
-# How deep `dataset_view` follows merge inputs (a merge of merges of rounds).
-MAX_LINEAGE_DEPTH = 64
 
 # Cache states reported in `LoadedSource.cache`.
 CACHE_HIT = "hit"  # read from the cache, nothing decoded
@@ -77,7 +73,7 @@ class LoadedSource:
       resolved: ``name:version`` for registry data, else the absolute directory.
       path: the directory read.
       content_sha256: the content digest (the cache key); None if not cached.
-      view: the relabel view from the dataset's lineage (None: raw/ingested/unknown).
+      view: the relabel view its job record names (`rlif_data.lineage`; None: raw/ingested).
       episodes: episodes in the dataset.
       transitions: transitions it contributed (after the view's `include` mask).
       cache: "hit", "built", "rebuilt" or "off".
@@ -95,57 +91,6 @@ class LoadedSource:
     def to_json(self) -> dict[str, Any]:
         """A JSON-able record (for run configs and policy lineage)."""
         return dataclasses.asdict(self)
-
-
-# ---------------------------------------------------------------------------
-# Lineage: which view a dataset holds.
-# ---------------------------------------------------------------------------
-
-
-def read_lineage(directory: str) -> dict[str, Any]:
-    """The job record in a dataset's metadata.json ({} for recordings and old datasets)."""
-    try:
-        with open(os.path.join(directory, LINEAGE_FILE)) as f:
-            lineage = json.load(f).get("lineage") or {}
-    except (OSError, ValueError):
-        return {}
-    return lineage if isinstance(lineage, dict) else {}
-
-
-def view_from_lineage(lineage: Mapping[str, Any],
-                      input_views: Sequence[Optional[str]]) -> Optional[str]:
-    """The view a dataset holds, from its job record. Pure.
-
-    Args:
-      lineage: the dataset's job record (`read_lineage`).
-      input_views: the views of its inputs (used for merges; None where unknown).
-
-    Returns:
-      The relabel view of a relabel job; for a merge, the inputs' common view,
-      or their views joined by "+" when they differ; None when unknown (an
-      input of a merge gone, a raw recording, an ingested dataset).
-    """
-    job = lineage.get("job")
-    if job == "relabel":
-        view = (lineage.get("params") or {}).get("view")
-        return view if isinstance(view, str) else None
-    if job == "merge":
-        if not input_views or any(v is None for v in input_views):
-            return None
-        parts = sorted({p for v in input_views for p in v.split(VIEW_SEPARATOR)})
-        return VIEW_SEPARATOR.join(parts)
-    return None
-
-
-def dataset_view(directory: str, _depth: int = 0) -> Optional[str]:
-    """The relabel view of the dataset at `directory`, following merges to their inputs."""
-    lineage = read_lineage(directory)
-    inputs: list[Optional[str]] = []
-    if lineage.get("job") == "merge" and _depth < MAX_LINEAGE_DEPTH:
-        for item in lineage.get("inputs") or []:
-            path = item.get("path") if isinstance(item, dict) else None
-            inputs.append(dataset_view(path, _depth + 1) if path and os.path.isdir(path) else None)
-    return view_from_lineage(lineage, inputs)
 
 
 # ---------------------------------------------------------------------------
@@ -289,8 +234,8 @@ def _columns(resolved: _Resolved, view: Optional[str], cache_dir: str,
             columns, info = hit
             if info.get("view") == view:
                 return columns, list(info.get("episode_ids", [])), CACHE_HIT
-            # The view of a merge is read from its inputs' lineage, outside
-            # the hashed content: if that changed, the entry's reward columns may not fit.
+            # The view is read from metadata.json (hashed content), so this only
+            # happens if the rules that read it change: the reward columns may not fit.
             log.warning("transition cache entry of %s was built as view %r, now %r; rebuilding",
                         resolved.resolved, info.get("view"), view)
             cache_lib.discard_entry(cache_dir, key)

@@ -177,17 +177,9 @@ def _select(observation: Any, index: np.ndarray) -> Observation:
     return map_observation(observation, lambda a: np.asarray(a)[index])
 
 
-VIEW_SEPARATOR = "+"  # a merge of datasets of several views: "paper+official"
-
-
 def rlif_rewards_available(view: Optional[str]) -> bool:
-    """Whether a dataset of `view` holds RLIF rewards in its `reward` field.
-
-    Args:
-      view: a relabel view name, several joined by `VIEW_SEPARATOR` (a merge of
-        views), or None (raw, ingested or unknown).
-    """
-    return bool(view) and all(v in rl.RULES for v in view.split(VIEW_SEPARATOR))
+    """Whether a dataset of `view` (None: raw/ingested) holds RLIF rewards in its `reward` field."""
+    return view in rl.RULES
 
 
 def episode_columns(episode: Mapping[str, Any], view: Optional[str] = None,
