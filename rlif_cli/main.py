@@ -14,6 +14,7 @@ from rlif_cli import (
     quickstart_cmd,
     record_cmd,
     robot_cmd,
+    train_cmd,
 )
 
 app = typer.Typer(
@@ -22,7 +23,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (record_cmd, inspect_cmd, quickstart_cmd, pipelines_cmd, robot_cmd, datasets_cmd):
+for module in (record_cmd, inspect_cmd, quickstart_cmd, pipelines_cmd, robot_cmd, datasets_cmd,
+               train_cmd):
     module.register(app)
 
 

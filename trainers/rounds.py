@@ -3,8 +3,8 @@
 Round k:
 
 1. **train** policy k from the data of rounds < k (warm-started from round
-   k-1's run; round 0 uses the initial learner, or trains on the offline prior
-   when one is given) and publish it as ``<name>-policy`` tagged ``round-k``,
+   k-1's run; round 0 trains on the offline prior when one is given, else
+   its policy is an untrained MLP: near-random actions) and publish it as ``<name>-policy`` tagged ``round-k``,
    with its evaluation (no interventions) and the datasets it learnt from;
 2. **record** `episodes` episodes in which policy k acts and the simulated
    expert intervenes, and publish them raw as ``<name>-raw`` tagged ``round-k``
@@ -72,7 +72,6 @@ class RoundsConfig:
         registry ref of a policy that carries a critic.
       offline: refs of the offline prior (RLPD's offline source).
       offline_reward: reward of the prior ("env", "zero" or "rlif").
-      initial_learner: round 0's policy when there is no prior ("random" or a spec).
       steps: learner updates per round.
       agent: learner config overrides (JSON dict, see trainers.configs).
       max_episode_steps: episode time limit for recording and evaluation.
@@ -95,7 +94,6 @@ class RoundsConfig:
     qref: Optional[str] = None
     offline: tuple[str, ...] = ()
     offline_reward: str = "env"
-    initial_learner: str = "random"
     steps: int = 2000
     agent: Optional[dict[str, Any]] = None
     max_episode_steps: Optional[int] = 200
@@ -215,6 +213,7 @@ class RoundsDriver:
 
     def _train(self, k: int):
         from trainers import train as train_lib
+        from trainers.artifacts import publish_policy
 
         cfg = self.config
         inputs = []
@@ -227,9 +226,12 @@ class RoundsDriver:
             inputs.append({"ref": ref})
         run_out = os.path.join(cfg.workdir, round_tag(k), "train")
         if not datasets and not cfg.offline:
-            self.log(f"round {k}: initial learner {cfg.initial_learner!r} (no data yet)")
+            self.log(f"round {k}: initial learner (untrained policy, no data yet)")
             policy_dir = self._initial_policy(run_out)
             evaluation = self._evaluate_dir(policy_dir)
+            info = self.registry.publish(
+                policy_dir, cfg.policy_name, tags=(round_tag(k), "latest"),
+                lineage=self._mark(k, "train", inputs, {"evaluation": evaluation}))
         else:
             algo = cfg.algo
             dataset, offline = datasets, cfg.offline
@@ -249,10 +251,11 @@ class RoundsDriver:
                 init_from=init_from, root=cfg.root, agent=cfg.agent)
             self.log(f"round {k}: training {algo} on {', '.join(dataset)} for {cfg.steps} updates")
             result = train_lib.train(tc, progress=self.progress)
-            policy_dir, evaluation = result.policy_dir, result.final_eval
-        info = self.registry.publish(
-            policy_dir, cfg.policy_name, tags=(round_tag(k), "latest"),
-            lineage=self._mark(k, "train", inputs, {"evaluation": evaluation}))
+            evaluation = result.final_eval
+            mark = self._mark(k, "train", [])
+            info = publish_policy(result, cfg.policy_name, root=cfg.root,
+                                  tags=(round_tag(k), "latest"),
+                                  extra={"rounds": mark["rounds"]})
         self.log(f"round {k}: published policy {info.ref} (return {evaluation['mean_return']:.1f})")
         return info
 

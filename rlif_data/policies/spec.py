@@ -22,6 +22,9 @@ import numpy as np
 from rlif_data.policies.base import NoisyPolicy, Policy, RandomPolicy, space_bounds
 from rlif_data.policies.scripted import scripted_expert
 
+TRAIN_RUN_POLICY_DIR = "policy"
+"""Where a training run directory keeps its exported policy (trainers/run_dir.py)."""
+
 DEFAULT_NOISE = 0.5
 """Noise std of "noisy-expert" when the caller gives none."""
 
@@ -174,7 +177,35 @@ def resolve_checkpoint(spec: str) -> Optional[str]:
         path = resolver(spec)
         if path is not None:
             return path
-    return spec if os.path.isdir(spec) else None
+    if os.path.isdir(spec):
+        # A `train --out` run directory holds its exported policy in policy/.
+        inner = os.path.join(spec, TRAIN_RUN_POLICY_DIR)
+        if os.path.isfile(os.path.join(inner, "policy_config.json")):
+            return inner
+        return spec
+    return _registry_policy(spec)
+
+
+def _registry_policy(spec: str) -> Optional[str]:
+    """The version directory of a published policy ``name@tag`` / ``name:version``, or None.
+
+    Uses the default registry root (``$RLIF_DATA_ROOT``); the CLI sets it from
+    ``--root``. A ref that names a dataset, or nothing, is not a policy.
+    """
+    from rlif_data.registry.store import POLICY, Registry, RegistryError
+    from rlif_data.registry.versions import parse_ref
+
+    try:
+        parse_ref(spec)
+    except ValueError:
+        return None
+    try:
+        info = Registry().info(spec)
+    except (RegistryError, KeyError, FileNotFoundError):
+        return None
+    if info.manifest.get("kind") != POLICY:
+        return None
+    return Registry().path(spec)  # checks file sizes against the manifest
 
 
 def check_spec(spec: str, what: str = "policy") -> None:

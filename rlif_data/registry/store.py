@@ -616,13 +616,22 @@ class Registry:
                 "created": info.manifest.get("created"), "code_version": job.get("code_version"),
                 "content_sha256": info.manifest.get("content_sha256"), "inputs": []}
         seen.add(info.ref)
-        inputs = list(job.get("inputs", [])) + list(info.manifest.get("lineage", {}).get("inputs", []))
+        published = info.manifest.get("lineage", {}) or {}
+        if not job and published.get("job"):
+            # Artifacts without a dataset job record (policies) keep theirs in the manifest.
+            job = {k: published.get(k) for k in ("job", "params", "code_version")}
+            node.update(job=job["job"], params=job["params"] or {})
+        inputs = list(job.get("inputs", [])) + list(published.get("inputs", []))
         if not inputs and info.manifest.get("source"):
             # A raw recording: the leaf is where its episodes were published from.
             inputs = [{"path": info.manifest["source"]}]
         for item in inputs:
             parent = self._registry_ref(item)
-            if parent and parent not in seen:
+            if parent and parent in seen:
+                # Already drawn elsewhere in this tree (a merge and a policy share inputs).
+                node["inputs"].append({"ref": parent, "job": "(shown above)", "params": {},
+                                       "inputs": []})
+            elif parent:
                 node["inputs"].append(self._lineage_node(self.info(parent), seen))
             else:
                 node["inputs"].append({"raw": item})
