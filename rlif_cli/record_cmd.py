@@ -17,12 +17,24 @@ def record(
     episodes: int = typer.Option(20, min=1, help="Episodes to record."),
     intervention: str = typer.Option(
         "random", help="random (paper: k-step takeovers at --rate), random-official "
-        "(official code: i.i.d. per step), or none."),
+        "(official code: i.i.d. per step), value (paper: Q^ref compares learner and expert "
+        "actions every step; needs --qref), value-official (decided outside 4-step "
+        "takeovers), or none."),
     rate: float = typer.Option(0.5, help="Target intervention rate in [0, 1)."),
     takeover_steps: int = typer.Option(OFFICIAL_TAKEOVER_STEPS, min=1,
                                        help="Takeover length k for --intervention random."),
-    learner: str = typer.Option("random", help="random, noisy-expert, or a policy checkpoint dir."),
-    expert: str = typer.Option("scripted", help="scripted, or a policy checkpoint dir."),
+    learner: str = typer.Option("random", help="random, noisy-expert, a policy spec, a `train "
+                                "--out` directory or a published policy (name@tag)."),
+    expert: str = typer.Option("scripted", help="scripted, lqr, lqr-aggressive, lqr-cap:1.5, "
+                               "lqr-cap:0.7 (pushed pendulum), or a policy as for --learner."),
+    qref: Optional[str] = typer.Option(None, help="Q^ref critic for --intervention value: a "
+                                       "`train --out` directory (RLPD) or a published policy."),
+    alpha: float = typer.Option(0.97, help="Relative trigger Q(s,a_pi) < alpha Q(s,a_exp)."),
+    delta: Optional[float] = typer.Option(None, help="Absolute trigger Q(s,a_pi) < Q(s,a_exp) - "
+                                          "delta (replaces --alpha)."),
+    beta: float = typer.Option(0.95, help="Intervention probability when the trigger fires."),
+    root: Optional[str] = typer.Option(None, help="Registry root for policy refs (default "
+                                       "$RLIF_DATA_ROOT)."),
     seed: int = typer.Option(0, help="Base seed; episode i uses seed + i."),
     max_episode_steps: Optional[int] = typer.Option(200, help="Time limit per episode."),
     round_: int = typer.Option(0, "--round", help="RLIF round number stored with episodes."),
@@ -34,13 +46,18 @@ def record(
     quiet: bool = typer.Option(False, help="No progress bar."),
 ):
     """Record simulated-expert rollouts with interventions as RLDS episodes."""
+    import os
+
     from rlif_data.recording.sim import RecordConfig, record_from_config
 
+    if root:
+        os.environ["RLIF_DATA_ROOT"] = root  # policy refs resolve in the default registry
     config = RecordConfig(
         env_id=env, out=str(out), episodes=episodes, intervention=intervention, rate=rate,
         takeover_steps=takeover_steps, learner=learner, expert=expert, seed=seed,
         max_episode_steps=max_episode_steps, round=round_, operator=operator,
-        cameras=tuple(camera), image_size=image_size,
+        cameras=tuple(camera), image_size=image_size, qref=qref, alpha=alpha, delta=delta,
+        beta=beta,
     )
     with user_errors():
         summary = record_from_config(config, progress=not quiet)
@@ -59,10 +76,14 @@ def recover(directory: Path = typer.Argument(..., help="Recording directory to r
     with user_errors():
         report = recover_dir(str(directory))
     if report.changed:
+        damaged = report.damaged_shards
+        rebuilt = report.rebuilt_files
         console.print(
             f"{directory}: removed {len(report.removed_temporary)} unfinished file(s), "
-            f"indexed {len(report.indexed_shards)} complete episode shard(s); "
-            f"{report.episodes} episodes readable"
+            f"indexed {len(report.indexed_shards)} complete episode shard(s)"
+            + (f", set aside {len(damaged)} damaged shard(s) as .damaged-*" if damaged else "")
+            + (f", rebuilt {', '.join(map(str, rebuilt))}" if rebuilt else "")
+            + f"; {report.episodes} episodes readable"
         )
     else:
         console.print(f"{directory}: nothing to recover; {report.episodes} episodes readable")

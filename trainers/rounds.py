@@ -45,7 +45,7 @@ from rlif_data.fsutil import write_json_atomic
 ROUNDS_FORMAT_VERSION = 1
 # The relabel view each algorithm learns from.
 VIEW_OF_ALGO = {"rlpd": "paper", "hg-dagger": "hg-dagger", "dagger": "dagger"}
-INTERVENTIONS = ("value", "value-official", "random", "random-official")
+INTERVENTIONS = ("value", "value-official", "random", "random-official")  # sim.INTERVENTIONS
 
 
 class RoundsError(errors.RlifDataError):
@@ -298,15 +298,21 @@ class RoundsDriver:
         summary = collect.record_round(
             env_id=cfg.env_id, out=out, policy_dir=policy_info.path, policy_ref=policy_info.ref,
             expert=cfg.expert, intervention=cfg.intervention, rate=cfg.rate, alpha=cfg.alpha,
-            beta=cfg.beta, qref=cfg.qref, root=cfg.root, episodes=cfg.episodes, round=k,
-            seed=cfg.seed + 1000 * k, max_episode_steps=cfg.max_episode_steps,
-            progress=self.progress)
+            beta=cfg.beta, qref=self._qref_path(), episodes=cfg.episodes, round=k, seed=cfg.seed + 1000 * k,
+            max_episode_steps=cfg.max_episode_steps, progress=self.progress)
         inputs = [{"ref": policy_info.ref, "content_sha256": policy_info.manifest["content_sha256"]}]
         info = self.registry.publish(out, cfg.raw_name, tags=(round_tag(k), "latest"),
                                      lineage=self._mark(k, "record", inputs))
         self.log(f"round {k}: recorded {cfg.episodes} episodes "
                  f"({summary.intervention_rate:.0%} intervened) -> {info.ref}")
         return info
+
+    def _qref_path(self) -> Optional[str]:
+        """Q^ref as a local path: a published policy ref resolves in this run's registry."""
+        qref = self.config.qref
+        if not qref or os.path.exists(qref):
+            return qref
+        return self.registry.path(qref)
 
     def _build_dataset(self, k: int, raw) -> Any:
         import tempfile

@@ -34,6 +34,7 @@ from rlif_data.policies.spec import (
     SpecContext,
     check_spec,
     from_spec,
+    policy_version,
     register_ref_resolver,
     register_spec,
     resolve_checkpoint,
@@ -74,6 +75,6 @@ __all__ = [
     "Walker2dBalanceExpert", "HOPPER_GAINS", "WALKER2D_GAINS", "HOPPER_LAYOUT",
     "WALKER2D_LAYOUT", "SCRIPTED_EXPERTS", "scripted_expert",
     "SpecContext", "SPEC_FACTORIES", "from_spec", "register_spec", "register_ref_resolver",
-    "resolve_checkpoint", "check_spec", "spec_names", "state_only",
+    "resolve_checkpoint", "check_spec", "spec_names", "state_only", "policy_version",
     *_LAZY,
 ]

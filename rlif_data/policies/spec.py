@@ -186,6 +186,26 @@ def resolve_checkpoint(spec: str) -> Optional[str]:
     return _registry_policy(spec)
 
 
+def policy_version(spec: str) -> str:
+    """What a recording stores as `policy_version` for a learner spec.
+
+    A published policy is stored as its immutable ``name:version`` (not the
+    tag, which moves), so lineage can follow data back to the exact policy;
+    a directory as its absolute path; a named spec as itself.
+    """
+    if spec in SPEC_FACTORIES:
+        return spec
+    if os.path.isdir(spec):
+        return os.path.abspath(spec)
+    path = _registry_policy(spec)
+    if path is None:
+        return spec
+    from rlif_data.registry.checksums import read_manifest
+
+    manifest = read_manifest(path)
+    return f"{manifest['name']}:{manifest['version']}"
+
+
 def _registry_policy(spec: str) -> Optional[str]:
     """The version directory of a published policy ``name@tag`` / ``name:version``, or None.
 

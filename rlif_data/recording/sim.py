@@ -17,7 +17,10 @@ from rlif_data.envs.cameras import make_camera_dm_env
 from rlif_data.envs.gym_dm_env import make_dm_env
 from rlif_data.recording.recorder import SessionInfo, SessionSummary, record_session
 
-INTERVENTIONS = iv.NAMED_MODELS
+VALUE_MODEL = iv.MODEL_VALUE  # paper: decide at every step
+VALUE_OFFICIAL_MODEL = "value-official"  # official code: decide outside takeovers, k = 4
+VALUE_MODELS = (VALUE_MODEL, VALUE_OFFICIAL_MODEL)
+INTERVENTIONS = iv.NAMED_MODELS + VALUE_MODELS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +32,9 @@ class RecordConfig:
       out: recording directory (created, or appended to if it has the same schema).
       episodes: number of episodes to record.
       intervention: "random" (paper: k-step takeovers at a target rate),
-        "random-official" (official code: i.i.d. per step) or "none".
+        "random-official" (official code: i.i.d. per step), "value" (paper:
+        Q^ref compares the learner's and the expert's actions at every step),
+        "value-official" (decided outside takeovers, which last 4 steps) or "none".
       rate: target intervention rate in [0, 1).
       takeover_steps: length k of a takeover for "random".
       learner: a policy spec (`rlif_data.policies.from_spec`): "random",
@@ -43,6 +48,14 @@ class RecordConfig:
       cameras: MuJoCo camera names to render into the observation (empty:
         vector observations only); "free" is MuJoCo's free camera.
       image_size: camera frame height and width.
+      qref: Q^ref of the value-based models: a training run directory, a
+        policy directory with a critic, or a published policy ref.
+      alpha: relative trigger ``Q(s, a_pi) < alpha * Q(s, a_exp)`` (paper 0.97).
+      delta: absolute trigger ``Q(s, a_pi) < Q(s, a_exp) - delta``; when set,
+        it replaces `alpha`.
+      beta: probability of intervening when the trigger fires (else 1 - beta).
+      policy_version: what episodes store as the learner's version; None
+        derives it from `learner` (a published policy's ``name:version``).
     """
 
     env_id: str = "Hopper-v5"
@@ -60,6 +73,11 @@ class RecordConfig:
     operator: str = "scripted-expert"
     cameras: tuple[str, ...] = ()
     image_size: int = 128
+    qref: Optional[str] = None
+    alpha: float = iv.PAPER_ALPHA
+    delta: Optional[float] = None
+    beta: float = iv.PAPER_BETA
+    policy_version: Optional[str] = None
 
     def validate(self) -> None:
         """Raise ValueError for a bad value, naming the field."""
@@ -72,10 +90,20 @@ class RecordConfig:
             raise ValueError(f"max_episode_steps must be >= 1, got {self.max_episode_steps}")
         policies.check_spec(self.learner, "learner")
         policies.check_spec(self.expert, "expert")
+        if self.intervention in VALUE_MODELS and not self.qref:
+            raise ValueError(f"--intervention {self.intervention} needs --qref: a training run "
+                             "directory or policy ref whose critic gives Q^ref")
 
 
 def make_model(config: RecordConfig) -> iv.InterventionModel:
-    """The intervention model a config names."""
+    """The intervention model a config names (value-based ones load their Q^ref critic)."""
+    if config.intervention in VALUE_MODELS:
+        from rlif_data.policies.critic import load_q_function
+
+        takeover = 1 if config.intervention == VALUE_MODEL else iv.OFFICIAL_TAKEOVER_STEPS
+        trigger = {"delta": config.delta} if config.delta is not None else {"alpha": config.alpha}
+        return iv.ValueBased(load_q_function(config.qref), beta=config.beta,
+                             takeover_steps=takeover, seed=config.seed, **trigger)
     return iv.make_named_model(config.intervention, config.rate,
                                takeover_steps=config.takeover_steps, seed=config.seed)
 
@@ -118,7 +146,7 @@ def record_from_config(config: RecordConfig, progress: bool = True) -> SessionSu
         env_id=config.env_id,
         operator=config.operator,
         round=config.round,
-        policy_version=config.learner,
+        policy_version=config.policy_version or policies.policy_version(config.learner),
         seed=config.seed,
     )
     return record_session(env, config.out, schema, learner, expert, make_model(config), session,
