@@ -6,8 +6,13 @@
 3. relabel: a Beam job (DirectRunner, 2 worker processes) turns that version
    into a TFDS dataset with RLIF rewards (paper rule);
 4. publish it as ``quickstart`` (1.0.0 on the first run), tagged ``latest``,
-   with lineage back to the raw logs.
-Later stages (train RLPD from ``quickstart@latest``) append to `STAGES`.
+   with lineage back to the raw logs;
+5. train: RLPD (a small config) from ``quickstart@latest``, published as the
+   policy ``quickstart-policy`` with the dataset versions it learnt from;
+6. one more round: the trained policy acts while the scripted expert takes
+   over at random, the round is published raw, relabelled, merged with
+   ``quickstart@latest`` and published as the next ``quickstart`` version;
+   the rounds table compares the random learner with the trained policy.
 """
 
 from __future__ import annotations
@@ -35,6 +40,12 @@ class QuickstartConfig:
         env_id="Hopper-v5", out="recordings/round-0", episodes=20, intervention="random",
         rate=0.5, learner="random", expert="scripted", seed=0, max_episode_steps=200,
     )
+    # A few minutes on 2 cores: far from RLPD's paper scale (see docs/experiments.md).
+    train_steps: int = 2000
+    train_agent: tuple[tuple[str, Any], ...] = (
+        ("hidden_dims", (128, 128)), ("num_qs", 4), ("utd_ratio", 4), ("batch_size", 128))
+    round_episodes: int = 10
+    eval_episodes: int = 3
 
 
 def _stage_record(config: QuickstartConfig, progress: bool) -> dict[str, Any]:
@@ -71,11 +82,91 @@ def _stage_relabel(config: QuickstartConfig, progress: bool) -> dict[str, Any]:
     return {"dataset": info.ref, "dataset_path": info.path}
 
 
+def _stage_train(config: QuickstartConfig, progress: bool) -> dict[str, Any]:
+    from rlif_data.registry.store import Registry
+    from trainers.artifacts import publish_policy
+    from trainers.configs import RLPDConfig
+    from trainers.train import TrainConfig, train
+
+    root = registry_root(config)
+    dataset = Registry(root).info("quickstart@latest")
+    agent = dataclasses.replace(RLPDConfig(), **dict(config.train_agent)).to_json_dict()
+    # One run directory per dataset version: a re-run trains on the new data,
+    # and a killed run resumes from its checkpoint.
+    out = os.path.join(config.workdir, "runs", f"rlpd-quickstart-{dataset.version}")
+    result = train(TrainConfig(
+        algo="rlpd", dataset=(dataset.ref,), out=out, steps=config.train_steps,
+        env_id=config.record.env_id, max_episode_steps=config.record.max_episode_steps,
+        eval_episodes=config.eval_episodes, checkpoint_every=config.train_steps // 2,
+        log_every=max(config.train_steps // 10, 1), seed=config.record.seed, root=root,
+        agent=agent), progress=progress)
+    info = publish_policy(result, "quickstart-policy", root=root)
+    return {"policy": info.ref, "policy_path": info.path, "policy_eval": result.final_eval,
+            "train_out": result.out}
+
+
+def _stage_round(config: QuickstartConfig, progress: bool, results: dict[str, Any]
+                 ) -> dict[str, Any]:
+    import tempfile
+
+    from pipelines import merge, relabel
+    from rlif_data.registry.store import Registry
+
+    registry = Registry(registry_root(config))
+    policy = registry.info(results["policy"])
+    out = os.path.join(config.workdir, "recordings", f"round-1-{policy.version}")
+    if os.path.exists(out):
+        import shutil
+
+        shutil.rmtree(out)  # left by a killed run, never published: record it again
+    summary = record_from_config(dataclasses.replace(
+        config.record, out=out, episodes=config.round_episodes, learner=policy.path,
+        policy_version=policy.ref, round=1, seed=config.record.seed + 1000), progress=progress)
+    inputs = [{"ref": policy.ref, "content_sha256": policy.manifest["content_sha256"]}]
+    raw = registry.publish(out, "quickstart-raw", tags=("latest", "round-1"),
+                           lineage={"inputs": inputs})
+    previous = registry.info("quickstart@latest")
+    with tempfile.TemporaryDirectory(dir=config.workdir) as tmp:
+        relabelled = relabel.run(raw.path, os.path.join(tmp, "relabelled"), config.relabel_view)
+        merged = merge.run([previous.path, relabelled], os.path.join(tmp, "merged"))
+        info = registry.publish(merged, "quickstart", tags=("latest",), lineage={"inputs": [
+            {"ref": previous.ref, "content_sha256": previous.manifest["content_sha256"]},
+            {"ref": raw.ref, "content_sha256": raw.manifest["content_sha256"]}]})
+    return {"round_recording": summary, "round_raw": raw.ref, "final_dataset": info.ref}
+
+
+def rounds_table(config: QuickstartConfig, results: dict[str, Any]) -> list[Any]:
+    """Round 0 (random learner) against round 1 (the trained policy), as rounds-table rows."""
+    from rlif_data.policies import RandomPolicy
+    from rlif_data.envs.gym_dm_env import make_gym_env
+    from trainers.evaluation import evaluate
+    from trainers.rounds import RoundRow
+
+    env = make_gym_env(config.record.env_id)
+    space = env.action_space
+    env.close()
+    random_eval = evaluate(RandomPolicy.from_space(space, seed=0), config.record.env_id,
+                           config.eval_episodes, seed=10_000 + config.record.seed,
+                           max_episode_steps=config.record.max_episode_steps).to_json_dict()
+    rows = []
+    for k, (policy, evaluation, rec, dataset) in enumerate((
+            ("random", random_eval, results["recording"], results["dataset"]),
+            (results["policy"], results["policy_eval"], results["round_recording"],
+             results["final_dataset"]))):
+        rows.append(RoundRow(
+            round=k, policy=policy, eval_return=evaluation["mean_return"],
+            eval_std=evaluation["std_return"], survival=evaluation["survival"],
+            intervention_rate=rec.intervention_rate, episodes=len(rec.episodes),
+            transitions=rec.transitions, dataset=dataset))
+    return rows
+
+
 Stage = Callable[[QuickstartConfig, bool], dict[str, Any]]
 STAGES: list[tuple[str, Stage]] = [
     ("record", _stage_record),
     ("publish-raw", _stage_publish_raw),
     ("relabel+publish", _stage_relabel),
+    ("train", _stage_train),
 ]
 
 
@@ -85,4 +176,6 @@ def run_quickstart(config: QuickstartConfig = QuickstartConfig(),
     results: dict[str, Any] = {}
     for _, stage in STAGES:
         results.update(stage(config, progress))
+    results.update(_stage_round(config, progress, results))
+    results["rounds"] = rounds_table(config, results)
     return results

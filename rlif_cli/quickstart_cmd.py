@@ -14,18 +14,22 @@ from rlif_cli.common import console, user_errors
 def quickstart(
     workdir: Path = typer.Option(Path("quickstart_data"), help="Where everything is written."),
     episodes: int = typer.Option(20, min=1, help="Episodes to record."),
+    train_steps: int = typer.Option(2000, min=1, help="RLPD updates in the train stage."),
+    round_episodes: int = typer.Option(10, min=1, help="Episodes of the trained policy's round."),
     fresh: bool = typer.Option(False, help="Delete the quickstart recording first."),
 ):
-    """Record Hopper rollouts where a scripted expert takes over from a random learner."""
+    """The loop on embedded defaults: record, publish, relabel, train RLPD, one more round."""
     import shutil
 
     from rlif_data.inspection import summarize
     from rlif_data.plots import plot_intervention_timeline
     from rlif_cli.quickstart import QuickstartConfig, registry_root, run_quickstart
     from rlif_data.recording.reader import read_episodes
+    from trainers.rounds import format_table
 
     config = QuickstartConfig(workdir=str(workdir))
-    config = dataclasses.replace(config, record=dataclasses.replace(config.record, episodes=episodes))
+    config = dataclasses.replace(config, record=dataclasses.replace(config.record, episodes=episodes),
+                                 train_steps=train_steps, round_episodes=round_episodes)
     rec_dir = os.path.join(config.workdir, config.record.out)
     if fresh and os.path.isdir(rec_dir):
         shutil.rmtree(rec_dir)
@@ -47,8 +51,13 @@ def quickstart(
         f"published {results['raw_version']} (raw logs) and {results['dataset']} "
         f"({config.relabel_view} RLIF rewards), tagged latest, in {registry_root(config)}\n"
         f"timeline: {plot}\n"
-        f"next: rlif-data show quickstart@latest --root {registry_root(config)}\n"
-        f"      rlif-data lineage quickstart@latest --root {registry_root(config)}"
+        f"trained RLPD for {config.train_steps} updates -> {results['policy']}; one more round "
+        f"with it -> {results['round_raw']} and {results['final_dataset']}"
+    )
+    console.print(format_table(results["rounds"]), highlight=False)
+    console.print(
+        f"next: rlif-data lineage quickstart@latest --root {registry_root(config)}\n"
+        f"      rlif-data rounds --help   (the loop, round after round)"
     )
 
 

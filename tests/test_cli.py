@@ -88,15 +88,38 @@ def test_inspect_missing_directory(tmp_path):
     assert "not an rlif-data recording" in " ".join(result.output.split())
 
 
-def test_quickstart_records_and_plots(tmp_path):
-    result = runner.invoke(app, ["quickstart", "--workdir", str(tmp_path), "--episodes", "4"])
+def test_quickstart_records_trains_and_runs_one_more_round(tmp_path):
+    from rlif_data.registry.store import Registry
+
+    quick = ["--train-steps", "4", "--round-episodes", "2"]
+    result = runner.invoke(app, ["quickstart", "--workdir", str(tmp_path), "--episodes", "4",
+                                 *quick])
     assert result.exit_code == 0, result.output
     eps = read_episodes(str(tmp_path / "recordings" / "round-0"))
     assert len(eps) == 4
     assert any(e[sc.STEPS][sc.INTERVENTION].any() for e in eps)
     assert (tmp_path / "intervention_timeline.png").exists()
+    registry = Registry(str(tmp_path / "registry"))
+    assert registry.info("quickstart-policy@latest").manifest["kind"] == "policy"
+    # The extra round was collected by the trained policy and merged into the dataset.
+    round_1 = read_episodes(registry.path("quickstart-raw@round-1"))
+    assert {e[sc.POLICY_VERSION] for e in round_1} == {"quickstart-policy:1.0.0"}
+    assert len(read_episodes(registry.path("quickstart@latest"))) == 4 + 2
+    assert "quickstart-policy:1.0.0" in result.output and "round" in result.output
+    # data -> policy -> data: lineage reaches the policy and the dataset it learnt from.
+    refs = []
+
+    def walk(node):
+        refs.append(node.get("ref"))
+        for child in node.get("inputs", []):
+            walk(child)
+
+    walk(registry.lineage("quickstart@latest"))
+    assert {"quickstart-policy:1.0.0", "quickstart:1.0.0", "quickstart-raw:1.0.0"} <= set(refs)
     # Running it again appends to the same recording.
-    assert runner.invoke(app, ["quickstart", "--workdir", str(tmp_path), "--episodes", "2"]).exit_code == 0
+    again = runner.invoke(app, ["quickstart", "--workdir", str(tmp_path), "--episodes", "2",
+                                *quick])
+    assert again.exit_code == 0, again.output
     assert len(read_episodes(str(tmp_path / "recordings" / "round-0"))) == 6
 
 
