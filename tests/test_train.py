@@ -196,3 +196,36 @@ def test_cli_train_prints_one_summary_and_refuses_bad_input_with_exit_2(data, tm
         assert bad.exit_code == 2, bad.output
         assert words in bad.output and "Traceback" not in bad.output
     assert not (tmp_path / "bad" / run_dir.CHECKPOINTS_DIR).exists()
+
+
+def test_offline_source_of_another_observation_space_is_refused(data, tmp_path):
+    from tests.fakes.episodes import make_episode, write_recording
+    from trainers.data import SpecMismatchError
+
+    other = write_recording(tmp_path / "other", [make_episode(i) for i in range(2)])
+    with pytest.raises(SpecMismatchError, match="use data of one environment"):
+        train(_config(data, tmp_path / "run", offline=(other,), offline_reward="zero"),
+              progress=False)
+    assert not (tmp_path / "run" / run_dir.CHECKPOINTS_DIR).exists()
+
+
+def test_record_with_value_based_intervention_from_a_run_critic(data, tmp_path):
+    from typer.testing import CliRunner
+
+    from rlif_data import schema as sc
+    from rlif_data.recording.reader import read_episodes
+
+    train(_config(data, tmp_path / "ref", steps=2), progress=False)
+    out = tmp_path / "rec"
+    result = CliRunner().invoke(app, [
+        "record", "--env", ENV, "--out", str(out), "--episodes", "2", "--expert", "lqr",
+        "--learner", "random", "--intervention", "value", "--qref", str(tmp_path / "ref"),
+        "--alpha", "0.9", "--beta", "0.95", "--max-episode-steps", "15", "--quiet"])
+    assert result.exit_code == 0, result.output
+    episode = read_episodes(str(out))[0]
+    params = json.loads(episode[sc.INTERVENTION_PARAMS])
+    assert episode[sc.INTERVENTION_MODEL] == "value"
+    assert params["alpha"] == 0.9 and params["beta"] == 0.95 and params["takeover_steps"] == 1
+    missing = CliRunner().invoke(app, ["record", "--env", ENV, "--out", str(tmp_path / "x"),
+                                       "--intervention", "value", "--quiet"])
+    assert missing.exit_code == 2 and "needs --qref" in missing.output
