@@ -97,7 +97,8 @@ def _stage_train(config: QuickstartConfig, progress: bool) -> dict[str, Any]:
     result = train(TrainConfig(
         algo="rlpd", dataset=(dataset.ref,), out=out, steps=config.train_steps,
         env_id=config.record.env_id, max_episode_steps=config.record.max_episode_steps,
-        eval_episodes=config.eval_episodes, checkpoint_every=config.train_steps // 2,
+        eval_episodes=config.eval_episodes, eval_every=max(config.train_steps // 4, 1),
+        checkpoint_every=max(config.train_steps // 2, 1),
         log_every=max(config.train_steps // 10, 1), seed=config.record.seed, root=root,
         agent=agent), progress=progress)
     info = publish_policy(result, "quickstart-policy", root=root)
