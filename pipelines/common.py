@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import functools
+import inspect
 import os
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -10,21 +13,138 @@ import apache_beam as beam
 
 from rlif_data import errors
 from rlif_data import schema as sc
+from rlif_data.registry.store import ROOT_ENV
 
 
 class PipelineInputError(errors.RlifDataError):
     """An input element failed; the message names the input file and episode."""
 
 
+class UnknownOptionError(errors.RlifDataError, ValueError):
+    """A job was given a flag that is neither its own nor a Beam pipeline option."""
+
+
+@functools.lru_cache(maxsize=1)
+def beam_option_parser() -> argparse.ArgumentParser:
+    """An argparse parser of every pipeline option Beam defines.
+
+    Built from each `PipelineOptions` subclass in
+    `apache_beam.options.pipeline_options` (their own ``_add_argparse_args``),
+    as Beam itself does, so the set follows the installed Beam release.
+    """
+    from apache_beam.options import pipeline_options as po
+
+    class Parser(po._BeamArgumentParser):  # pylint: disable=protected-access
+        def error(self, message):
+            # Beam's parser would print its 200-option usage and exit.
+            raise UnknownOptionError(f"bad Beam pipeline option: {message}")
+
+    parser = Parser(allow_abbrev=False, add_help=False)
+    for cls in vars(po).values():
+        if (inspect.isclass(cls) and issubclass(cls, po.PipelineOptions)
+                and cls is not po.PipelineOptions and cls.__module__ == po.__name__):
+            cls._add_argparse_args(parser)  # pylint: disable=protected-access
+    return parser
+
+
+def option_names(parser: argparse.ArgumentParser) -> list[str]:
+    """Every long flag a parser accepts but ``--help``, e.g. ``["--input", "--out", ...]``."""
+    return [s for action in parser._actions for s in action.option_strings  # noqa: SLF001
+            if s.startswith("--") and s != "--help"]
+
+
+def closest_flag(flag: str, job_flags: Sequence[str], beam_flags: Sequence[str]) -> Optional[str]:
+    """The valid flag `flag` most likely misspells, or None. Pure.
+
+    The job's own flags are tried first: a typo of ``--view`` must not be
+    answered with one of Beam's ~180 options that happens to score higher.
+    """
+    for candidates in (job_flags, beam_flags):
+        match = difflib.get_close_matches(flag, list(candidates), n=1, cutoff=0.6)
+        if match:
+            return match[0]
+    return None
+
+
+def unknown_option_message(token: str, job_flags: Sequence[str],
+                           beam_flags: Sequence[str]) -> str:
+    """The one-line refusal of an argument the job does not accept. Pure."""
+    if not token.startswith("-"):
+        return (f"unexpected argument {token!r}: jobs take flags only "
+                f"({', '.join(job_flags)}, or Beam pipeline options); nothing was run")
+    flag = token.split("=", 1)[0]
+    guess = closest_flag(flag, job_flags, beam_flags)
+    hint = f"did you mean {guess}? " if guess else ""
+    return (f"unknown option {flag}: {hint}this job takes {', '.join(job_flags)} "
+            "and Beam pipeline options (--runner, --direct_num_workers, ...); nothing was run")
+
+
+def _add_common_flags(parser: argparse.ArgumentParser) -> None:
+    known = set(option_names(parser))
+    if "--root" not in known:
+        parser.add_argument("--root", default=None,
+                            help=f"registry root for name@tag inputs (default ${ROOT_ENV} "
+                            "or ~/.rlif_data)")
+    if "--verbose" not in known:
+        parser.add_argument("--verbose", action="store_true",
+                            help="show TFDS, Beam and worker log messages")
+
+
+def split_job_args(parser: argparse.ArgumentParser,
+                   argv: Optional[Sequence[str]]) -> tuple[argparse.Namespace, list[str]]:
+    """Split argv into the job's own flags and Beam pipeline options, strictly.
+
+    Args:
+      parser: the job's parser; ``--root`` and ``--verbose`` are added to it.
+      argv: the command line after the job name (None: ``sys.argv[1:]``).
+
+    Returns:
+      (the job's arguments, the Beam options as given).
+
+    Raises:
+      UnknownOptionError: an argument that is neither the job's nor one of
+        Beam's pipeline options (a misspelt ``--veiw`` must not run the job
+        with its default view), or a Beam option with a bad value.
+    """
+    _add_common_flags(parser)
+    parser.allow_abbrev = False  # `--v` must not silently become `--view`
+    args, rest = parser.parse_known_args(argv)
+    beam = beam_option_parser()
+    _, unknown = beam.parse_known_args(rest)
+    if unknown:
+        raise UnknownOptionError(
+            unknown_option_message(unknown[0], option_names(parser), option_names(beam)))
+    return args, list(rest)
+
+
 def parse_job_args(parser: argparse.ArgumentParser,
                    argv: Optional[Sequence[str]]) -> tuple[argparse.Namespace, list[str]]:
-    """Split argv into the job's own flags and Beam pipeline options.
+    """A job's command line: its own flags, then Beam pipeline options; anything else exits 2.
 
-    Everything the job does not know (``--runner``, ``--direct_num_workers``,
-    ``--project``, ``--flink_master`` ...) goes to Beam untouched.
+    Beam options (``--runner``, ``--direct_num_workers``, ``--project``,
+    ``--flink_master`` ...) are checked against Beam's own parser and passed
+    on after the defaults of `output.default_beam_args` (a later flag wins).
+    ``--root`` applies to every ``name@tag`` input of the job (a job is one
+    process, so it sets ``$RLIF_DATA_ROOT`` for it); ``--verbose`` shows the
+    TFDS, Beam and worker messages a job hides by default.
+
+    Returns:
+      (the job's arguments, the Beam options to run with).
+
+    Raises:
+      SystemExit: code 2 after one line on stderr naming the unknown flag and
+        its closest valid spelling.
     """
-    args, beam_args = parser.parse_known_args(argv)
-    return args, beam_args
+    from pipelines import output
+
+    try:
+        args, beam_args = split_job_args(parser, argv)
+    except UnknownOptionError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    if args.root:
+        os.environ[ROOT_ENV] = str(args.root)
+    output.show_job_logs(args.verbose)
+    return args, output.default_beam_args(verbose=args.verbose) + beam_args
 
 
 def element_error(source: str, episode: Any, exc: BaseException) -> PipelineInputError:

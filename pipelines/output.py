@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import logging
 import os
 import shutil
 import uuid
@@ -25,6 +26,7 @@ from rlif_data import errors
 from rlif_data import schema as sc
 from rlif_data.version import code_version
 
+log = logging.getLogger(__name__)
 STAGING_PREFIX = ".staging-"
 EpisodeSource = Callable[[], Any]
 """Returns a Beam PTransform (applied to the pipeline root) yielding (int key, episode)."""
@@ -117,6 +119,16 @@ def _builder_class(schema: sc.EpisodeSchema, metadata: dict[str, Any], source: E
         def _generate_examples(self):
             return source()
 
+        # TFDS prints these two with termcolor, whatever the log level: "Downloading
+        # and preparing dataset Unknown size ..." (nothing is downloaded) and
+        # "Subsequent calls will reuse this data" (about a staging directory the
+        # job renames away). Logged instead, so --verbose still shows them.
+        def _log_download_bytes(self):
+            log.info("building dataset %s under %s", self.name, self.data_dir)
+
+        def _log_download_done(self):
+            log.info("dataset %s built under %s", self.name, self.data_dir)
+
     return RlifBeamDataset
 
 
@@ -184,7 +196,29 @@ def write_dataset(
     return out_dir
 
 
-def default_beam_args() -> list[str]:
-    """DirectRunner with 2 worker processes: what a 2-core machine does best."""
+def default_beam_args(verbose: bool = False) -> list[str]:
+    """DirectRunner with 2 worker processes: what a 2-core machine does best.
+
+    Args:
+      verbose: let worker processes log warnings; by default they log errors
+        only (Beam's "No semi_persistent_directory found" and "Discarding
+        unparseable args" warnings are noise to a local user).
+    """
     return ["--runner=DirectRunner", "--direct_num_workers=2",
-            "--direct_running_mode=multi_processing", "--default_sdk_harness_log_level=WARNING"]
+            "--direct_running_mode=multi_processing",
+            f"--default_sdk_harness_log_level={'WARNING' if verbose else 'ERROR'}"]
+
+
+def show_job_logs(verbose: bool) -> None:
+    """``--verbose``: let TFDS, Beam and this package log at INFO (no-op when False).
+
+    A job is quiet by default (progress bar and one summary line); the levels
+    here are what `--verbose` brings back.
+    """
+    if not verbose:
+        return
+    # Configures nothing when the CLI already did (it owns the root handler).
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for name, level in (("pipelines", logging.INFO), ("absl", logging.INFO),
+                        ("apache_beam", logging.WARNING)):  # Beam's INFO is per-stage chatter
+        logging.getLogger(name).setLevel(level)

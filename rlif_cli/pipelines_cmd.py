@@ -3,11 +3,16 @@
 Each sub-command hands its arguments unchanged to `python -m pipelines.<job>`'s
 own parser, so Beam pipeline options (``--runner``, ``--direct_num_workers``,
 ``--project`` ...) pass straight through and `--help` shows the job's flags.
+Anything that is neither the job's flag nor a Beam option exits 2 naming it
+(`pipelines.common.parse_job_args`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
+import os
 
 import typer
 
@@ -23,10 +28,33 @@ JOBS = {
 }
 
 
+@contextlib.contextmanager
+def _job_scope():
+    """Undo what a job's ``--root`` and ``--verbose`` set, when the CLI runs in-process.
+
+    A job sets ``$RLIF_DATA_ROOT`` and log levels for its process; a caller
+    that runs several commands in one process (tests, notebooks) must not
+    inherit them.
+    """
+    from rlif_data.registry.store import ROOT_ENV
+
+    root = os.environ.get(ROOT_ENV)
+    levels = {name: logging.getLogger(name).level for name in ("pipelines", "absl", "apache_beam")}
+    try:
+        yield
+    finally:
+        if root is None:
+            os.environ.pop(ROOT_ENV, None)
+        else:
+            os.environ[ROOT_ENV] = root
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
 def _command(module_name: str):
     def run(ctx: typer.Context):
         module = importlib.import_module(module_name)
-        with user_errors():
+        with user_errors(), _job_scope():
             module.main(list(ctx.args))
 
     return run
