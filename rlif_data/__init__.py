@@ -1,7 +1,7 @@
 """rlif-data: record interventions as RLDS, build datasets, train RLIF agents.
 
-The public API. Heavy dependencies (TensorFlow Datasets, envlogger, JAX) load
-only when the function that needs them is called.
+The public API. Heavy dependencies (TensorFlow Datasets, TensorFlow, envlogger,
+JAX) load only when the function that needs them is called.
 """
 
 from rlif_data import schema
@@ -68,6 +68,7 @@ def __getattr__(name):
         "record_from_config": ("rlif_data.recording.sim", "record_from_config"),
         "make_dm_env": ("rlif_data.envs.gym_dm_env", "make_dm_env"),
         "make_camera_dm_env": ("rlif_data.envs.cameras", "make_camera_dm_env"),
+        "as_tf_dataset": ("rlif_data.tfdata", "as_tf_dataset"),
     }
     if name in lazy:
         import importlib
@@ -93,7 +94,7 @@ __all__ = [
     # recording and reading (lazy)
     "EpisodeStore", "EpisodeReader", "read_episodes", "recover", "RolloutRecorder",
     "SessionInfo", "record_session", "RecordConfig", "record_from_config", "make_dm_env",
-    "make_camera_dm_env",
+    "make_camera_dm_env", "as_tf_dataset",
     # errors
     "RlifDataError", "SchemaError", "SchemaMismatchError", "InvalidActionError",
     "FormatVersionError", "RecordingError", "RecordingLockedError", "CorruptRecordingError",
