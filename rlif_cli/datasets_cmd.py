@@ -11,10 +11,8 @@ import typer
 from rich.table import Table
 from rich.tree import Tree
 
-from rlif_cli.common import console, user_errors
+from rlif_cli.common import ROOT_HELP, console, user_errors
 from rlif_data import schema as sc
-
-ROOT_HELP = "Data root of the registry (default: $RLIF_DATA_ROOT or ~/.rlif_data)."
 
 
 def _registry(root: Optional[Path]):
@@ -31,18 +29,28 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+def publish_tags(tags: list[str], latest: bool) -> tuple[str, ...]:
+    """The tags a publish sets: those given, plus `latest` unless told not to. Pure."""
+    from rlif_data.registry.versions import LATEST
+
+    extra = (LATEST,) if latest and LATEST not in tags else ()
+    return tuple(dict.fromkeys(tags)) + extra
+
+
 def publish(
     source: Path = typer.Argument(..., help="Dataset directory (pipeline output or recording)."),
     name: str = typer.Option(..., help="Dataset name."),
     version: Optional[str] = typer.Option(None, help="Exact version (default: bump the highest)."),
     bump: str = typer.Option("minor", help="major, minor or patch (when --version is not given)."),
-    tag: list[str] = typer.Option(["latest"], help="Tags to point at the new version "
-                                  "(repeatable; giving any replaces the default, latest)."),
+    tag: list[str] = typer.Option([], help="Tags to point at the new version (repeatable)."),
+    latest: bool = typer.Option(True, "--latest/--no-latest",
+                                help="Also move the `latest` tag to the new version."),
     root: Optional[Path] = typer.Option(None, help=ROOT_HELP),
 ):
     """Publish a dataset directory as a new immutable version."""
+    tags = publish_tags(tag, latest)
     with user_errors():
-        info = _registry(root).publish(str(source), name, version, bump, tuple(tag))
+        info = _registry(root).publish(str(source), name, version, bump, tags)
     console.print(f"published {info.ref} ({_size(info.size)}, {len(info.manifest['files'])} files)"
                   f" tags: {', '.join(info.tags) or 'none'}")
 
@@ -64,8 +72,9 @@ def ls(root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
 
 def show(ref: str = typer.Argument(..., help="name@tag, name:version or name."),
          root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
-    """Sizes, episodes, steps, intervention rate, lineage summary and schema of a version."""
-    from rlif_data.inspection import summarize
+    """Sizes, episodes, steps, intervention rate, view, lineage summary and schema of a version."""
+    from rlif_data.inspection import describe_mask, summarize
+    from rlif_data.lineage import dataset_view
     from rlif_data.recording.reader import read_episodes
 
     with user_errors():
@@ -73,6 +82,7 @@ def show(ref: str = typer.Argument(..., help="name@tag, name:version or name."),
         info = reg.info(ref)
         path = reg.path(ref)
         stats = summarize(read_episodes(path))
+        view = dataset_view(path)
         tree = reg.lineage(ref)
         with open(os.path.join(path, sc.METADATA_FILE)) as f:
             schema = json.load(f).get(sc.SCHEMA_KEY)
@@ -82,6 +92,7 @@ def show(ref: str = typer.Argument(..., help="name@tag, name:version or name."),
     console.print(f"episodes: {stats.episodes}  steps: {stats.transitions}  intervention rate: "
                   f"{stats.intervention_rate:.1%}  takeovers/episode: "
                   f"{stats.takeovers_per_episode:.2f}  mean return: {stats.mean_return:.1f}")
+    console.print(describe_mask(stats, view), highlight=False)
     console.print(f"lineage: {tree['job']} {tree['params'] or ''} <- "
                   + ", ".join(i.get("ref") or i["raw"].get("path", "?") for i in tree["inputs"])
                   if tree["inputs"] else f"lineage: {tree['job']} (no recorded inputs)")

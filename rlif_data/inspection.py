@@ -1,9 +1,9 @@
-"""Summaries of recorded episodes: counts, intervention rate, takeovers, returns."""
+"""Summaries of recorded episodes: counts, intervention rate, takeovers, returns, the mask."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
@@ -24,6 +24,9 @@ class RecordingSummary:
     terminated_episodes: int
     per_episode: list[dict[str, Any]]
     intervention_models: dict[str, int]
+    # Transitions the per-step `include` mask keeps (a relabelled view); None
+    # when the episodes carry no mask (raw or ingested: every transition counts).
+    included_transitions: Optional[int] = None
 
     @property
     def intervention_rate(self) -> float:
@@ -36,12 +39,36 @@ class RecordingSummary:
         return self.takeovers / self.episodes if self.episodes else 0.0
 
 
+def included_transitions(episode: ep.Episode) -> Optional[int]:
+    """How many of an episode's transitions its `include` mask keeps; None without a mask. Pure."""
+    steps = episode[sc.STEPS]
+    if sc.INCLUDE not in steps:
+        return None
+    return int(np.asarray(steps[sc.INCLUDE][:ep.episode_length(episode)], bool).sum())
+
+
+def describe_mask(summary: RecordingSummary, view: Optional[str]) -> str:
+    """One line naming a dataset's view and what its mask keeps, for `inspect` and `show`. Pure.
+
+    Args:
+      summary: the dataset's summary.
+      view: its view (`rlif_data.lineage.dataset_view`), None for raw data.
+    """
+    if summary.included_transitions is None:
+        return f"view: {view or 'raw'} (no include mask: every transition counts)"
+    share = summary.included_transitions / summary.transitions if summary.transitions else 0.0
+    return (f"view: {view or 'unknown'}; the include mask keeps "
+            f"{summary.included_transitions} of {summary.transitions} transitions ({share:.0%}): "
+            "readers that ignore it get the wrong transitions")
+
+
 def summarize(episodes: Iterable[ep.Episode]) -> RecordingSummary:
     """Summarize episodes (pure: works on any in-memory episodes)."""
     rows = []
     models: dict[str, int] = {}
     for episode in episodes:
         row = ep.summarize_episode(episode)
+        row["included"] = included_transitions(episode)
         rows.append(row)
         name = iv.canonical_model_name(episode.get(sc.INTERVENTION_MODEL, ""))
         models[name] = models.get(name, 0) + 1
@@ -54,4 +81,6 @@ def summarize(episodes: Iterable[ep.Episode]) -> RecordingSummary:
         terminated_episodes=sum(r["terminated"] for r in rows),
         per_episode=rows,
         intervention_models=models,
+        included_transitions=(sum(r["included"] for r in rows)
+                              if rows and all(r["included"] is not None for r in rows) else None),
     )

@@ -160,3 +160,75 @@ def test_a_job_prints_one_summary_line_and_no_worker_warnings(recording, tmp_pat
         f"relabelled {recording} (paper) -> {tmp_path / 'ds'}"]
     for noise in TFDS_NOISE + WORKER_NOISE:
         assert noise not in out.stdout + out.stderr, noise
+
+
+# ---------------------------------------------------------------------------
+# Items 5 and 6: references everywhere, the view and its mask shown, publish
+# moves latest, --plot creates its folder, tables whole in a pipe.
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def registry(recording, tmp_path_factory):
+    """A raw version and an hg-dagger view of it, published."""
+    base = tmp_path_factory.mktemp("views")
+    view = relabel.run(recording, str(base / "hg"), "hg-dagger", SINGLE)
+    root = str(base / "reg")
+    Registry(root).publish(recording, "demo-raw")
+    Registry(root).publish(view, "demo-hg")
+    return root
+
+
+def test_inspect_takes_references_and_shows_the_view_and_its_mask(registry, tmp_path):
+    from rlif_data.recording.reader import read_episodes
+
+    kept = sum(int(e[sc.STEPS][sc.INCLUDE][:-1].sum())
+               for e in read_episodes(Registry(registry).path("demo-hg@latest")))
+    for ref in ("demo-hg@latest", "demo-hg:1.0.0"):
+        result = runner.invoke(app, ["inspect", ref, "--root", registry])
+        assert result.exit_code == 0, result.output
+        text = one_line(result.output)
+        assert "view: hg-dagger" in text and f"keeps {kept} of 24 transitions" in text
+        assert "kept" in text  # the per-episode column
+    result = runner.invoke(app, ["inspect", "demo-raw@latest", "--root", registry])
+    assert result.exit_code == 0 and "view: raw (no include mask" in one_line(result.output)
+    result = runner.invoke(app, ["inspect", "demo-hg@nope", "--root", registry])
+    assert result.exit_code == 2 and "demo-hg@nope" in one_line(result.output)
+
+
+def test_show_prints_the_view_and_the_steps_its_mask_keeps(registry):
+    result = runner.invoke(app, ["show", "demo-hg@latest", "--root", registry])
+    assert result.exit_code == 0, result.output
+    assert "view: hg-dagger; the include mask keeps" in one_line(result.output)
+
+
+def test_publish_with_a_tag_also_moves_latest_unless_told_not_to(recording, tmp_path):
+    root = ["--root", str(tmp_path / "reg")]
+    assert runner.invoke(app, ["publish", recording, "--name", "d", *root]).exit_code == 0
+    result = runner.invoke(app, ["publish", recording, "--name", "d", "--tag", "round-1", *root])
+    assert "published d:1.1.0" in result.output and "latest" in result.output
+    assert str(Registry(str(tmp_path / "reg")).resolve("d@latest")[1]) == "1.1.0"
+    result = runner.invoke(app, ["publish", recording, "--name", "d", "--tag", "round-2",
+                                 "--no-latest", *root])
+    assert result.exit_code == 0 and "tags: round-2" in one_line(result.output)
+    reg = Registry(str(tmp_path / "reg"))
+    assert str(reg.resolve("d@latest")[1]) == "1.1.0"
+    assert str(reg.resolve("d@round-2")[1]) == "1.2.0"
+
+
+def test_plot_into_a_missing_folder_creates_it(recording, tmp_path):
+    png = tmp_path / "plots" / "round-0" / "timeline.png"
+    result = runner.invoke(app, ["inspect", recording, "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_tables_are_whole_when_stdout_is_a_pipe(recording, tmp_path):
+    long_tag = "paper-hopper-medium-replay-round-12-seed-3-operator-alice"
+    root = str(tmp_path / "reg")
+    Registry(root).publish(recording, "hopper-medium-replay-rlif", tags=("latest", long_tag))
+    exe = os.path.join(os.path.dirname(sys.executable), "rlif-data")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    out = subprocess.run([exe, "ls", "--root", root], capture_output=True, text=True,
+                         timeout=120, env=env, check=True)
+    row = [line for line in out.stdout.splitlines() if "hopper-medium-replay-rlif" in line]
+    assert len(row) == 1 and long_tag in row[0] and "…" not in out.stdout
