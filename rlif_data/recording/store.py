@@ -34,6 +34,7 @@ from typing import Any, Optional
 
 from rlif_data import errors
 from rlif_data import schema as sc
+from rlif_data.faults import checkpoint
 from rlif_data.fsutil import fsync_path
 from rlif_data.recording import serialize
 
@@ -369,6 +370,7 @@ def _recover_locked(directory: str) -> RecoveryReport:
             else:
                 os.unlink(path)
             removed.append(name)
+    checkpoint("recover.temporaries_removed")
     shards = list_shards(directory, schema.name)
     if [i for i, _ in shards] != list(range(len(shards))) or len(shards) < len(lengths):
         raise errors.CorruptRecordingError(
@@ -387,6 +389,14 @@ def _recover_locked(directory: str) -> RecoveryReport:
             if found is not None:
                 num_bytes += os.path.getsize(path)
                 added.append(name)
+        elif found == 0 and lengths[i] and os.path.lexists(
+                os.path.join(directory, DAMAGED_PREFIX + name)):
+            # The empty stand-in of a shard that a recover killed before its
+            # index write already set aside: only the index is behind.
+            log.warning("%s: episodes were set aside as %s%s by an interrupted recover",
+                        path, DAMAGED_PREFIX, name)
+            lengths[i] = 0
+            damaged.append(name)
         elif found is not None and found != lengths[i]:
             why = f"{path}: holds {found} records, the index says {lengths[i]}"
         if why is not None:
@@ -395,6 +405,7 @@ def _recover_locked(directory: str) -> RecoveryReport:
             _set_aside(directory, name)
             lengths[i] = 0
             damaged.append(name)
+    checkpoint("recover.before_index")
     if added or damaged or rebuilt:
         if rebuilt:
             log.warning("%s: the writer was killed while creating the index; writing it anew",
@@ -416,7 +427,11 @@ def _set_aside(directory: str, name: str) -> None:
     path = os.path.join(directory, name)
     aside = os.path.join(directory, DAMAGED_PREFIX + name)
     n = 1
+    linked = False
     while os.path.lexists(aside):  # damaged again after an earlier recovery
+        if os.path.samefile(aside, path):
+            linked = True  # an interrupted recover linked it already
+            break
         aside = os.path.join(directory, f"{DAMAGED_PREFIX}{name}.{n}")
         n += 1
     tmp = os.path.join(directory, f"{TMP_PREFIX}{name}")
@@ -425,10 +440,12 @@ def _set_aside(directory: str, name: str) -> None:
     fsync_path(tmp)
     # A link, then a replace: a kill in between leaves the damaged shard in
     # place (found again by the next recover), never a hole in the sequence.
-    try:
-        os.link(path, aside)
-    except OSError:
-        shutil.copyfile(path, aside)
+    if not linked:
+        try:
+            os.link(path, aside)
+        except OSError:
+            shutil.copyfile(path, aside)
+    checkpoint("recover.shard_linked")
     os.replace(tmp, path)
 
 
@@ -437,10 +454,12 @@ def write_info(info, directory: str) -> None:
     staging = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=directory)
     try:
         info.write_to_directory(staging)
+        checkpoint("index.staged")
         for name in sorted(os.listdir(staging)):
             # dataset_info.json last: it is what makes new shards visible.
             if name != INFO_FILE:
                 os.replace(os.path.join(staging, name), os.path.join(directory, name))
+        checkpoint("index.partly_moved")
         src = os.path.join(staging, INFO_FILE)
         fsync_path(src)
         os.replace(src, os.path.join(directory, INFO_FILE))
@@ -570,8 +589,10 @@ class EpisodeStore:
             finally:
                 writer.close()
             fsync_path(tmp)
+            checkpoint("record.shard_written")
             os.replace(tmp, final)
             fsync_path(self.directory)
+            checkpoint("record.shard_renamed")
         except OSError as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

@@ -40,6 +40,7 @@ import zlib
 from typing import Any, BinaryIO, Iterable, Optional
 
 from rlif_data import errors
+from rlif_data.faults import checkpoint
 from rlif_data.fsutil import fsync_path
 from rlif_data.registry import checksums, safe_paths
 from rlif_data.registry.store import (
@@ -316,6 +317,7 @@ def import_archive(registry: Registry, archive_path: str,
             dest = os.path.join(staging, "extract")
             os.makedirs(dest)
             _extract(archive_path, tar, members, dest)
+            checkpoint("import.extracted")
             return registry.install(os.path.join(dest, header.name, str(header.version)),
                                     tags=tags)
 

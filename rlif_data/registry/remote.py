@@ -33,6 +33,7 @@ import posixpath
 import shutil
 from typing import Any, Callable, Optional
 
+from rlif_data.faults import checkpoint
 from rlif_data.registry import checksums, safe_paths
 from rlif_data.registry.store import (
     Registry,
@@ -431,12 +432,14 @@ def pull(registry: Registry, ref: str, url: str, progress: Progress = None) -> V
                     _download(fs, _join(source, rel), dst, entry["size"], entry["sha256"],
                               progress)
                 done += 1
+                checkpoint("pull.file_fetched")
         except (OSError, RemoteError) as exc:
             raise RemoteError(
                 f"pull of {name}:{version} from {url} stopped after {done}/"
                 f"{len(files)} files ({exc}); run pull again to resume") from None
         with open(os.path.join(target, checksums.MANIFEST), "w") as f:
             json.dump(manifest, f, indent=1, sort_keys=True)
+        checkpoint("pull.staged")
         # Every file was hashed against the manifest as it was written above
         # (or, for the links to intact local files, just before).
         info = registry.install(target, tags, hashes_verified=True,

@@ -5,12 +5,24 @@ Layout under the data root (``$RLIF_DATA_ROOT``, default ``~/.rlif_data``)::
     datasets/<name>/<version>/      a TFDS dataset + MANIFEST.json (sizes, SHA-256)
     datasets/<name>/tags.json       {tag: version}
     datasets/<name>/tags.log.jsonl  tag history: who, when, what it pointed at before
+    datasets/<name>/.pending-tags.json  a tag change that was decided but maybe not applied
     datasets/<name>/.lock           serialises version allocation and tag moves
     staging/<id>/                   publishes and pulls in progress (gc removes dead ones)
 
 A version becomes visible by one `rename` of a fully written, verified
 staging directory, so readers never see half a version, and a crashed publish
 leaves only a staging directory. Published versions are never modified.
+
+A tag change (with a publish, pull or import, or alone) touches two files,
+so it is made recoverable by an intent record: the complete new tags and
+the log events go to ``.pending-tags.json`` first (one atomic rename), then
+the log is appended, tags.json replaced and the record removed. A pending
+record is in force once it is written, or, when it names the version it
+waits for, once that version's rename is done; readers (`Registry.tags`,
+`Registry.tag_history`) apply a record in force, and the next writer of the
+name or `gc` applies it to the files (appending only the events the log
+lacks). So a kill at any step shows either the state before the whole
+operation or the state after it, and the history always agrees with the tags.
 """
 
 from __future__ import annotations
@@ -28,9 +40,10 @@ import shutil
 import socket
 import time
 import uuid
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from rlif_data import errors
+from rlif_data.faults import checkpoint
 from rlif_data.fsutil import fsync_path
 from rlif_data.registry import checksums
 from rlif_data.registry.versions import (
@@ -45,6 +58,12 @@ from rlif_data.registry.versions import (
 
 ROOT_ENV = "RLIF_DATA_ROOT"
 STAGING_LOCK = ".publisher.lock"
+TAGS_FILE = "tags.json"
+TAG_LOG = "tags.log.jsonl"
+PENDING_TAGS = ".pending-tags.json"
+NAME_LOCK = ".lock"
+# Temporary files of tags.json and PENDING_TAGS writes (gc removes dead ones).
+TAGS_TMP_PREFIX, TAGS_TMP_SUFFIX = ".tags-", ".json"
 
 
 DATASET = "dataset"
@@ -229,20 +248,51 @@ class Registry:
         return sorted(out)
 
     def tags(self, name: str) -> dict[str, str]:
-        """{tag: version} of `name`."""
-        path = os.path.join(self._name_dir(name), "tags.json")
-        if not os.path.exists(path):
-            return {}
-        with open(path) as f:
-            return json.load(f)
+        """{tag: version} of `name`, including a tag change in force but not yet applied."""
+        pending = self._pending_in_force(name)
+        if pending is not None:
+            return dict(pending["tags"])
+        return self._read_json(os.path.join(self._name_dir(name), TAGS_FILE)) or {}
 
     def tag_history(self, name: str) -> list[dict[str, Any]]:
-        """Every tag change of `name`, oldest first."""
-        path = os.path.join(self._name_dir(name), "tags.log.jsonl")
-        if not os.path.exists(path):
+        """Every tag change of `name`, oldest first (its `tags` replay to `Registry.tags`)."""
+        events = self._logged_events(name)
+        pending = self._pending_in_force(name)
+        if pending is not None:
+            logged = {e.get("id") for e in events}
+            events += [e for e in pending["events"] if e["id"] not in logged]
+        return events
+
+    def _logged_events(self, name: str) -> list[dict[str, Any]]:
+        """The complete lines of tags.log.jsonl (a torn last line is an unfinished append)."""
+        path = os.path.join(self._name_dir(name), TAG_LOG)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
             return []
-        with open(path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+        complete = data[:data.rfind(b"\n") + 1]
+        try:
+            return [json.loads(line) for line in complete.decode().splitlines() if line.strip()]
+        except ValueError as exc:
+            raise RegistryError(f"{path}: unreadable tag history ({exc}); it is written "
+                                "only by rlif-data, restore it from a backup") from None
+
+    @staticmethod
+    def _read_json(path: str) -> Optional[dict[str, Any]]:
+        """A JSON object the registry wrote, or None if the file is absent.
+
+        Raises:
+          RegistryError: the file is not valid JSON.
+        """
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            raise RegistryError(f"{path}: unreadable ({exc}); it is written only by "
+                                "rlif-data, restore it from a backup") from None
 
     def resolve(self, ref: str | Ref) -> tuple[str, Version]:
         """(name, version) that a reference names.
@@ -408,9 +458,8 @@ class Registry:
                 raise RegistryError(f"copy of {source} did not verify: {'; '.join(problems)}")
             if kind == DATASET:
                 self._check_dataset_files(target, source)
-            name_dir = self._name_dir(name)
-            os.makedirs(name_dir, exist_ok=True)
-            with _flock(os.path.join(name_dir, ".lock")):
+            checkpoint("publish.copied")
+            with self._name_lock(name):
                 chosen = wanted or next_version(self.versions(name), bump)
                 final = self.version_dir(name, chosen)
                 if os.path.exists(final):
@@ -421,16 +470,40 @@ class Registry:
                     "name": name, "version": str(chosen), "kind": kind, "created": _now(),
                     "published_by": current_user(), "source": source, "lineage": lineage or {},
                 })
-                try:
-                    os.rename(target, final)
-                except OSError as exc:
-                    if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                        raise VersionExistsError(f"{name}:{chosen} appeared meanwhile") from None
-                    raise
-                fsync_path(name_dir)
-                for tag in tags:
-                    self._set_tag_locked(name, tag, chosen)
+                self._rename_in(target, name, chosen, tags, "publish.renamed")
         return self.info(f"{name}:{chosen}")
+
+    def _rename_in(self, staged: str, name: str, version: Version, tags: tuple[str, ...],
+                   point: str, move: Callable[[str, str], None] = os.rename) -> None:
+        """Make a staged version visible with its tags, as one recoverable step (lock held).
+
+        The tag change is recorded first, to take effect with the rename: a
+        kill after the rename shows the version with its tags, never a new
+        version that `latest` does not reach.
+
+        Args:
+          staged: the complete version directory (with its manifest).
+          name, version: where it goes.
+          tags: tags to point at it.
+          point: the fault checkpoint between the rename and the tag change.
+          move: the atomic step that makes `staged` the version directory.
+
+        Raises:
+          VersionExistsError: the version appeared meanwhile (the record is withdrawn).
+        """
+        final = self.version_dir(name, version)
+        recorded = self._begin_tag_change(name, dict.fromkeys(tags, version), requires=version)
+        try:
+            move(staged, final)
+        except OSError as exc:
+            if recorded:
+                self._drop_tag_change(name)
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise VersionExistsError(f"{name}:{version} appeared meanwhile") from None
+            raise
+        fsync_path(self._name_dir(name))
+        checkpoint(point)
+        self._finish_tag_change(name)
 
     @staticmethod
     def _check_dataset_files(directory: str, where: str) -> None:
@@ -486,9 +559,9 @@ class Registry:
         if problems:
             raise IntegrityError(f"{name}:{version} failed verification: " + "; ".join(problems))
         check_features_json(staged)
-        name_dir = self._name_dir(name)
-        os.makedirs(name_dir, exist_ok=True)
-        with _flock(os.path.join(name_dir, ".lock")):
+        tags = tuple(check_tag(tag) for tag in tags)
+        checkpoint("install.verified")
+        with self._name_lock(name) as name_dir:
             final = self.version_dir(name, version)
             if os.path.exists(os.path.join(final, checksums.MANIFEST)):
                 try:
@@ -505,13 +578,12 @@ class Registry:
                         "versions are immutable")
                 if replace_damaged:
                     self._replace_version(staged, final, name_dir)
-            elif os.path.lexists(final):
-                self._replace_version(staged, final, name_dir)  # a leftover, not a version
+                self._change_tags(name, dict.fromkeys(tags, version))
+            elif os.path.lexists(final):  # a leftover, not a version: swap it out
+                self._rename_in(staged, name, version, tags, "install.renamed",
+                                move=lambda a, b: self._replace_version(a, b, name_dir))
             else:
-                os.rename(staged, final)
-                fsync_path(name_dir)
-            for tag in tags:
-                self._set_tag_locked(name, check_tag(tag), version)
+                self._rename_in(staged, name, version, tags, "install.renamed")
         return self.info(f"{name}:{version}")
 
     @staticmethod
@@ -519,6 +591,7 @@ class Registry:
         """Swap a repaired copy in; the damaged one is left at `staged` and removed."""
         replace_dir(staged, final)
         fsync_path(name_dir)
+        checkpoint("repair.exchanged")
         shutil.rmtree(staged, ignore_errors=True)
 
     def install_tags_only(self, name: str, version: Version, manifest: dict[str, Any],
@@ -532,9 +605,9 @@ class Registry:
         if local.get("content_sha256") != manifest.get("content_sha256"):
             raise VersionExistsError(f"{name}:{version} exists locally with different content; "
                                      "versions are immutable")
-        with _flock(os.path.join(self._name_dir(name), ".lock")):
-            for tag in tags:
-                self._set_tag_locked(name, check_tag(tag), version)
+        tags = tuple(check_tag(tag) for tag in tags)
+        with self._name_lock(name):
+            self._change_tags(name, dict.fromkeys(tags, version))
         return self.info(f"{name}:{version}")
 
     @contextlib.contextmanager
@@ -558,8 +631,8 @@ class Registry:
         """Point `tag` at the version `ref` names (moving it if it exists)."""
         check_tag(tag)
         name, version = self.resolve(ref)
-        with _flock(os.path.join(self._name_dir(name), ".lock")):
-            self._set_tag_locked(name, tag, version)
+        with self._name_lock(name):
+            self._change_tags(name, {tag: version})
         return version
 
     def untag(self, name: str, tag: str) -> None:
@@ -568,32 +641,124 @@ class Registry:
         Raises:
           UnknownDatasetError: no such tag.
         """
-        with _flock(os.path.join(self._name_dir(name), ".lock")):
+        with self._name_lock(name):
             tags = self.tags(name)
             if tag not in tags:
                 raise UnknownDatasetError(f"{name}@{tag} is not a tag; tags: {sorted(tags)}")
-            old = tags.pop(tag)
-            self._write_tags(name, tags, {"action": "untag", "tag": tag, "old": old, "new": None})
+            self._change_tags(name, {tag: None})
 
-    def _set_tag_locked(self, name: str, tag: str, version: Version) -> None:
-        tags = self.tags(name)
-        old = tags.get(tag)
-        tags[tag] = str(version)
-        self._write_tags(name, tags, {"action": "tag", "tag": tag, "old": old,
-                                      "new": str(version)})
-
-    def _write_tags(self, name: str, tags: dict[str, str], event: dict[str, Any]) -> None:
+    @contextlib.contextmanager
+    def _name_lock(self, name: str) -> Iterator[str]:
+        """Hold `name`'s lock, after applying a tag change a killed writer left; yields its dir."""
         name_dir = self._name_dir(name)
-        with open(os.path.join(name_dir, "tags.log.jsonl"), "a") as log:
-            log.write(json.dumps({"time": _now(), "user": current_user(), **event}) + "\n")
+        os.makedirs(name_dir, exist_ok=True)
+        with _flock(os.path.join(name_dir, NAME_LOCK)):
+            self._finish_tag_change(name)
+            yield name_dir
+
+    def _change_tags(self, name: str, changes: dict[str, Optional[Version]],
+                     requires: Optional[Version] = None) -> None:
+        """Apply tag moves (None: remove the tag) under the name's lock, recoverably.
+
+        Args:
+          name: the dataset.
+          changes: {tag: new version or None}.
+          requires: the version whose rename makes the change take effect
+            (publish and install write the record before that rename; see
+            the module docstring); None: in force as soon as it is written.
+        """
+        if self._begin_tag_change(name, changes, requires):
+            self._finish_tag_change(name)
+
+    def _begin_tag_change(self, name: str, changes: dict[str, Optional[Version]],
+                          requires: Optional[Version] = None) -> bool:
+        """Write the pending record of a tag change (its commit point); False if none is needed."""
+        tags = self.tags(name)
+        events = []
+        for tag, version in changes.items():
+            new = None if version is None else str(version)
+            if tags.get(tag) == new:
+                continue  # no event for a tag that already points there
+            events.append({"id": uuid.uuid4().hex, "time": _now(), "user": current_user(),
+                           "action": "tag" if new else "untag", "tag": tag,
+                           "old": tags.get(tag), "new": new})
+            if new is None:
+                tags.pop(tag, None)
+            else:
+                tags[tag] = new
+        if not events:
+            return False
+        record = {"tags": tags, "events": events,
+                  "requires": None if requires is None else str(requires)}
+        self._write_atomic(name, PENDING_TAGS, record)
+        checkpoint("tag.intent_written")
+        return True
+
+    def _drop_tag_change(self, name: str) -> None:
+        """Withdraw a pending record whose version never appeared (its rename failed)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self._name_dir(name), PENDING_TAGS))
+        fsync_path(self._name_dir(name))
+
+    def _pending_in_force(self, name: str) -> Optional[dict[str, Any]]:
+        """The pending tag change of `name` if it has taken effect, else None."""
+        pending = self._read_json(os.path.join(self._name_dir(name), PENDING_TAGS))
+        if pending is None:
+            return None
+        requires = pending.get("requires")
+        if requires is not None and not os.path.exists(
+                os.path.join(self._name_dir(name), requires, checksums.MANIFEST)):
+            return None  # its publish or install was killed before the rename
+        return pending
+
+    def _finish_tag_change(self, name: str) -> bool:
+        """Apply (or, if void, drop) a pending tag change; the caller holds the name's lock.
+
+        Idempotent, so a kill here is repaired by running it again: only the
+        events the log lacks are appended, and tags.json is replaced whole.
+
+        Returns:
+          Whether a pending change was applied.
+        """
+        name_dir = self._name_dir(name)
+        path = os.path.join(name_dir, PENDING_TAGS)
+        if not os.path.exists(path):
+            return False
+        pending = self._pending_in_force(name)
+        if pending is not None:
+            logged = {e.get("id") for e in self._logged_events(name)}
+            missing = [e for e in pending["events"] if e["id"] not in logged]
+            if missing:
+                self._append_log(name, missing)
+            checkpoint("tag.log_appended")
+            self._write_atomic(name, TAGS_FILE, pending["tags"])
+            checkpoint("tag.replaced")
+        os.unlink(path)
+        fsync_path(name_dir)
+        return pending is not None
+
+    def _append_log(self, name: str, events: list[dict[str, Any]]) -> None:
+        """Append events to the tag log, first cutting a torn line a kill left at its end."""
+        with open(os.path.join(self._name_dir(name), TAG_LOG), "ab+") as log:
+            log.seek(0)
+            data = log.read()  # one short line per tag change
+            if data and not data.endswith(b"\n"):
+                log.truncate(data.rfind(b"\n") + 1)
+            log.seek(0, os.SEEK_END)
+            log.write(b"".join(json.dumps(e).encode() + b"\n" for e in events))
             log.flush()
             os.fsync(log.fileno())
-        tmp = os.path.join(name_dir, f".tags-{uuid.uuid4().hex[:8]}.json")
+
+    def _write_atomic(self, name: str, filename: str, data: dict[str, Any]) -> None:
+        """Replace a file of the name directory whole (temporary file, fsync, rename, fsync dir)."""
+        name_dir = self._name_dir(name)
+        tmp = os.path.join(name_dir, f"{TAGS_TMP_PREFIX}{uuid.uuid4().hex[:8]}{TAGS_TMP_SUFFIX}")
         with open(tmp, "w") as f:
-            json.dump(tags, f, indent=1, sort_keys=True)
+            json.dump(data, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(name_dir, "tags.json"))
+        os.replace(tmp, os.path.join(name_dir, filename))
+        fsync_path(name_dir)
 
     # -- lineage --------------------------------------------------------------
     def lineage(self, ref: str | Ref) -> dict[str, Any]:
@@ -650,11 +815,23 @@ class Registry:
 
     # -- garbage collection ------------------------------------------------------
     def gc(self) -> list[str]:
-        """Remove staging directories left by crashed publishes/pulls; returns them.
+        """Clean up after killed writers; returns what was removed.
 
-        A staging directory whose lock is held by a live process is skipped.
+        * applies the tag change a killed publish, install or tag move
+          recorded (or drops it, if its version never appeared), exactly as
+          the next writer of that name would;
+        * removes temporary tags files (``.tags-*.json``) of killed writers;
+        * removes staging directories of crashed publishes, pulls and imports;
+          one whose lock is held by a live process is skipped.
         """
         removed = []
+        for name in self._name_dirs():
+            with self._name_lock(name) as name_dir:  # applies a pending tag change
+                for entry in sorted(os.listdir(name_dir)):
+                    if entry.startswith(TAGS_TMP_PREFIX) and entry.endswith(TAGS_TMP_SUFFIX):
+                        os.unlink(os.path.join(name_dir, entry))  # no live writer: we hold the lock
+                        removed.append(os.path.join(name_dir, entry))
+            checkpoint("gc.tags_recovered")
         base = self.staging_dir()
         if not os.path.isdir(base):
             return removed
@@ -667,12 +844,39 @@ class Registry:
                 continue
             try:
                 with _flock(lock, timeout=0):
-                    pass
+                    # The lock file goes last, so a kill here leaves a directory
+                    # that the next gc still recognises as dead.
+                    for child in os.listdir(path):
+                        if child != STAGING_LOCK:
+                            _remove(os.path.join(path, child))
+                    checkpoint("gc.staging_emptied")
+                    shutil.rmtree(path, ignore_errors=True)
             except RegistryError:
                 continue  # a live publisher
-            shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
         return removed
+
+    def _name_dirs(self) -> list[str]:
+        """Names that have a directory (with or without versions yet)."""
+        base = os.path.join(self.root, "datasets")
+        if not os.path.isdir(base):
+            return []
+        names = []
+        for entry in sorted(os.listdir(base)):
+            try:
+                names.append(check_name(entry))
+            except ValueError:
+                continue  # not a directory the registry made
+        return [n for n in names if os.path.isdir(os.path.join(base, n))]
+
+
+def _remove(path: str) -> None:
+    """Delete a file or a directory tree."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def resolve_dataset(arg: str, root: Optional[str] = None) -> str:
