@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from rlif_cli.common import console, user_errors
+from rlif_cli.common import console, headless_rendering, user_errors
 from rlif_data.intervention import OFFICIAL_TAKEOVER_STEPS
 
 
@@ -60,6 +60,8 @@ def record(
         beta=beta,
     )
     with user_errors():
+        if camera:
+            headless_rendering()
         summary = record_from_config(config, progress=not quiet)
     console.print(
         f"wrote {len(summary.episodes)} episodes ({summary.transitions} transitions, "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from rlif_cli.common import console, user_errors
+from rlif_cli.common import console, headless_rendering, user_errors
 
 
 def robot_session(
@@ -29,6 +29,8 @@ def robot_session(
     from robot.session import SessionConfig, make_device, make_policy, run_session
 
     with user_errors():
+        if image_size:
+            headless_rendering()
         robot = make_robot_env(env, image_size=image_size, max_steps=max_steps, seed=seed)
         if device == "replay:":
             raise ValueError("give the replay file: --device replay:FILE")

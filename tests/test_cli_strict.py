@@ -232,3 +232,56 @@ def test_tables_are_whole_when_stdout_is_a_pipe(recording, tmp_path):
                          timeout=120, env=env, check=True)
     row = [line for line in out.stdout.splitlines() if "hopper-medium-replay-rlif" in line]
     assert len(row) == 1 and long_tag in row[0] and "…" not in out.stdout
+
+
+# ---------------------------------------------------------------------------
+# Item 9: rendering without a display.
+# ---------------------------------------------------------------------------
+
+def without_gl_env():
+    return {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+
+
+def test_record_with_a_camera_picks_a_headless_backend_and_says_which(tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "rlif-data")
+    out = subprocess.run([exe, "record", "--out", str(tmp_path / "rec"), "--episodes", "1",
+                          "--max-episode-steps", "4", "--camera", "track", "--image-size", "16",
+                          "--quiet"], capture_output=True, text=True, timeout=300,
+                         env=without_gl_env())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "rendering with MUJOCO_GL=egl" in out.stderr  # this machine has EGL (libegl1)
+    from rlif_data.recording.reader import read_episodes
+
+    frames = read_episodes(str(tmp_path / "rec"))[0][sc.STEPS][sc.OBSERVATION]["track"]
+    assert frames.shape == (5, 16, 16, 3) and frames.any()  # rendered, not blank
+
+
+def test_robot_session_with_cameras_renders_headless(tmp_path):
+    replay = tmp_path / "input.jsonl"
+    replay.write_text('{"format": "rlif-input-replay", "version": 1, "frame": "robot", '
+                      '"duration": 1.0}\n{"t": 0.0, "axes": [0, 0, 0, 0, 0, 0], '
+                      '"buttons": [0, 0]}\n')
+    exe = os.path.join(os.path.dirname(sys.executable), "rlif-data")
+    out = subprocess.run([exe, "robot-session", "--device", f"replay:{replay}", "--out",
+                          str(tmp_path / "sess"), "--max-steps", "3", "--rate", "50",
+                          "--image-size", "16", "--quiet"], capture_output=True, text=True,
+                         timeout=300, env=without_gl_env())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "rendering with MUJOCO_GL=egl" in out.stderr and "recorded 1 episodes" in out.stdout
+
+
+def test_backend_choice_falls_back_and_keeps_the_users_choice(monkeypatch):
+    from rlif_cli.common import choose_headless_gl
+
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.delenv("PYOPENGL_PLATFORM", raising=False)
+    tried = []
+    assert choose_headless_gl(lambda b: tried.append(b) or b == "osmesa") == "osmesa"
+    assert tried == ["egl", "osmesa"] and os.environ["MUJOCO_GL"] == "osmesa"
+    monkeypatch.setenv("MUJOCO_GL", "glfw")
+    assert choose_headless_gl(lambda b: pytest.fail("probed although MUJOCO_GL is set")) is None
+    assert os.environ["MUJOCO_GL"] == "glfw"
+    monkeypatch.delenv("MUJOCO_GL")
+    with pytest.raises(ValueError, match="install libegl1 .* or libosmesa6"):
+        choose_headless_gl(lambda b: False)
+    assert "MUJOCO_GL" not in os.environ
