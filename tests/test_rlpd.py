@@ -328,16 +328,23 @@ def test_orbax_checkpoint_resumes_bit_for_bit(agent, tmp_path):
 
 def test_critic_saved_alone_loads_without_the_learner(agent, tmp_path):
     b = make_batch(16, seed=9)
-    save_critic(tmp_path / "critic", agent)
+    low, high = np.array([-2.0, 0.0]), np.array([2.0, 4.0])
+    env_actions = low + (b[bk.ACTIONS] + 1) / 2 * (high - low)
+    save_critic(tmp_path / "critic", agent, low, high)
     critic = load_critic(tmp_path / "critic")
     want = np.asarray(critic_values(agent, b[bk.OBSERVATIONS], b[bk.ACTIONS]))
-    np.testing.assert_allclose(critic(b[bk.OBSERVATIONS], b[bk.ACTIONS]), want, rtol=1e-6)
-    np.testing.assert_allclose(critic.mean_q(b[bk.OBSERVATIONS], b[bk.ACTIONS]), want.mean(0),
-                               rtol=1e-6)
+    np.testing.assert_allclose(critic(b[bk.OBSERVATIONS], env_actions), want,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(critic.mean_q(b[bk.OBSERVATIONS], env_actions), want.mean(0),
+                               rtol=1e-5, atol=1e-6)
+    assert critic(b[bk.OBSERVATIONS][0], env_actions[0]).shape == (TINY.num_qs,)
     with pytest.raises(FileExistsError, match="already holds a critic"):
         save_critic(tmp_path / "critic", agent)
     with pytest.raises(FileNotFoundError, match="critic_config.json"):
         load_critic(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="action bounds"):
+        save_critic(tmp_path / "bad", agent, [1.0, 1.0], [0.0, 2.0])
+    assert not (tmp_path / "bad").exists()
 
 
 def test_critic_from_another_architecture_is_refused(agent, tmp_path):

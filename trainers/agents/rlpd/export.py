@@ -87,14 +87,24 @@ def export_policy(agent: Any, action_low: Optional[Sequence[float]] = None,
 
 @dataclasses.dataclass(frozen=True)
 class CriticSpec:
-    """Architecture of a saved critic ensemble.
+    """Architecture and action bounds of a saved critic ensemble.
+
+    The critics were trained on actions in [-1, 1]; ``action_low`` /
+    ``action_high`` are the environment's bounds, so that a `CriticFunction`
+    takes environment actions (as a recorder sees them) and normalises them.
 
     Attributes:
       obs_dim: observation size.
-      action_dim: action size (actions in [-1, 1]).
+      action_dim: action size.
       hidden_dims: hidden layer sizes of each critic.
       num_qs: ensemble size.
       layer_norm: LayerNorm after each hidden Dense.
+      action_low: the environment's lower action bounds (-1 when not given).
+      action_high: the environment's upper action bounds (+1 when not given).
+
+    Raises:
+      ValueError: a size is not a positive int, or the bounds are not
+        finite, ordered and of length ``action_dim``.
     """
 
     obs_dim: int
@@ -102,6 +112,33 @@ class CriticSpec:
     hidden_dims: tuple[int, ...]
     num_qs: int
     layer_norm: bool
+    action_low: Optional[tuple[float, ...]] = None
+    action_high: Optional[tuple[float, ...]] = None
+
+    def __post_init__(self):
+        sizes = [self.obs_dim, self.action_dim, self.num_qs, *self.hidden_dims]
+        if not self.hidden_dims or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes):
+            raise ValueError(f"critic sizes must be positive ints, got obs_dim={self.obs_dim!r}, "
+                             f"action_dim={self.action_dim!r}, num_qs={self.num_qs!r}, "
+                             f"hidden_dims={self.hidden_dims!r}")
+        if not isinstance(self.layer_norm, bool):
+            raise ValueError(f"layer_norm must be a bool, got {self.layer_norm!r}")
+        object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
+        low = -np.ones(self.action_dim) if self.action_low is None else self.action_low
+        high = np.ones(self.action_dim) if self.action_high is None else self.action_high
+        try:
+            low = np.asarray(low, np.float64)
+            high = np.asarray(high, np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"action bounds must be numbers: {e}") from e
+        if (low.shape != (self.action_dim,) or high.shape != (self.action_dim,)
+                or not (np.isfinite(low).all() and np.isfinite(high).all())
+                or np.any(low >= high)):
+            raise ValueError(f"action bounds must be finite, low < high, length "
+                             f"{self.action_dim}; got low={low.tolist()}, high={high.tolist()}")
+        object.__setattr__(self, "action_low", tuple(float(v) for v in low))
+        object.__setattr__(self, "action_high", tuple(float(v) for v in high))
 
     def module(self) -> CriticEnsemble:
         """The Flax module of this architecture."""
@@ -116,8 +153,8 @@ class CriticSpec:
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready dict with kind and format version."""
-        fields = dataclasses.asdict(self)
-        fields["hidden_dims"] = list(self.hidden_dims)
+        fields = {k: list(v) if isinstance(v, tuple) else v
+                  for k, v in dataclasses.asdict(self).items()}
         return {"kind": _CRITIC_KIND, "format_version": CRITIC_FORMAT_VERSION, **fields}
 
     @classmethod
@@ -139,40 +176,61 @@ class CriticSpec:
         names = {f.name for f in dataclasses.fields(cls)}
         if set(data) != names:
             raise ValueError(f"fields {sorted(data)} are not {sorted(names)}")
-        ints = [data["obs_dim"], data["action_dim"], data["num_qs"], *data["hidden_dims"]]
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in ints):
-            raise ValueError(f"sizes must be positive ints, got {data}")
-        if not isinstance(data["layer_norm"], bool):
-            raise ValueError(f"layer_norm must be a bool, got {data['layer_norm']!r}")
-        return cls(**{**data, "hidden_dims": tuple(data["hidden_dims"])})
+        if not isinstance(data["hidden_dims"], list):
+            raise ValueError(f"hidden_dims must be a list, got {data['hidden_dims']!r}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-def critic_spec(agent: Any) -> CriticSpec:
-    """The `CriticSpec` of an `RLPDLearner`'s critic ensemble."""
+def critic_spec(agent: Any, action_low: Optional[Sequence[float]] = None,
+                action_high: Optional[Sequence[float]] = None) -> CriticSpec:
+    """The `CriticSpec` of an `RLPDLearner`'s critic ensemble.
+
+    Args:
+      agent: the learner.
+      action_low: the environment's lower action bounds; None means -1.
+      action_high: the environment's upper action bounds; None means +1.
+
+    Returns:
+      The spec.
+
+    Raises:
+      ValueError: the bounds are invalid.
+    """
     cfg = agent.config
     return CriticSpec(agent.obs_dim, agent.action_dim, tuple(cfg.hidden_dims), cfg.num_qs,
-                      cfg.critic_layer_norm)
+                      cfg.critic_layer_norm,
+                      None if action_low is None else tuple(action_low),
+                      None if action_high is None else tuple(action_high))
 
 
 class CriticFunction:
-    """A restored critic ensemble: ``critic(obs, actions) -> (num_qs, N)`` values.
+    """A restored critic ensemble: ``critic(obs, env_actions) -> (num_qs, N)`` values.
 
     Args:
-      spec: the architecture.
+      spec: the architecture and action bounds.
       params: the ensemble params matching ``spec``.
     """
 
     def __init__(self, spec: CriticSpec, params: Any):
         self.spec = spec
         self.params = params
-        self._apply = jax.jit(lambda p, o, a: spec.module().apply({"params": p}, o, a))
+        low = jnp.asarray(spec.action_low, jnp.float32)
+        scale = jnp.asarray(spec.action_high, jnp.float32) - low
+
+        def apply(p, obs, env_actions):
+            # The critics saw [-1, 1] actions; map the environment's box onto it.
+            actions = 2.0 * (env_actions - low) / scale - 1.0
+            return spec.module().apply({"params": p}, obs, actions)
+
+        self._apply = jax.jit(apply)
 
     def __call__(self, observations: Any, actions: Any) -> np.ndarray:
         """Every member's Q values.
 
         Args:
           observations: (N, obs_dim) or (obs_dim,).
-          actions: (N, action_dim) or (action_dim,), in [-1, 1].
+          actions: environment actions (within the spec's bounds), (N,
+            action_dim) or (action_dim,).
 
         Returns:
           float32 array (num_qs, N), or (num_qs,) for unbatched inputs.
@@ -193,7 +251,8 @@ class CriticFunction:
         return self(observations, actions).mean(axis=0)
 
 
-def save_critic(directory: PathLike, agent: Any, overwrite: bool = False) -> Path:
+def save_critic(directory: PathLike, agent: Any, action_low: Optional[Sequence[float]] = None,
+                action_high: Optional[Sequence[float]] = None, overwrite: bool = False) -> Path:
     """Write the agent's critic ensemble: orbax params plus ``critic_config.json``.
 
     The JSON is written last and atomically, so a directory that has it holds
@@ -202,6 +261,8 @@ def save_critic(directory: PathLike, agent: Any, overwrite: bool = False) -> Pat
     Args:
       directory: local directory to create or reuse.
       agent: an `RLPDLearner`.
+      action_low: the environment's lower action bounds; None means -1.
+      action_high: the environment's upper action bounds; None means +1.
       overwrite: replace a critic already in ``directory``.
 
     Returns:
@@ -209,9 +270,11 @@ def save_critic(directory: PathLike, agent: Any, overwrite: bool = False) -> Pat
 
     Raises:
       FileExistsError: ``directory`` already holds a critic and not ``overwrite``.
+      ValueError: the bounds are invalid (nothing is written).
     """
     import orbax.checkpoint as ocp
 
+    spec = critic_spec(agent, action_low, action_high)
     root = Path(directory).expanduser().resolve()
     params_dir = root / CRITIC_PARAMS_DIRNAME
     config_path = root / CRITIC_CONFIG_FILENAME
@@ -222,7 +285,7 @@ def save_critic(directory: PathLike, agent: Any, overwrite: bool = False) -> Pat
         config_path.unlink()  # an old config must not vouch for half-written params
     with ocp.StandardCheckpointer() as ckptr:
         ckptr.save(params_dir, agent.critic_params, force=overwrite)
-    write_json_atomic(config_path, critic_spec(agent).to_json_dict())
+    write_json_atomic(config_path, spec.to_json_dict())
     return root
 
 
@@ -249,7 +312,7 @@ def load_critic(directory: PathLike) -> CriticFunction:
         raise FileNotFoundError(f"critic config {config_path} does not exist")
     try:
         spec = CriticSpec.from_json_dict(json.loads(config_path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, TypeError) as e:
         raise ValueError(f"critic config {config_path} is invalid: {e}") from e
     if not params_dir.is_dir():
         raise FileNotFoundError(f"critic params checkpoint {params_dir} does not exist")
