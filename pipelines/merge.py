@@ -21,7 +21,6 @@ import errno
 import os
 import shutil
 import sys
-import uuid
 from typing import Optional, Sequence
 
 from pipelines import common, output
@@ -99,9 +98,8 @@ def run(inputs: Sequence[str], out_dir: str, name: Optional[str] = None) -> str:
     schema = dataclasses.replace(base, name=name)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(parent, f"{output.STAGING_PREFIX}{os.path.basename(out_dir)}-"
-                                   f"{uuid.uuid4().hex[:8]}")
-    os.makedirs(staging)
+    output.remove_stale_staging(parent)
+    staging = output.make_staging_dir(out_dir)
     try:
         linked = 0
         num_bytes = 0

@@ -8,7 +8,14 @@ sizes, features). Around it:
   killed job never leaves a directory a reader could take for a complete one;
 * an existing target is refused: nothing is overwritten silently;
 * the dataset metadata names the job, its parameters, its inputs and the code
-  version (lineage for the registry), plus the schema and format version.
+  version (lineage for the registry), plus the schema and format version;
+* the staging directory's name carries its owner (host, pid, process start
+  time), so the next job writing beside it, or ``rlif-data gc --jobs DIR``,
+  removes the staging directories of killed jobs and never a live one's;
+* Beam's worker processes import `pipelines.worker_guard` (``--beam_plugins``)
+  and die with the job, even when it is SIGKILLed;
+* a job started from the command line keeps what the workers print in a log
+  file: a failure is one line naming that file, not pages of worker logs.
 """
 
 from __future__ import annotations
@@ -16,18 +23,34 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import hashlib
 import logging
 import os
+import re
 import shutil
+import socket
+import sys
+import tempfile
+import traceback
 import uuid
 from typing import Any, Callable, Optional, Sequence
 
 from rlif_data import errors
 from rlif_data import schema as sc
+from rlif_data.faults import checkpoint
 from rlif_data.version import code_version
 
 log = logging.getLogger(__name__)
 STAGING_PREFIX = ".staging-"
+# "pid:start time" of the job process, read by `pipelines.worker_guard` in each worker.
+JOB_OWNER_ENV = "RLIF_JOB_OWNER"
+WORKER_GUARD = "pipelines.worker_guard"
+# <prefix><output name>-<host hash>-<pid>-<process start time>-<random>
+_STAGING_RE = re.compile(r"^" + re.escape(STAGING_PREFIX)
+                         + r"(?P<out>.*)-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-(?P<start>\d+)-[0-9a-f]{8}$")
+_FAILURE_LINE = re.compile(r"^\s*(?:[\w.]+\.)?\w*(?:Error|Exception|Failure|Exit)\w*: \S")
+# Set by `show_job_logs`: whether a job keeps worker output in a log file.
+_capture = {"worker_output": False}
 EpisodeSource = Callable[[], Any]
 """Returns a Beam PTransform (applied to the pipeline root) yielding (int key, episode)."""
 
@@ -157,8 +180,11 @@ def write_dataset(
 
     Raises:
       OutputExistsError: `out_dir` exists.
-      Exception: whatever failed inside the pipeline (its message names the
-        input and episode); nothing is left at `out_dir`.
+      PipelineFailedError: the pipeline failed; the message names the input
+        and episode, or (command-line jobs) gives the failure's last line and
+        the log file with everything the workers printed. Nothing is left at
+        `out_dir`.
+      Exception: whatever else failed inside the pipeline (library use).
     """
     import tensorflow_datasets as tfds
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -170,30 +196,238 @@ def write_dataset(
         )
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(parent, f"{STAGING_PREFIX}{os.path.basename(out_dir)}-{uuid.uuid4().hex[:8]}")
+    for path in remove_stale_staging(parent):
+        log.warning("removed %s, left by a job that was killed", path)
+    staging = make_staging_dir(out_dir)
     metadata = {sc.FORMAT_VERSION_KEY: sc.FORMAT_VERSION, sc.SCHEMA_KEY: schema.to_json(),
                 "lineage": job.metadata()}
     builder_cls = _builder_class(schema, metadata, source, description)
     try:
         builder = builder_cls(data_dir=staging, file_format="array_record")
-        options = PipelineOptions(list(beam_args or default_beam_args()))
+        args = list(beam_args or default_beam_args())
+        options = PipelineOptions(args + [f"--beam_plugins={WORKER_GUARD}"])
+        job_log = _job_log_path(job.job) if _capture["worker_output"] else None
         try:
-            builder.download_and_prepare(
-                download_config=tfds.download.DownloadConfig(beam_options=options)
-            )
+            with _workers_owned(), _stderr_to(job_log):
+                builder.download_and_prepare(
+                    download_config=tfds.download.DownloadConfig(beam_options=options)
+                )
         except Exception as exc:
-            where = _input_failure(exc) or _remote_input_failure(str(exc))
-            if where is None:
+            failure = _job_failure(job.job, out_dir, exc, job_log)
+            if failure is None:
                 raise
-            raise PipelineFailedError(
-                f"job {job.job!r} failed, nothing was written to {out_dir}: {where}"
-            ) from exc
+            raise failure from exc
+        _discard_log(job_log)  # nothing went wrong: the workers' chatter is not news
         built = os.fspath(builder.data_dir)
+        checkpoint("job.built")
         os.rename(built, out_dir)  # atomic: readers see nothing or everything
+        checkpoint("job.renamed")
     finally:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(staging)
     return out_dir
+
+
+# -- staging directories and their owners -------------------------------------------
+
+
+def _host_id() -> str:
+    """Six hex digits naming this host (staging directories on a shared disk)."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def process_start_time(pid: int) -> Optional[int]:
+    """When process `pid` started (clock ticks since boot, from /proc), or None if it is gone.
+
+    With the pid, it names a process uniquely: a pid reused by a later
+    process has another start time. Where there is no /proc (macOS), 0 for
+    a live process.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, another user's
+        return 0
+    # Field 22; the command name (field 2) may hold spaces and parentheses.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def owner_token(pid: Optional[int] = None) -> str:
+    """``pid:start`` of a process (default: this one), as `JOB_OWNER_ENV` carries it."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}:{process_start_time(pid) or 0}"
+
+
+def make_staging_dir(out_dir: str) -> str:
+    """Create the staging directory of a job writing `out_dir`, named after its owner."""
+    pid = os.getpid()
+    name = (f"{STAGING_PREFIX}{os.path.basename(out_dir)}-{_host_id()}-{pid}-"
+            f"{process_start_time(pid) or 0}-{uuid.uuid4().hex[:8]}")
+    path = os.path.join(os.path.dirname(out_dir), name)
+    os.makedirs(path)
+    return path
+
+
+def staging_is_stale(entry: str, host: str,
+                     alive: Callable[[int, int], bool]) -> bool:
+    """Whether staging directory `entry` (a name) belongs to a job that is gone. Pure.
+
+    Args:
+      entry: a directory name starting with `STAGING_PREFIX`.
+      host: this host's id; another host's directories are never judged.
+      alive: ``alive(pid, start time)`` for this host's processes.
+
+    Returns:
+      True for a dead owner, and for names without an owner (written by
+      rlif-data before owners were recorded); False for a live owner, for
+      another host, and for names that are not staging directories.
+    """
+    if not entry.startswith(STAGING_PREFIX):
+        return False
+    m = _STAGING_RE.match(entry)
+    if m is None:
+        return True
+    if m["host"] != host:
+        return False
+    return not alive(int(m["pid"]), int(m["start"]))
+
+
+def owner_alive(pid: int, start: int) -> bool:
+    """Whether process `pid`, started at `start` (0: unknown), is still running."""
+    now = process_start_time(pid)
+    return now is not None and (start == 0 or now == start)
+
+
+def remove_stale_staging(parent: str) -> list[str]:
+    """Remove the staging directories of killed jobs under `parent`; returns them.
+
+    Staging directories of live jobs (on this host or any other) are kept.
+    """
+    removed = []
+    host = _host_id()
+    try:
+        entries = sorted(os.listdir(parent))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        path = os.path.join(parent, entry)
+        if os.path.isdir(path) and staging_is_stale(entry, host, owner_alive):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def _workers_owned():
+    """Tell the worker processes started meanwhile which process they belong to."""
+    before = os.environ.get(JOB_OWNER_ENV)
+    os.environ[JOB_OWNER_ENV] = owner_token()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(JOB_OWNER_ENV, None)
+        else:
+            os.environ[JOB_OWNER_ENV] = before
+
+
+# -- what the workers print -------------------------------------------------------------
+
+
+def _job_log_path(job: str) -> Optional[str]:
+    """A new log file for a job's worker output, or None if none can be made."""
+    directory = os.path.join(tempfile.gettempdir(), "rlif-data-logs")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix=f"{job}-{stamp}-", suffix=".log", dir=directory)
+        os.close(fd)
+    except OSError:
+        return None  # no room even there: the output stays on the terminal
+    return path
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Optional[str]):
+    """Send file descriptor 2 (worker processes, C++ libraries) to `path` meanwhile.
+
+    Python's own writes to ``sys.stderr`` (progress bars) still reach the
+    terminal through a copy of the original descriptor. None: no change.
+    """
+    if path is None:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    os.dup2(fd, 2)
+    os.close(fd)
+    python_stderr = sys.stderr
+    sys.stderr = open(saved, "w", buffering=1, closefd=False)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr = python_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _job_failure(job: str, out_dir: str, exc: BaseException,
+                 job_log: Optional[str]) -> Optional[PipelineFailedError]:
+    """The one-line error for a failed job, or None to let `exc` through (library use).
+
+    A failure of one input names the file and episode (and the log is
+    dropped: it holds nothing more); any other failure, when the workers'
+    output went to `job_log`, gets its last line, a fix where the cause is
+    a full or read-only disk, and the log's path.
+    """
+    where = _input_failure(exc) or _remote_input_failure(str(exc))
+    if where is not None:
+        _discard_log(job_log)
+    elif job_log is None:
+        return None
+    else:
+        text = _log_failure(job_log, exc)
+        fix = errors.os_error_fix(errors.errno_in_text(text))
+        where = failure_summary(text) + (f"; {fix}" if fix else "") + f"; full log: {job_log}"
+    return PipelineFailedError(f"job {job!r} failed, nothing was written to {out_dir}: {where}")
+
+
+def _discard_log(path: Optional[str]) -> None:
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _log_failure(path: str, exc: BaseException) -> str:
+    """Append the failure's traceback to the job log; returns the traceback text."""
+    text = "".join(traceback.format_exception(exc))
+    with contextlib.suppress(OSError):
+        with open(path, "a") as f:
+            f.write(text)
+    return text
+
+
+def failure_summary(text: str, limit: int = 400) -> str:
+    """The line of a failure's text that says what went wrong. Pure.
+
+    The last ``SomeError: message`` line of a traceback (Beam wraps the
+    worker's error several times; the innermost one comes last), without
+    Beam's `` [while running 'stage']`` suffix, cut to `limit` characters.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    found = [line for line in lines if _FAILURE_LINE.match(line)]
+    line = (found or lines or ["unknown error"])[-1].split(" [while running")[0]
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def default_beam_args(verbose: bool = False) -> list[str]:
@@ -212,9 +446,11 @@ def default_beam_args(verbose: bool = False) -> list[str]:
 def show_job_logs(verbose: bool) -> None:
     """``--verbose``: let TFDS, Beam and this package log at INFO (no-op when False).
 
-    A job is quiet by default (progress bar and one summary line); the levels
-    here are what `--verbose` brings back.
+    A job is quiet by default (progress bar and one summary line): what its
+    worker processes print goes to a log file, named if the job fails. The
+    levels here are what `--verbose` brings back.
     """
+    _capture["worker_output"] = not verbose
     if not verbose:
         return
     # Configures nothing when the CLI already did (it owns the root handler).
