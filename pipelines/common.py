@@ -88,6 +88,9 @@ def _add_common_flags(parser: argparse.ArgumentParser) -> None:
     if "--verbose" not in known:
         parser.add_argument("--verbose", action="store_true",
                             help="show TFDS, Beam and worker log messages")
+    if parser.epilog is None:
+        parser.epilog = ("Beam pipeline options (--runner, --direct_num_workers, --project, "
+                         "--temp_location, ...) are accepted too; anything else is refused.")
 
 
 def split_job_args(parser: argparse.ArgumentParser,
