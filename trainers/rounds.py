@@ -25,6 +25,9 @@ silently training on other data.
 The offline prior (e.g. a downsampled D4RL set) is kept as RLPD's separate
 offline source, with its own named reward, not merged into the round data:
 RLPD samples the two halves apart, and merging would mix reward meanings.
+The imitation baselines aggregate it with the rounds instead (DAgger's
+D <- D u D_k starts from the demonstrations), so it must be in their view
+(DAgger: a `dagger` view; HG-DAgger: steps flagged as expert-controlled).
 """
 
 from __future__ import annotations
@@ -237,6 +240,10 @@ class RoundsDriver:
             dataset, offline = datasets, cfg.offline
             if not datasets:  # round 0 with a prior: the prior is the only data
                 dataset, offline = cfg.offline, ()
+            elif algo != "rlpd":
+                # (HG-)DAgger aggregate every dataset, the initial demonstrations
+                # included; only RLPD keeps the prior as a separate source.
+                dataset, offline = cfg.offline + datasets, ()
             init_from = None
             if k > 0:
                 prev_run = os.path.join(cfg.workdir, round_tag(k - 1), "train")
