@@ -45,12 +45,20 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from results_io import write_results  # noqa: E402
 
+from rlif_data import intervention as iv  # noqa: E402
 from rlif_data.envs.pushed_pendulum import DEFAULT_SETUP, ENV_ID  # noqa: E402
 
 REFERENCE = "lqr-aggressive"
-METHODS = ("rlif", "hg-dagger", "dagger")
-"""Methods run as rounds; BC and the expert alone are evaluated beside them."""
-ALGO_OF_METHOD = {"rlif": "rlpd", "hg-dagger": "hg-dagger", "dagger": "dagger"}
+METHODS = ("rlif", "hg-dagger", "dagger", "rlif-zero")
+"""Methods run as rounds; BC and the expert alone are evaluated beside them.
+``rlif-zero`` is the ablation: RLIF whose prior carries reward 0 instead of
+the environment's (the intervention signal alone)."""
+ALGO_OF_METHOD = {"rlif": "rlpd", "hg-dagger": "hg-dagger", "dagger": "dagger",
+                  "rlif-zero": "rlpd"}
+DEMO_VIEW_OF_METHOD = {"rlif": "raw", "rlif-zero": "raw", "hg-dagger": "raw", "dagger": "dagger"}
+"""Which form of the demonstrations each method's prior is: RLPD reads the raw
+recording (rewards named separately), HG-DAgger its expert-controlled steps
+(all of them), DAgger needs the `dagger` view."""
 ALL_METHODS = ("expert", "bc") + METHODS
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT_DIR = os.path.dirname(HERE)
@@ -73,41 +81,56 @@ class ExperimentConfig:
       num_qs: RLPD critic ensemble size.
       utd: RLPD update-to-data ratio U.
       batch_size: minibatch size of every learner.
+      lr: learning rate of every learner (RLPD: actor, critic and temperature).
+      discount: RLPD's discount.
+      init_temperature: RLPD's initial entropy temperature.
       alpha: relative margin of the value-based intervention model.
       beta: intervention probability when the margin is crossed.
-      offline: RLIF's offline prior: "none" or "demos" (the expert's own
-        demonstrations, RLPD's offline half).
-      offline_reward: reward of the prior ("zero", "env").
+      offline: the prior of every round method: "none" (round 0 is an
+        untrained policy) or "demos" (the expert's own demonstrations: RLPD's
+        offline half; the imitation baselines' initial data).
+      offline_reward: reward of RLIF's prior ("env" as the official code
+        keeps for its D4RL half, or "zero"); ``rlif-zero`` always uses "zero".
+      ablation_experts: the experts ``rlif-zero`` runs for (it costs as
+        much as RLIF).
       eval_episodes: evaluation episodes per round and for the final table.
-      ref_episodes: reference episodes per noise level for Q^ref.
-      ref_noise: action-noise standard deviations of the reference episodes.
-      qref_steps: RLPD updates of the Q^ref run.
+      ref_mix: the reference data for Q^ref, as "KIND:VALUE:EPISODES" entries:
+        ``noise:S:N`` -- N episodes of the reference with N(0, S) action
+        noise; ``takeover:R:N`` -- N episodes of a random learner from which
+        the reference takes over at rate R (4-step takeovers): states on the
+        way to a fall and back, which clean reference data never visits.
+      qref_steps: critic steps of the Q^ref fit.
       qref_discount: discount of the Q^ref critic.
+      qref_tau: target-network rate of the Q^ref fit.
       demo_episodes: expert demonstrations for BC (and the RLIF prior).
     """
 
     experts: tuple[str, ...] = ("lqr-cap:1.5", "lqr-cap:0.7")
     seeds: tuple[int, ...] = (0, 100, 200)
     methods: tuple[str, ...] = METHODS
-    rounds: int = 4
-    episodes: int = 4
+    ablation_experts: tuple[str, ...] = ("lqr-cap:0.7",)
+    rounds: int = 5
+    episodes: int = 5
     episode_steps: int = 500
-    rlpd_steps: int = 300
+    rlpd_steps: int = 600
     bc_steps: int = 1000
-    hidden: tuple[int, ...] = (128, 128)
+    hidden: tuple[int, ...] = (64, 64)
     num_qs: int = 10
     utd: int = 4
     batch_size: int = 128
+    lr: float = 1e-3
+    discount: float = 0.95
+    init_temperature: float = 0.1
     alpha: float = 0.97
     beta: float = 0.95
-    offline: str = "none"
-    offline_reward: str = "zero"
+    offline: str = "demos"
+    offline_reward: str = "env"
     eval_episodes: int = 10
-    ref_episodes: int = 4
-    ref_noise: tuple[float, ...] = (0.0, 0.5, 1.5)
-    qref_steps: int = 1500
+    ref_mix: tuple[str, ...] = ("noise:0:4", "noise:0.5:4", "noise:1.5:4", "takeover:0.5:40")
+    qref_steps: int = 3000
     qref_discount: float = 0.95
-    demo_episodes: int = 4
+    qref_tau: float = 0.02
+    demo_episodes: int = 10
 
     def validate(self) -> None:
         """Raise ValueError naming the bad field."""
@@ -117,7 +140,7 @@ class ExperimentConfig:
         if self.offline not in ("none", "demos"):
             raise ValueError(f"offline must be 'none' or 'demos', got {self.offline!r}")
         for name in ("rounds", "episodes", "episode_steps", "rlpd_steps", "bc_steps",
-                     "eval_episodes", "ref_episodes", "qref_steps", "demo_episodes"):
+                     "eval_episodes", "qref_steps", "demo_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.experts or not self.seeds:
@@ -131,7 +154,8 @@ class ExperimentConfig:
 
 QUICK = ExperimentConfig(experts=("lqr-cap:0.7",), seeds=(0,), rounds=2, episodes=2,
                          episode_steps=200, rlpd_steps=30, bc_steps=100, eval_episodes=3,
-                         ref_episodes=2, qref_steps=60, demo_episodes=2, num_qs=4, utd=2)
+                         ref_mix=("noise:0:2", "takeover:0.5:4"), qref_steps=60,
+                         demo_episodes=2, num_qs=4, utd=2)
 
 
 # -- learner configs ----------------------------------------------------------------
@@ -141,30 +165,38 @@ def rlpd_agent(cfg: ExperimentConfig) -> dict[str, Any]:
     from trainers.configs import RLPDConfig
 
     return RLPDConfig(hidden_dims=cfg.hidden, num_qs=cfg.num_qs, utd_ratio=cfg.utd,
-                      batch_size=cfg.batch_size).to_json_dict()
-
-
-def qref_agent(cfg: ExperimentConfig) -> dict[str, Any]:
-    """The Q^ref run's RLPDConfig: same networks, its own discount, no entropy in the target.
-
-    The value-based model compares Q^ref of two actions; an entropy bonus in
-    the backup would add the SAC actor's entropy to both and blur the gap.
-    """
-    from trainers.configs import RLPDConfig
-
-    return RLPDConfig(hidden_dims=cfg.hidden, num_qs=cfg.num_qs, utd_ratio=cfg.utd * 2,
-                      batch_size=cfg.batch_size, discount=cfg.qref_discount,
-                      backup_entropy=False).to_json_dict()
+                      batch_size=cfg.batch_size, actor_lr=cfg.lr, critic_lr=cfg.lr,
+                      temp_lr=cfg.lr, discount=cfg.discount,
+                      init_temperature=cfg.init_temperature).to_json_dict()
 
 
 def bc_agent(cfg: ExperimentConfig) -> dict[str, Any]:
     """The imitation learners' BCConfig as JSON."""
     from trainers.configs import BCConfig
 
-    return BCConfig(hidden_dims=cfg.hidden, batch_size=cfg.batch_size).to_json_dict()
+    return BCConfig(hidden_dims=cfg.hidden, batch_size=cfg.batch_size, lr=cfg.lr).to_json_dict()
 
 
 # -- pure summaries -------------------------------------------------------------------
+
+def parse_mix_entry(entry: str) -> tuple[str, float, int]:
+    """``"KIND:VALUE:EPISODES"`` of `ExperimentConfig.ref_mix` -> (kind, value, episodes).
+
+    Raises:
+      ValueError: not three fields, an unknown kind, or bad numbers.
+    """
+    parts = entry.split(":")
+    if len(parts) != 3 or parts[0] not in ("noise", "takeover"):
+        raise ValueError(f"ref_mix entry {entry!r} is not noise:STD:EPISODES or "
+                         "takeover:RATE:EPISODES")
+    try:
+        value, episodes = float(parts[1]), int(parts[2])
+    except ValueError:
+        raise ValueError(f"ref_mix entry {entry!r}: value and episodes must be numbers") from None
+    if episodes < 1 or value < 0 or (parts[0] == "takeover" and not value < 1):
+        raise ValueError(f"ref_mix entry {entry!r}: episodes >= 1, noise >= 0, rate in [0, 1)")
+    return parts[0], value, episodes
+
 
 def slug(spec: str) -> str:
     """A registry-safe name part for a policy spec ("lqr-cap:1.5" -> "lqr-cap1-5")."""
@@ -227,7 +259,8 @@ def format_table(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 # -- plots -----------------------------------------------------------------------------
 
-COLORS = {"rlif": "tab:red", "hg-dagger": "tab:blue", "dagger": "tab:green",
+COLORS = {"rlif": "tab:red", "rlif-zero": "tab:orange", "hg-dagger": "tab:blue",
+          "dagger": "tab:green",
           "bc": "tab:purple", "expert": "black"}
 
 
@@ -295,6 +328,147 @@ def plot_interventions(summary: dict, out_png: str) -> str:
     return out_png
 
 
+# -- Q^ref by policy evaluation ------------------------------------------------------------
+
+def linear_policy_actions(gain: np.ndarray, observations: np.ndarray, low: np.ndarray,
+                          high: np.ndarray) -> np.ndarray:
+    """A linear controller's actions ``clip(-K s)`` for a batch of states (float32).
+
+    Args:
+      gain: (m, n) feedback gain K.
+      observations: (N, n) states.
+      low, high: (m,) action bounds.
+
+    Returns:
+      (N, m) actions.
+    """
+    actions = -np.asarray(observations, np.float64) @ np.asarray(gain, np.float64).T
+    return np.clip(actions.astype(np.float32), low, high)
+
+
+def policy_evaluation_scan(agent, data: dict, key, steps: int, batch_size: int):
+    """`steps` critic steps of Q^pi evaluation, as one ``lax.scan`` (jit it).
+
+    Each step draws a minibatch of rows uniformly and applies RLPD's
+    `critic_step` with the evaluated policy's next actions, stored in
+    ``data["next_policy_actions"]``, and zero log-probabilities (the target
+    has no entropy term when the config's ``backup_entropy`` is False).
+
+    Args:
+      agent: an `RLPDLearner` (its critic is fitted; the actor is unused).
+      data: device arrays: the `RL_KEYS` columns and ``next_policy_actions``,
+        actions scaled to [-1, 1].
+      key: a ``jax.random`` key.
+      steps: critic steps.
+      batch_size: rows per step.
+
+    Returns:
+      ``(agent, losses)`` with the (steps,) critic losses.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from trainers.agents import batch as bk
+    from trainers.agents.rlpd.critic import critic_step
+
+    rows = data[bk.REWARDS].shape[0]
+
+    def body(agent, step_key):
+        pick_key, subset_key = jax.random.split(step_key)
+        idx = jax.random.randint(pick_key, (batch_size,), 0, rows)
+        batch = {k: data[k][idx] for k in bk.RL_KEYS}
+        agent, info = critic_step(agent, batch, data["next_policy_actions"][idx],
+                                  jnp.zeros((batch_size,), jnp.float32), subset_key)
+        return agent, info["critic_loss"]
+
+    return jax.lax.scan(body, agent, jax.random.split(key, steps))
+
+
+def fit_reference_q(refs: Sequence[str], out: str, cfg: "ExperimentConfig", root: str,
+                    log=print) -> str:
+    """Fit Q^{pi_ref} on `refs` (env reward) and save it in rlif-data's critic format.
+
+    Args:
+      refs: the reference datasets.
+      out: the critic directory to write (`rlif_data.policies.critic.save_critic`).
+      cfg: the experiment (Q^ref steps, discount, network sizes).
+      root: the registry root.
+      log: one-line progress messages.
+
+    Returns:
+      `out`.
+    """
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+
+    from rlif_data.envs.pushed_pendulum import make_env
+    from rlif_data.policies import from_spec
+    from rlif_data.policies.critic import CriticConfig, save_critic
+    from trainers.agents import batch as bk
+    from trainers.agents.rlpd import RLPDLearner
+    from trainers.configs import RLPDConfig
+    from trainers.data import load_transitions, normalize_actions
+
+    space = make_env().action_space
+    low, high = np.asarray(space.low, np.float32), np.asarray(space.high, np.float32)
+    reference = from_spec(REFERENCE, space, env_id=ENV_ID, seed=0)
+    tr, _ = load_transitions(list(refs), reward="env", root=root)
+    data = {bk.OBSERVATIONS: tr.observations, bk.ACTIONS: normalize_actions(tr.actions, low, high),
+            bk.REWARDS: tr.rewards, bk.DISCOUNTS: tr.discounts,
+            bk.NEXT_OBSERVATIONS: tr.next_observations,
+            "next_policy_actions": normalize_actions(
+                linear_policy_actions(reference.gain, tr.next_observations, low, high),
+                low, high)}
+    data = {k: jnp.asarray(v, jnp.float32) for k, v in data.items()}
+    config = RLPDConfig(hidden_dims=cfg.hidden, num_qs=cfg.num_qs, batch_size=cfg.batch_size * 2,
+                        discount=cfg.qref_discount, tau=cfg.qref_tau, backup_entropy=False)
+    agent = RLPDLearner.create(0, int(tr.observations.shape[-1]), tr.action_dim, config)
+    chunk = max(cfg.qref_steps // 5, 1)
+    run = jax.jit(functools.partial(policy_evaluation_scan, batch_size=config.batch_size),
+                  static_argnames="steps")
+    key, done = jax.random.PRNGKey(0), 0
+    while done < cfg.qref_steps:
+        n = min(chunk, cfg.qref_steps - done)
+        key, sub = jax.random.split(key)
+        agent, losses = run(agent, data, sub, steps=n)
+        done += n
+        log(f"  Q^ref step {done}: critic loss {float(np.mean(np.asarray(losses))):.4f}")
+    critic_config = CriticConfig(
+        obs_dim=agent.obs_dim, action_dim=agent.action_dim, hidden_dims=tuple(cfg.hidden),
+        num_qs=cfg.num_qs, layer_norm=True, action_low=tuple(float(v) for v in low),
+        action_high=tuple(float(v) for v in high))
+    return save_critic(out, critic_config, {"params": agent.critic_params})
+
+
+BEAM_ARGS = ["--runner=DirectRunner", "--direct_num_workers=1",
+             "--direct_running_mode=in_memory"]
+"""One in-process Beam worker: the demonstrations are small."""
+
+
+class ExpertInControl(iv.InterventionModel):
+    """An intervention model under which the expert acts at every step (demonstrations).
+
+    Recording demonstrations this way sets every step's intervention flag,
+    so HG-DAgger (which learns from expert-controlled steps) can use them.
+    """
+
+    name = "demonstration"
+
+    def reset(self, seed: Optional[int] = None) -> None:
+        """Nothing to reset."""
+
+    def decide(self, ctx) -> bool:
+        """The expert is in control."""
+        return True
+
+    def params(self) -> dict[str, Any]:
+        """No parameters."""
+        return {}
+
+
+
 # -- stages (I/O) ------------------------------------------------------------------------
 
 class Experiment:
@@ -333,8 +507,11 @@ class Experiment:
         return None
 
     def _record(self, name: str, learner, expert, episodes: int, seed: int,
-                operator: str, lineage: dict[str, Any]) -> str:
-        """Record `episodes` episodes with no interventions and publish them as `name`."""
+                operator: str, lineage: dict[str, Any], model=None) -> str:
+        """Record `episodes` episodes and publish them as `name` (if not yet published).
+
+        `model` decides who acts (None: the learner alone).
+        """
         import shutil
 
         from rlif_data import intervention as iv
@@ -353,70 +530,104 @@ class Experiment:
         schema = sc.vector_schema(obs_dim, env.gym_env.action_space.shape[0])
         session = SessionInfo(env_id=ENV_ID, operator=operator, round=0,
                               policy_version=operator, seed=seed)
-        record_session(env, out, schema, learner, expert, iv.NoIntervention(), session,
+        record_session(env, out, schema, learner, expert, model or iv.NoIntervention(), session,
                        episodes, progress=False)
         self.registry.publish(out, name, tags=("latest",),
                               lineage={"job": "rlif_experiment/record", **lineage})
         return f"{name}@latest"
 
-    def reference_data(self) -> str:
-        """Reference episodes (clean and noisy), published as ``reference``."""
-        from rlif_data.policies import from_spec
-        from rlif_data.policies.base import NoisyPolicy
+    def reference_data(self) -> list[str]:
+        """The reference episodes of `ref_mix`, one published dataset per entry."""
+        from rlif_data import intervention as iv
         from rlif_data.envs.pushed_pendulum import make_env
+        from rlif_data.policies import from_spec
+        from rlif_data.policies.base import NoisyPolicy, RandomPolicy
 
         space = make_env().action_space
         refs = []
-        for j, noise in enumerate(self.cfg.ref_noise):
-            ref = from_spec(REFERENCE, space, env_id=ENV_ID, seed=j)
-            learner = ref if noise == 0 else NoisyPolicy(ref, noise, space.low, space.high,
-                                                         seed=5000 + j)
+        for j, entry in enumerate(self.cfg.ref_mix):
+            kind, value, episodes = parse_mix_entry(entry)
+            seed = 5000 + 1000 * j
+            ref = from_spec(REFERENCE, space, env_id=ENV_ID, seed=seed)
+            if kind == "noise":
+                learner = ref if value == 0 else NoisyPolicy(ref, value, space.low, space.high,
+                                                             seed=seed)
+                model = iv.NoIntervention()
+            else:
+                learner = RandomPolicy(space.low, space.high, seed=seed)
+                model = iv.RandomTakeover(value, seed=seed)
             refs.append(self._record(
-                f"reference-noise{j}", learner, ref, self.cfg.ref_episodes, 5000 + 100 * j,
-                f"{REFERENCE}+noise{noise}", {"noise_std": noise, "policy": REFERENCE}))
+                f"reference-{j}", learner, ref, episodes, seed, f"{REFERENCE}:{entry}",
+                {"mix": entry, "policy": REFERENCE}, model=model))
         return refs
 
     def train_qref(self) -> str:
-        """The Q^ref run directory: RLPD on the reference data with the env reward."""
-        from trainers import train as train_lib
+        """The Q^ref critic directory: the reference's Q fitted on the reference data.
+
+        Q^ref is the reference policy's own action value (paper: Q^{pi_ref}),
+        fitted by policy evaluation with RLPD's critic step (same ensemble,
+        LayerNorm, min over a random 2 in the target) where the next action
+        is the reference's, not a SAC actor's. An offline RLPD run's critic
+        is the value of its own actor, which these narrow data cannot make
+        good, so it barely tells actions apart (docs/experiments.md).
+        """
+        from rlif_data.policies.critic import CRITIC_CONFIG_FILENAME
 
         out = os.path.join(self.workdir, "qref")
-        if train_lib.is_run_directory(out):
+        if os.path.isfile(os.path.join(out, CRITIC_CONFIG_FILENAME)):
             return out
         refs = self._timed("reference data", self.reference_data)
-        tc = train_lib.TrainConfig(
-            algo="rlpd", dataset=tuple(refs), out=out, steps=self.cfg.qref_steps, reward="env",
-            seed=0, env_id=ENV_ID, max_episode_steps=self.cfg.episode_steps, eval_episodes=1,
-            checkpoint_every=self.cfg.qref_steps, log_every=max(self.cfg.qref_steps // 10, 1),
-            root=self.root, agent=qref_agent(self.cfg))
-        self.log(f"Q^ref: RLPD on {', '.join(refs)} for {self.cfg.qref_steps} updates")
-        self._timed("Q^ref training", train_lib.train, tc, progress=False)
+        self.log(f"Q^ref: policy evaluation of {REFERENCE} on {', '.join(refs)} "
+                 f"for {self.cfg.qref_steps} critic steps")
+        self._timed("Q^ref fit", fit_reference_q, refs, out, self.cfg, self.root, self.log)
         return out
 
-    def demos(self, expert: str) -> str:
-        """The expert's own episodes (no interventions), published as ``demos-<expert>``."""
-        from rlif_data.policies import from_spec
+    def demos(self, expert: str) -> dict[str, str]:
+        """The expert's own episodes, published raw and in the `dagger` view.
+
+        The expert controls every step and the steps say so (intervention
+        flags set), which is what HG-DAgger learns from.
+
+        Returns:
+          ``{"raw": ref, "dagger": ref}``.
+        """
+        import tempfile
+
+        from pipelines import relabel
         from rlif_data.envs.pushed_pendulum import make_env
+        from rlif_data.policies import from_spec
 
         policy = from_spec(expert, make_env().action_space, env_id=ENV_ID, seed=0)
-        return self._timed("demos", self._record, f"demos-{slug(expert)}", policy, policy,
-                           self.cfg.demo_episodes, 7000, expert, {"policy": expert})
+        name = f"demos-{slug(expert)}"
+        raw = self._timed("demos", self._record, name, policy, policy, self.cfg.demo_episodes,
+                          7000, expert, {"policy": expert}, model=ExpertInControl())
+        dagger = self._published(f"{name}-dagger")
+        if dagger is None:
+            info = self.registry.info(raw)
+            with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
+                out = relabel.run(info.path, os.path.join(tmp, "dagger"), "dagger", BEAM_ARGS)
+                self.registry.publish(out, f"{name}-dagger", tags=("latest",), lineage={
+                    "job": "rlif_experiment/relabel", "view": "dagger",
+                    "inputs": [{"ref": info.ref, "content_sha256": info.manifest["content_sha256"]}]})
+            dagger = f"{name}-dagger@latest"
+        return {"raw": raw, "dagger": dagger}
 
     def rounds(self, expert: str, method: str, seed: int, qref: str,
-               demos: str) -> list[dict[str, Any]]:
+               demos: dict[str, str]) -> list[dict[str, Any]]:
         """One rounds run; returns its table as dicts."""
         from trainers.rounds import RoundsConfig, RoundsDriver
 
         cfg = self.cfg
-        rlif = method == "rlif"
-        offline = (demos,) if rlif and cfg.offline == "demos" else ()
+        rlpd = ALGO_OF_METHOD[method] == "rlpd"
+        offline = (demos[DEMO_VIEW_OF_METHOD[method]],) if cfg.offline == "demos" else ()
         name = f"{method}-{slug(expert)}-s{seed}"
         rc = RoundsConfig(
             name=name, env_id=ENV_ID, rounds=cfg.rounds, episodes=cfg.episodes, expert=expert,
             algo=ALGO_OF_METHOD[method], intervention="value", alpha=cfg.alpha, beta=cfg.beta,
-            qref=qref, offline=offline, offline_reward=cfg.offline_reward,
-            steps=cfg.rlpd_steps if rlif else cfg.bc_steps,
-            agent=rlpd_agent(cfg) if rlif else bc_agent(cfg),
+            qref=qref, offline=offline,
+            offline_reward="zero" if method == "rlif-zero" else cfg.offline_reward,
+            steps=cfg.rlpd_steps if rlpd else cfg.bc_steps,
+            agent=rlpd_agent(cfg) if rlpd else bc_agent(cfg),
             max_episode_steps=cfg.episode_steps, eval_episodes=cfg.eval_episodes, seed=seed,
             workdir=os.path.join(self.workdir, "rounds", name), root=self.root)
         driver = RoundsDriver(rc, progress=False, log=lambda line: self.log(f"  {name}: {line}"))
@@ -477,8 +688,10 @@ class Experiment:
                 runs.append({"expert": expert, "method": "expert", "seed": seed,
                              "final": self.expert_alone(expert, eval_seed)})
                 runs.append({"expert": expert, "method": "bc", "seed": seed,
-                             "final": self.bc(expert, seed, demos, eval_seed)})
+                             "final": self.bc(expert, seed, demos["raw"], eval_seed)})
                 for method in cfg.methods:
+                    if method == "rlif-zero" and expert not in cfg.ablation_experts:
+                        continue
                     self.log(f"{expert} seed {seed}: {method}")
                     rows = self.rounds(expert, method, seed, qref, demos)
                     final = self._final_eval(rows[-1])
