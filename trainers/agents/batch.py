@@ -1,11 +1,10 @@
-"""The keys of a training batch, named once, and the checks every learner applies.
+"""Which batch columns each learner reads, and the checks every learner applies.
 
 A batch is a mapping of arrays with a common leading dimension, as the RLPD
-sampler (`trainers.data`) returns it. The names match
-`rlif_data.relabel.episode_transitions` (plural: they are columns of many
-transitions, not RLDS step fields). ``discounts`` is the stored per-step
-discount: 0 after a true termination, 1 otherwise (truncation included); the
-learner multiplies it by the config's discount factor.
+sampler and the replay buffer (`trainers.data`) return it; the key names are
+defined once, in `trainers.data.transitions`. ``discounts`` is the stored
+per-step discount: 0 after a true termination, 1 otherwise (truncation
+included); the learner multiplies it by the config's discount factor.
 """
 
 from __future__ import annotations
@@ -15,11 +14,13 @@ from typing import Any, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
-OBSERVATIONS = "observations"
-ACTIONS = "actions"
-REWARDS = "rewards"
-DISCOUNTS = "discounts"
-NEXT_OBSERVATIONS = "next_observations"
+from trainers.data.transitions import (  # noqa: F401 (re-exported for the learners)
+    ACTIONS,
+    DISCOUNTS,
+    NEXT_OBSERVATIONS,
+    OBSERVATIONS,
+    REWARDS,
+)
 
 RL_KEYS = (OBSERVATIONS, ACTIONS, REWARDS, DISCOUNTS, NEXT_OBSERVATIONS)
 """What an RL (RLPD) update reads."""
