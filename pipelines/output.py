@@ -35,6 +35,7 @@ import traceback
 import uuid
 from typing import Any, Callable, Optional, Sequence
 
+from pipelines import processes
 from rlif_data import errors
 from rlif_data import schema as sc
 from rlif_data.faults import checkpoint
@@ -42,8 +43,6 @@ from rlif_data.version import code_version
 
 log = logging.getLogger(__name__)
 STAGING_PREFIX = ".staging-"
-# "pid:start time" of the job process, read by `pipelines.worker_guard` in each worker.
-JOB_OWNER_ENV = "RLIF_JOB_OWNER"
 WORKER_GUARD = "pipelines.worker_guard"
 # <prefix><output name>-<host hash>-<pid>-<process start time>-<random>
 _STAGING_RE = re.compile(r"^" + re.escape(STAGING_PREFIX)
@@ -186,9 +185,6 @@ def write_dataset(
         `out_dir`.
       Exception: whatever else failed inside the pipeline (library use).
     """
-    import tensorflow_datasets as tfds
-    from apache_beam.options.pipeline_options import PipelineOptions
-
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir):
         raise OutputExistsError(
@@ -202,13 +198,24 @@ def write_dataset(
     metadata = {sc.FORMAT_VERSION_KEY: sc.FORMAT_VERSION, sc.SCHEMA_KEY: schema.to_json(),
                 "lineage": job.metadata()}
     builder_cls = _builder_class(schema, metadata, source, description)
+    with _job_processes(staging):
+        _build_and_rename(builder_cls, staging, out_dir, job, beam_args)
+    return out_dir
+
+
+def _build_and_rename(builder_cls, staging: str, out_dir: str, job: JobInfo,
+                      beam_args: Optional[Sequence[str]]) -> None:
+    """Run TFDS' Beam build in `staging`, then rename the dataset to `out_dir`."""
+    import tensorflow_datasets as tfds
+    from apache_beam.options.pipeline_options import PipelineOptions
+
     try:
         builder = builder_cls(data_dir=staging, file_format="array_record")
         args = list(beam_args or default_beam_args())
         options = PipelineOptions(args + [f"--beam_plugins={WORKER_GUARD}"])
         job_log = _job_log_path(job.job) if _capture["worker_output"] else None
         try:
-            with _workers_owned(), _stderr_to(job_log):
+            with _stderr_to(job_log):
                 builder.download_and_prepare(
                     download_config=tfds.download.DownloadConfig(beam_options=options)
                 )
@@ -225,7 +232,6 @@ def write_dataset(
     finally:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(staging)
-    return out_dir
 
 
 # -- staging directories and their owners -------------------------------------------
@@ -236,41 +242,11 @@ def _host_id() -> str:
     return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
 
 
-def process_start_time(pid: int) -> Optional[int]:
-    """When process `pid` started (clock ticks since boot, from /proc), or None if it is gone.
-
-    With the pid, it names a process uniquely: a pid reused by a later
-    process has another start time. Where there is no /proc (macOS), 0 for
-    a live process.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode(errors="replace")
-    except FileNotFoundError:
-        if os.path.isdir("/proc/self"):
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass  # alive, another user's
-        return 0
-    # Field 22; the command name (field 2) may hold spaces and parentheses.
-    return int(stat.rsplit(")", 1)[1].split()[19])
-
-
-def owner_token(pid: Optional[int] = None) -> str:
-    """``pid:start`` of a process (default: this one), as `JOB_OWNER_ENV` carries it."""
-    pid = os.getpid() if pid is None else pid
-    return f"{pid}:{process_start_time(pid) or 0}"
-
-
 def make_staging_dir(out_dir: str) -> str:
     """Create the staging directory of a job writing `out_dir`, named after its owner."""
     pid = os.getpid()
     name = (f"{STAGING_PREFIX}{os.path.basename(out_dir)}-{_host_id()}-{pid}-"
-            f"{process_start_time(pid) or 0}-{uuid.uuid4().hex[:8]}")
+            f"{processes.process_start_time(pid) or 0}-{uuid.uuid4().hex[:8]}")
     path = os.path.join(os.path.dirname(out_dir), name)
     os.makedirs(path)
     return path
@@ -300,12 +276,6 @@ def staging_is_stale(entry: str, host: str,
     return not alive(int(m["pid"]), int(m["start"]))
 
 
-def owner_alive(pid: int, start: int) -> bool:
-    """Whether process `pid`, started at `start` (0: unknown), is still running."""
-    now = process_start_time(pid)
-    return now is not None and (start == 0 or now == start)
-
-
 def remove_stale_staging(parent: str) -> list[str]:
     """Remove the staging directories of killed jobs under `parent`; returns them.
 
@@ -319,24 +289,31 @@ def remove_stale_staging(parent: str) -> list[str]:
         return removed
     for entry in entries:
         path = os.path.join(parent, entry)
-        if os.path.isdir(path) and staging_is_stale(entry, host, owner_alive):
+        if os.path.isdir(path) and staging_is_stale(entry, host, processes.owner_alive):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
 
 
 @contextlib.contextmanager
-def _workers_owned():
-    """Tell the worker processes started meanwhile which process they belong to."""
-    before = os.environ.get(JOB_OWNER_ENV)
-    os.environ[JOB_OWNER_ENV] = owner_token()
+def _job_processes(staging: str):
+    """Mark the worker processes started meanwhile as this job's, and clean up if it dies.
+
+    The janitor (`pipelines.processes`) kills them and removes `staging`
+    when this process ends: at the end of the block, or at a SIGKILL.
+    """
+    token = processes.owner_token()
+    janitor = processes.start_janitor(token, staging)
+    before = os.environ.get(processes.JOB_OWNER_ENV)
+    os.environ[processes.JOB_OWNER_ENV] = token
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop(JOB_OWNER_ENV, None)
+            os.environ.pop(processes.JOB_OWNER_ENV, None)
         else:
-            os.environ[JOB_OWNER_ENV] = before
+            os.environ[processes.JOB_OWNER_ENV] = before
+        processes.stop_janitor(janitor)
 
 
 # -- what the workers print -------------------------------------------------------------

@@ -1,20 +1,19 @@
 """Beam worker processes die with the rlif-data job that started them.
 
 `pipelines.output.write_dataset` passes ``--beam_plugins=pipelines.worker_guard``,
-so Beam's worker main imports this module first thing in every worker
-process, and sets `output.JOB_OWNER_ENV` (``pid:start time`` of the job) in
-the environment the workers inherit. Without it, a SIGKILLed job leaves its
-DirectRunner workers running (they wait for a control channel that is gone).
-
-Two guards, because a worker's parent may be the shell Beam starts it with:
+so Beam's worker main imports this module in every worker process once it
+has started, and the job's token (`processes.JOB_OWNER_ENV`) is in the
+environment the workers inherit. The job's janitor (`pipelines.processes`)
+kills workers on Linux at any stage; this guard makes a started worker
+react by itself, also where there is no /proc:
 
 * ``prctl(PR_SET_PDEATHSIG, SIGKILL)``: the kernel kills the worker the
-  moment its parent dies (Linux);
-* where the parent is not the job itself, a daemon thread checks every
-  `POLL_S` seconds that the job (pid and start time) is still there.
+  moment its parent dies (Linux), when the parent is the job itself;
+* otherwise (Beam starts workers through a shell) a daemon thread checks
+  every `POLL_S` seconds that the job (pid and start time) is still there.
 
-Outside an rlif-data job (no `JOB_OWNER_ENV`, e.g. a Dataflow worker)
-importing this module does nothing.
+Outside an rlif-data job (no token, e.g. a Dataflow worker) importing this
+module does nothing.
 """
 
 from __future__ import annotations
@@ -24,20 +23,11 @@ import os
 import signal
 import threading
 import time
-from typing import Optional
 
-from pipelines import output
+from pipelines import processes
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 POLL_S = 0.5
-
-
-def parse_owner(token: str) -> Optional[tuple[int, int]]:
-    """``"pid:start"`` as (pid, start), or None if malformed. Pure."""
-    pid, _, start = token.partition(":")
-    if not (pid.isdigit() and start.isdigit()):
-        return None
-    return int(pid), int(start)
 
 
 def _die() -> None:
@@ -54,19 +44,19 @@ def _set_parent_death_signal() -> bool:
 
 
 def _watch(pid: int, start: int) -> None:
-    while output.owner_alive(pid, start):
+    while processes.owner_alive(pid, start):
         time.sleep(POLL_S)
     _die()
 
 
 def install() -> None:
     """Tie this worker's life to its job's (no-op outside an rlif-data job)."""
-    owner = parse_owner(os.environ.get(output.JOB_OWNER_ENV, ""))
+    owner = processes.parse_owner(os.environ.get(processes.JOB_OWNER_ENV, ""))
     if owner is None:
         return
     pid, start = owner
     guarded = _set_parent_death_signal() and os.getppid() == pid
-    if not output.owner_alive(pid, start):
+    if not processes.owner_alive(pid, start):
         _die()  # the job died before the guard was in place
     if not guarded:
         threading.Thread(target=_watch, args=owner, name="rlif-worker-guard", daemon=True).start()

@@ -201,11 +201,21 @@ def import_(archive_path: Path = typer.Argument(..., metavar="ARCHIVE"),
     console.print(f"imported {info.ref}; tags {', '.join(info.tags) or 'none'}")
 
 
-def gc(root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
-    """Remove what crashed publishes, pulls and imports left behind."""
+def gc(root: Optional[Path] = typer.Option(None, help=ROOT_HELP),
+       jobs: list[Path] = typer.Option([], help="Also remove the staging directories that "
+                                        "killed jobs left in this output folder (repeatable).")):
+    """Remove what crashed publishes, pulls, imports, tag moves and jobs left behind."""
+    from pipelines.output import remove_stale_staging
+
     with user_errors():
         removed = _registry(root).gc()
-    console.print(f"removed {len(removed)} leftover staging director{'y' if len(removed) == 1 else 'ies'}")
+        for folder in jobs:
+            if not folder.is_dir():
+                raise ValueError(f"--jobs {folder}: not a directory; give the folder that "
+                                 "holds the jobs' --out directories")
+            removed += remove_stale_staging(str(folder))
+    console.print(f"removed {len(removed)} leftover{'' if len(removed) == 1 else 's'}"
+                  + "".join(f"\n  {path}" for path in removed))
 
 
 def register(app: typer.Typer) -> None:

@@ -361,15 +361,7 @@ def _recover_locked(directory: str) -> RecoveryReport:
     schema = read_schema(directory)
     rebuilt = _creation_interrupted(directory)
     lengths, num_bytes = ([], 0) if rebuilt else indexed_shard_lengths(read_index(directory))
-    removed = []
-    for name in sorted(os.listdir(directory)):
-        if name.startswith(TMP_PREFIX):
-            path = os.path.join(directory, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
-            removed.append(name)
+    removed = _remove_temporaries(directory)
     checkpoint("recover.temporaries_removed")
     shards = list_shards(directory, schema.name)
     if [i for i, _ in shards] != list(range(len(shards))) or len(shards) < len(lengths):
@@ -420,6 +412,20 @@ def _recover_locked(directory: str) -> RecoveryReport:
         fsync_path(directory)
     return RecoveryReport(directory, removed, added, sum(lengths), damaged,
                           [INFO_FILE] if rebuilt else [])
+
+
+def _remove_temporaries(directory: str) -> list[str]:
+    """Delete what killed writers left half-written (TMP_PREFIX files and directories)."""
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        if name.startswith(TMP_PREFIX):
+            path = os.path.join(directory, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+            removed.append(name)
+    return removed
 
 
 def _set_aside(directory: str, name: str) -> None:
@@ -540,6 +546,7 @@ class EpisodeStore:
                     f"{self.directory} is not empty and holds no rlif-data recording "
                     f"(found {sorted(stray)[:5]}); choose an empty or new directory"
                 )
+            _remove_temporaries(self.directory)  # a creation killed before its first index
             self._info = build_info(self.directory, self.schema, self._metadata)
             self._lengths, self._num_bytes = [], 0
             self._info.set_splits(split_dict(self.directory, self.schema.name, [], 0))

@@ -470,22 +470,24 @@ class Registry:
                     "name": name, "version": str(chosen), "kind": kind, "created": _now(),
                     "published_by": current_user(), "source": source, "lineage": lineage or {},
                 })
-                self._rename_in(target, name, chosen, tags, "publish.renamed")
+                self._rename_in(target, name, chosen, tags)
+                checkpoint("publish.renamed")
+                self._finish_tag_change(name)
         return self.info(f"{name}:{chosen}")
 
     def _rename_in(self, staged: str, name: str, version: Version, tags: tuple[str, ...],
-                   point: str, move: Callable[[str, str], None] = os.rename) -> None:
+                   move: Callable[[str, str], None] = os.rename) -> None:
         """Make a staged version visible with its tags, as one recoverable step (lock held).
 
         The tag change is recorded first, to take effect with the rename: a
         kill after the rename shows the version with its tags, never a new
-        version that `latest` does not reach.
+        version that `latest` does not reach. The caller applies the change
+        to the files (`_finish_tag_change`).
 
         Args:
           staged: the complete version directory (with its manifest).
           name, version: where it goes.
           tags: tags to point at it.
-          point: the fault checkpoint between the rename and the tag change.
           move: the atomic step that makes `staged` the version directory.
 
         Raises:
@@ -502,8 +504,6 @@ class Registry:
                 raise VersionExistsError(f"{name}:{version} appeared meanwhile") from None
             raise
         fsync_path(self._name_dir(name))
-        checkpoint(point)
-        self._finish_tag_change(name)
 
     @staticmethod
     def _check_dataset_files(directory: str, where: str) -> None:
@@ -579,11 +579,14 @@ class Registry:
                 if replace_damaged:
                     self._replace_version(staged, final, name_dir)
                 self._change_tags(name, dict.fromkeys(tags, version))
-            elif os.path.lexists(final):  # a leftover, not a version: swap it out
-                self._rename_in(staged, name, version, tags, "install.renamed",
-                                move=lambda a, b: self._replace_version(a, b, name_dir))
             else:
-                self._rename_in(staged, name, version, tags, "install.renamed")
+                if os.path.lexists(final):  # a leftover, not a version: swap it out
+                    self._rename_in(staged, name, version, tags,
+                                    move=lambda a, b: self._replace_version(a, b, name_dir))
+                else:
+                    self._rename_in(staged, name, version, tags)
+                checkpoint("install.renamed")
+                self._finish_tag_change(name)
         return self.info(f"{name}:{version}")
 
     @staticmethod
