@@ -149,12 +149,16 @@ def _label(n: dict) -> str:
 
 
 def verify(ref: str = typer.Argument(...), quick: bool = typer.Option(False, help="Sizes only."),
+           deep: bool = typer.Option(False, help="Also parse every record of every shard (finds "
+                                     "damage that happened before publishing)."),
            root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
     """Check a version's files against the checksums recorded at publish."""
+    if quick and deep:
+        raise typer.BadParameter("--quick and --deep exclude each other")
     with user_errors():
-        info = _registry(root).verify(ref, full=not quick)
-    console.print(f"{info.ref}: {len(info.manifest['files'])} files OK "
-                  f"({'sizes' if quick else 'SHA-256'})")
+        info = _registry(root).verify(ref, full=not quick, deep=deep)
+    how = "sizes" if quick else "SHA-256" + (" + every record parsed" if deep else "")
+    console.print(f"{info.ref}: {len(info.manifest['files'])} files OK ({how})")
 
 
 def push(ref: str = typer.Argument(...), remote: str = typer.Argument(..., help="fsspec URL."),

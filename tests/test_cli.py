@@ -170,3 +170,32 @@ def test_export_import_commands(tmp_path):
     assert len(read_episodes(os.path.join(str(tmp_path / "b"), "datasets", "demo", "1.0.0"))) == 2
     again = runner.invoke(app, ["export", "demo@latest", archive, *a])
     assert again.exit_code == 2 and "exists" in again.output
+
+
+def test_verify_deep_through_the_cli_finds_damage_the_hashes_accept(tmp_path):
+    from rlif_data.registry import checksums
+    from rlif_data.registry.store import Registry
+    from tests.fakes.episodes import make_episode, write_recording
+
+    rec = write_recording(tmp_path / "rec", [make_episode(i) for i in range(2)])
+    registry = Registry(str(tmp_path / "reg"))
+    info = registry.publish(rec, "d")
+    root = ["--root", str(tmp_path / "reg")]
+    ok = runner.invoke(app, ["verify", "d@latest", "--deep", *root])
+    assert ok.exit_code == 0 and "every record parsed" in ok.output
+    # Damage a shard after publishing and re-sign the manifest: the hashes agree, records do not.
+    shard = next(rel for rel in info.manifest["files"] if "array_record" in rel)
+    path = os.path.join(info.path, shard)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:  # zero the footer (array_record pads the file with zeros)
+        end = len(f.read().rstrip(b"\0"))
+        f.seek(end - 512)
+        f.write(b"\0" * 512)
+    files = {**info.manifest["files"], shard: {**info.manifest["files"][shard],
+                                               "sha256": checksums.sha256_file(path)}}
+    extra = {k: v for k, v in info.manifest.items() if k not in ("files", "content_sha256")}
+    os.chmod(info.path, 0o755)
+    checksums.write_manifest(info.path, files, extra)
+    assert runner.invoke(app, ["verify", "d@latest", *root]).exit_code == 0
+    bad = runner.invoke(app, ["verify", "d@latest", "--deep", *root])
+    assert bad.exit_code == 2 and shard.split("/")[-1] in " ".join(bad.output.split())
