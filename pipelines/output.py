@@ -21,7 +21,6 @@ sizes, features). Around it:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import hashlib
 import logging
@@ -36,10 +35,9 @@ import uuid
 from typing import Any, Callable, Optional, Sequence
 
 from pipelines import processes
-from rlif_data import errors
+from rlif_data import errors, lineage
 from rlif_data import schema as sc
 from rlif_data.faults import checkpoint
-from rlif_data.version import code_version
 
 log = logging.getLogger(__name__)
 STAGING_PREFIX = ".staging-"
@@ -88,29 +86,8 @@ def _remote_input_failure(text: str) -> Optional[str]:
     return text.split(marker, 1)[1].splitlines()[0].split(" [while running")[0]
 
 
-@dataclasses.dataclass(frozen=True)
-class JobInfo:
-    """What a job records about itself in its output's metadata.
-
-    Attributes:
-      job: the pipeline's name, e.g. "relabel".
-      params: the job's parameters (JSON-able).
-      inputs: input paths or dataset references with whatever identifies them.
-    """
-
-    job: str
-    params: dict[str, Any]
-    inputs: Sequence[dict[str, Any]]
-
-    def metadata(self) -> dict[str, Any]:
-        """The lineage block stored in the dataset's metadata.json."""
-        return {
-            "job": self.job,
-            "params": self.params,
-            "inputs": list(self.inputs),
-            "code_version": code_version(),
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        }
+# The job record is the lineage contract's (`rlif_data.lineage`); jobs build it by this name.
+JobInfo = lineage.JobRecord
 
 
 def _builder_class(schema: sc.EpisodeSchema, metadata: dict[str, Any], source: EpisodeSource,
