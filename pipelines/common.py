@@ -13,7 +13,8 @@ import apache_beam as beam
 
 from rlif_data import errors
 from rlif_data import schema as sc
-from rlif_data.registry.store import ROOT_ENV
+from rlif_data.lineage import InputRef
+from rlif_data.registry.store import ROOT_ENV, ResolvedDataset
 
 
 class PipelineInputError(errors.RlifDataError):
@@ -218,9 +219,16 @@ def map_episode(fn: Callable[[dict], dict], source: str):
     return apply
 
 
-def dataset_input(directory: str) -> dict[str, Any]:
-    """Identify an input dataset for lineage: path, episode count, schema."""
+def dataset_input(dataset: ResolvedDataset | str) -> InputRef:
+    """Identify an input dataset for lineage, with its episode count and size.
+
+    Args:
+      dataset: what `resolve_dataset_ref` made of the job's argument (a
+        registry version is recorded by ref and content hash), or a path.
+    """
     from rlif_data.recording.store import indexed_shard_lengths, read_index
 
-    lengths, num_bytes = indexed_shard_lengths(read_index(directory))
-    return {"path": os.path.abspath(directory), "episodes": sum(lengths), "bytes": num_bytes}
+    if isinstance(dataset, str):
+        dataset = ResolvedDataset(dataset)
+    lengths, num_bytes = indexed_shard_lengths(read_index(dataset.path))
+    return dataset.as_input(episodes=sum(lengths), bytes=num_bytes)

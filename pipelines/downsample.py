@@ -20,7 +20,7 @@ from rlif_data import downsample as ds
 from rlif_data import episodes
 from rlif_data import schema as sc
 from rlif_data.recording.reader import EpisodeReader
-from rlif_data.registry.store import resolve_dataset
+from rlif_data.registry.store import resolve_dataset_ref
 
 STRATA = {
     "none": None,
@@ -53,7 +53,8 @@ def run(input_dir: str, out_dir: str, *, episodes: Optional[int] = None,
     """
     if stratify not in STRATA:
         raise ValueError(f"stratify must be one of {list(STRATA)}, got {stratify!r}")
-    input_dir = resolve_dataset(input_dir)
+    resolved = resolve_dataset_ref(input_dir)
+    input_dir = resolved.path
     infos = episode_infos(input_dir, stratify)
     if not infos:
         raise ValueError(f"{input_dir} holds no episodes; nothing to downsample")
@@ -72,7 +73,7 @@ def run(input_dir: str, out_dir: str, *, episodes: Optional[int] = None,
               "stratify": stratify, "selected_episodes": len(selection.indices),
               "selected_transitions": selection.transitions,
               "per_stratum": selection.per_stratum, "indices": list(selection.indices)}
-    job = output.JobInfo("downsample", params, [common.dataset_input(input_dir)])
+    job = output.JobInfo("downsample", params, [common.dataset_input(resolved)])
     return output.write_dataset(source, out_dir, schema, job, beam_args,
                                 description="A seeded subset of whole episodes.")
 

@@ -20,6 +20,7 @@ import apache_beam as beam
 
 from pipelines import common, output
 from rlif_data import schema as sc
+from rlif_data.lineage import path_input
 from rlif_data.sources import d4rl_hdf5
 
 
@@ -92,8 +93,8 @@ def run(path: str, out_dir: str, env_id: str = "", max_episode_steps: Optional[i
     job = output.JobInfo(
         "ingest_d4rl",
         {"env_id": env_id, "max_episode_steps": max_episode_steps},
-        [{"path": os.path.abspath(path), "sha256": file_sha256(path),
-          "rows": summary["rows"], "episodes": summary["episodes"]}],
+        [path_input(path, sha256=file_sha256(path), rows=summary["rows"],
+                    episodes=summary["episodes"])],
     )
     return output.write_dataset(source, out_dir, schema, job, beam_args,
                                 description=f"D4RL {dataset} as RLDS episodes (source = dataset).")

@@ -24,7 +24,8 @@ from pipelines import common, output
 from rlif_data import episodes, errors
 from rlif_data import schema as sc
 from rlif_data.recording.reader import EpisodeReader
-from rlif_data.registry.store import resolve_dataset
+from rlif_data.lineage import path_input
+from rlif_data.registry.store import resolve_dataset_ref
 from rlif_data.sources import demo_files
 
 # Episode keys: input number * this + episode index keeps inputs in the order given.
@@ -51,8 +52,12 @@ def run(out_dir: str, *, sessions: Sequence[str] = (), demos: Sequence[str] = ()
       SchemaMismatchError: inputs with different observation/action layouts.
       OutputExistsError: `out_dir` exists.
     """
-    inputs = [("session", os.path.abspath(resolve_dataset(p))) for p in sessions] + [
+    resolved = [resolve_dataset_ref(p) for p in sessions]
+    inputs = [("session", os.path.abspath(r.path)) for r in resolved] + [
         ("demos", os.path.abspath(p)) for p in demos]
+    # Sessions from the registry are recorded by ref and content hash, the rest by path.
+    records = [r.as_input(kind="session") for r in resolved] + [
+        path_input(p, kind="demos") for p in demos]
     if not inputs:
         raise ValueError("give at least one --sessions directory or --demos path")
     schemas = []
@@ -89,7 +94,7 @@ def run(out_dir: str, *, sessions: Sequence[str] = (), demos: Sequence[str] = ()
         )
 
     job = output.JobInfo("ingest_human", {"operator": operator, "env_id": env_id},
-                         [{"kind": kind, "path": path} for kind, path in inputs])
+                         records)
     return output.write_dataset(source, out_dir, out_schema, job, beam_args,
                                 description="Human demonstrations and intervention sessions.")
 

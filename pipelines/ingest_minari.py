@@ -18,6 +18,7 @@ import apache_beam as beam
 from pipelines import common, output
 from pipelines.ingest_d4rl import tfds_name
 from rlif_data import episodes
+from rlif_data.lineage import path_input
 from rlif_data.sources import minari_reader
 
 
@@ -47,8 +48,8 @@ def run(path: str, out_dir: str, dataset_id: Optional[str] = None,
         )
 
     job = output.JobInfo("ingest_minari", {"dataset_id": dataset_id},
-                         [{"path": path, "minari_dataset_id": metadata.get("dataset_id"),
-                           "episodes": metadata.get("total_episodes")}])
+                         [path_input(path, minari_dataset_id=metadata.get("dataset_id"),
+                                     episodes=metadata.get("total_episodes"))])
     return output.write_dataset(source, out_dir, schema, job, beam_args,
                                 description=f"Minari {name} as RLDS episodes (source = dataset).")
 

@@ -27,7 +27,7 @@ from pipelines import common, output
 from rlif_data import errors, lineage
 from rlif_data.recording import reader as reader_lib
 from rlif_data.recording import store
-from rlif_data.registry.store import resolve_dataset
+from rlif_data.registry.store import resolve_dataset_ref
 
 _BUILT_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
 
@@ -71,7 +71,8 @@ def run(inputs: Sequence[str], out_dir: str, name: Optional[str] = None) -> str:
     """
     if len(inputs) < 2:
         raise ValueError("merge needs at least two input datasets")
-    inputs = [resolve_dataset(p) for p in inputs]
+    resolved = [resolve_dataset_ref(p) for p in inputs]
+    inputs = [r.path for r in resolved]
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir):
         raise output.OutputExistsError(f"{out_dir} already exists; choose a new output directory")
@@ -110,8 +111,8 @@ def run(inputs: Sequence[str], out_dir: str, name: Optional[str] = None) -> str:
             num_bytes += os.path.getsize(dst)
         job = output.JobInfo("merge", {lineage.VIEW_PARAM: view, "linked_shards": linked,
                                        "copied_shards": n - linked},
-                             [common.dataset_input(p) for p in inputs])
-        metadata = {"lineage": job.metadata()}
+                             [common.dataset_input(r) for r in resolved])
+        metadata = {lineage.LINEAGE_KEY: job.metadata()}
         info = store.build_info(staging, schema, metadata)
         info.set_splits(store.split_dict(staging, name, [length for _, length in shards],
                                          num_bytes, template=_BUILT_TEMPLATE))

@@ -21,7 +21,7 @@ import apache_beam as beam
 from pipelines import common, output
 from rlif_data import relabel as rl
 from rlif_data.recording.reader import EpisodeReader
-from rlif_data.registry.store import resolve_dataset
+from rlif_data.registry.store import resolve_dataset_ref
 
 
 def run(input_dir: str, out_dir: str, view: str = "paper",
@@ -35,7 +35,8 @@ def run(input_dir: str, out_dir: str, view: str = "paper",
     """
     if view not in rl.VIEWS:
         raise ValueError(f"unknown relabel view {view!r}; choose one of {list(rl.VIEWS)}")
-    input_dir = resolve_dataset(input_dir)
+    resolved = resolve_dataset_ref(input_dir)
+    input_dir = resolved.path
     with EpisodeReader(input_dir, repair=False) as reader:
         schema = reader.schema
         count = len(reader)
@@ -53,7 +54,7 @@ def run(input_dir: str, out_dir: str, view: str = "paper",
             | "Relabel" >> beam.Map(common.map_episode(relabel, input_dir))
         )
 
-    job = output.JobInfo("relabel", {"view": view}, [common.dataset_input(input_dir)])
+    job = output.JobInfo("relabel", {"view": view}, [common.dataset_input(resolved)])
     return output.write_dataset(source, out_dir, out_schema, job, beam_args,
                                 description=f"RLIF episodes relabelled with the {view!r} view.")
 

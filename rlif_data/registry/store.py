@@ -42,7 +42,7 @@ import time
 import uuid
 from typing import Any, Callable, Iterator, Optional
 
-from rlif_data import errors
+from rlif_data import errors, lineage
 from rlif_data.faults import checkpoint
 from rlif_data.fsutil import fsync_path
 from rlif_data.registry import checksums
@@ -775,26 +775,15 @@ class Registry:
         return self._lineage_node(info, seen=set())
 
     def _lineage_node(self, info: VersionInfo, seen: set) -> dict[str, Any]:
-        meta_path = os.path.join(info.path, "metadata.json")
-        job: dict[str, Any] = {}
-        if os.path.exists(meta_path):
-            with open(meta_path) as f:
-                job = json.load(f).get("lineage", {}) or {}
-        node = {"ref": info.ref, "job": job.get("job", "recording"), "params": job.get("params", {}),
-                "created": info.manifest.get("created"), "code_version": job.get("code_version"),
+        record = lineage.lineage_of(lineage.read_record(info.path),
+                                    info.manifest.get(lineage.LINEAGE_KEY),
+                                    info.manifest.get("source"))
+        node = {"ref": info.ref, "job": record.job, "params": dict(record.params),
+                "created": info.manifest.get("created"), "code_version": record.code_version,
                 "content_sha256": info.manifest.get("content_sha256"), "inputs": []}
         seen.add(info.ref)
-        published = info.manifest.get("lineage", {}) or {}
-        if not job and published.get("job"):
-            # Artifacts without a dataset job record (policies) keep theirs in the manifest.
-            job = {k: published.get(k) for k in ("job", "params", "code_version")}
-            node.update(job=job["job"], params=job["params"] or {})
-        inputs = list(job.get("inputs", [])) + list(published.get("inputs", []))
-        if not inputs and info.manifest.get("source"):
-            # A raw recording: the leaf is where its episodes were published from.
-            inputs = [{"path": info.manifest["source"]}]
-        for item in inputs:
-            parent = self._registry_ref(item)
+        for item in record.inputs:
+            parent = item.ref or self._ref_of_path(item.path)
             if parent and parent in seen:
                 # Already drawn elsewhere in this tree (a merge and a policy share inputs).
                 node["inputs"].append({"ref": parent, "job": "(shown above)", "params": {},
@@ -802,13 +791,12 @@ class Registry:
             elif parent:
                 node["inputs"].append(self._lineage_node(self.info(parent), seen))
             else:
-                node["inputs"].append({"raw": item})
+                node["inputs"].append({"raw": item.to_json()})
         return node
 
-    def _registry_ref(self, item: dict[str, Any]) -> Optional[str]:
-        if item.get("ref"):
-            return item["ref"]
-        path = os.path.abspath(item.get("path", "")) if item.get("path") else ""
+    def _ref_of_path(self, path: Optional[str]) -> Optional[str]:
+        """``name:version`` of a version directory of this registry (old records hold paths)."""
+        path = os.path.abspath(path) if path else ""
         base = os.path.join(self.root, "datasets") + os.sep
         if path.startswith(base):
             parts = path[len(base):].split(os.sep)
@@ -882,17 +870,58 @@ def _remove(path: str) -> None:
             os.unlink(path)
 
 
-def resolve_dataset(arg: str, root: Optional[str] = None) -> str:
-    """A dataset argument as a directory: an existing path as is, else a registry reference.
+@dataclasses.dataclass(frozen=True)
+class ResolvedDataset:
+    """What a dataset argument named.
 
-    This is how pipelines, trainers and the CLI accept ``name@tag`` and
-    ``name:version`` wherever they take a dataset directory.
+    Attributes:
+      path: the dataset directory.
+      ref: ``name:version`` when the argument was a registry reference
+        (a tag is resolved to the version it pointed at), else None.
+      content_sha256: that version's content hash (None for a path).
+    """
+
+    path: str
+    ref: Optional[str] = None
+    content_sha256: Optional[str] = None
+
+    def as_input(self, **known: Any) -> "lineage.InputRef":
+        """This dataset as a job's input: the ref and content hash, else the path."""
+        if self.ref:
+            return lineage.registry_input(self.ref, self.content_sha256, **known)
+        return lineage.path_input(self.path, **known)
+
+
+def resolve_dataset_ref(arg: str, root: Optional[str] = None) -> ResolvedDataset:
+    """A dataset argument as a directory, with the registry version it came from.
+
+    An existing path is taken as is; else `arg` is a registry reference
+    (``name@tag``, ``name:version``) whose version's files are size-checked.
+
+    Raises:
+      FileNotFoundError: neither an existing path nor a reference.
+      UnknownDatasetError: a reference the registry at `root` does not know.
+      IntegrityError: the version's files differ from its manifest.
     """
     if os.path.exists(arg):
-        return arg
+        return ResolvedDataset(arg)
     try:
         parse_ref(arg)
     except ValueError:
         raise FileNotFoundError(f"{arg}: no such directory, and not a dataset reference "
                                 "(name:1.0.0, name@tag)") from None
-    return Registry(root).path(arg)
+    registry = Registry(root)
+    info = registry.info(arg)
+    # By version, not by `arg`: a tag moved meanwhile must not change the path.
+    return ResolvedDataset(registry.path(info.ref), info.ref,
+                           info.manifest.get("content_sha256"))
+
+
+def resolve_dataset(arg: str, root: Optional[str] = None) -> str:
+    """A dataset argument as a directory: an existing path as is, else a registry reference.
+
+    This is how pipelines, trainers and the CLI accept ``name@tag`` and
+    ``name:version`` wherever they take a dataset directory; jobs that
+    record their inputs use `resolve_dataset_ref`.
+    """
+    return resolve_dataset_ref(arg, root).path
