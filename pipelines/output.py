@@ -168,6 +168,9 @@ def write_dataset(
             f"{out_dir} already exists; choose a new output directory (jobs never overwrite)"
         )
     parent = os.path.dirname(out_dir)
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise OutputExistsError(f"{parent} is a file; the output {out_dir} must be a new "
+                                "directory inside a directory")
     os.makedirs(parent, exist_ok=True)
     for path in remove_stale_staging(parent):
         log.warning("removed %s, left by a job that was killed", path)

@@ -12,6 +12,7 @@ from typing import Callable, Optional, Union
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rlif_data import errors
 
@@ -38,11 +39,18 @@ err_console = Console(stderr=True, soft_wrap=True, width=_width(sys.stderr))
 
 @contextlib.contextmanager
 def user_errors():
-    """Report expected errors (bad input, damaged data) without a traceback."""
+    """Report expected errors (bad input, damaged data, a full or read-only disk) in one line.
+
+    Exits with code 2 and no traceback.
+    """
     try:
         yield
     except (errors.RlifDataError, ValueError, FileNotFoundError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+    except OSError as exc:  # what the user can fix (full, read-only disk), not a bug
+        err_console.print(f"[bold red]error:[/] {escape(errors.describe_os_error(exc))}",
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
 
 

@@ -51,7 +51,7 @@ _OS_ERROR_FIXES = {
     errno.EDQUOT: "the disk quota is used up: free space or write somewhere else (--root, --out)",
     errno.EROFS: "that file system is mounted read-only: remount it read-write or give a "
                  "writable directory (--root, --out)",
-    errno.EACCES: "you may not write there: fix the permissions or give another directory "
+    errno.EACCES: "permission denied: fix the permissions or use another directory "
                   "(--root, --out)",
     errno.EPERM: "the operation is not permitted there: give another directory (--root, --out)",
     errno.ENOTDIR: "a part of that path is a file, not a directory: give a directory path",

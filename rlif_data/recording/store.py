@@ -189,8 +189,21 @@ def split_dict(directory: str, dataset_name: str, shard_lengths: list[int], num_
     )
 
 
+def _check_is_directory(directory: str) -> None:
+    """Refuse a path that is a file where a recording directory is expected.
+
+    Raises:
+      CorruptRecordingError: `directory` is an existing file.
+    """
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise errors.CorruptRecordingError(
+            f"{directory} is a file, not a directory; give a recording or dataset directory "
+            "(`record --out` creates a new one)")
+
+
 def read_index(directory: str) -> dict[str, Any]:
     """The parsed `dataset_info.json` of a recording directory."""
+    _check_is_directory(directory)
     path = os.path.join(directory, INFO_FILE)
     try:
         with open(path) as f:
@@ -205,6 +218,7 @@ def read_index(directory: str) -> dict[str, Any]:
 
 def read_schema(directory: str) -> sc.EpisodeSchema:
     """The `EpisodeSchema` stored with a recording (format version checked)."""
+    _check_is_directory(directory)
     path = os.path.join(directory, sc.METADATA_FILE)
     try:
         with open(path) as f:
@@ -340,14 +354,22 @@ def recover(directory: str) -> RecoveryReport:
 
     Raises:
       RecordingLockedError: a live writer still holds the directory.
-      CorruptRecordingError: no such directory, or shards are missing from the
-        middle of the sequence.
+      CorruptRecordingError: no such directory (or a file), or shards are
+        missing from the middle of the sequence.
+      RecordingError: the disk refused a write (read-only, full); the
+        committed episodes are intact.
     """
+    _check_is_directory(directory)
     if not os.path.isdir(directory):
         raise errors.CorruptRecordingError(
             f"{directory}: no such directory; give the recording directory to recover")
-    with writer_lock(directory):
-        return _recover_locked(directory)
+    try:
+        with writer_lock(directory):
+            return _recover_locked(directory)
+    except OSError as exc:
+        raise errors.RecordingError(
+            f"recover of {directory} failed: {errors.describe_os_error(exc)}; every committed "
+            "episode is intact, run recover again once that is fixed") from exc
 
 
 def _stored_metadata(directory: str) -> dict[str, Any]:
@@ -501,18 +523,31 @@ class EpisodeStore:
         Raises:
           SchemaMismatchError: the directory holds a recording with another schema.
           RecordingLockedError: another live process is writing there.
-          RecordingError: the directory holds files that are not a recording.
+          RecordingError: the directory holds files that are not a recording,
+            or the disk refused a write (read-only, full).
+          CorruptRecordingError: `directory` is a file.
         """
         store = cls(directory, schema, metadata)
         store._open()
         return store
 
     def _open(self) -> None:
-        os.makedirs(self.directory, exist_ok=True)
-        self._lock_cm = writer_lock(self.directory)
-        self._lock_cm.__enter__()
+        _check_is_directory(self.directory)
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            self._lock_cm = writer_lock(self.directory)
+            self._lock_cm.__enter__()
+        except OSError as exc:
+            raise errors.RecordingError(
+                f"cannot record into {self.directory}: {errors.describe_os_error(exc)}; "
+                "the episodes recorded there before are intact") from exc
         try:
             self._init_or_load()
+        except OSError as exc:
+            self._release()
+            raise errors.RecordingError(
+                f"cannot record into {self.directory}: {errors.describe_os_error(exc)}; "
+                "the episodes recorded there before are intact") from exc
         except BaseException:
             self._release()
             raise

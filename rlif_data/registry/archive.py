@@ -50,6 +50,7 @@ from rlif_data.registry.store import (
     VersionExistsError,
     VersionInfo,
     current_user,
+    disk_errors,
 )
 from rlif_data.registry.versions import Ref, Version, check_name, check_tag
 
@@ -270,6 +271,7 @@ def inspect_archive(archive_path: str) -> ArchiveHeader:
     return header
 
 
+@disk_errors("import")
 def import_archive(registry: Registry, archive_path: str,
                    tags: Optional[Iterable[str]] = None) -> VersionInfo:
     """Import a version from an archive written by `export_version`.
@@ -534,4 +536,6 @@ def _extract(archive_path: str, tar: tarfile.TarFile, members: list[tarfile.TarI
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise ArchiveError(f"{archive_path}: truncated or corrupt: {exc}") from None
     except OSError as exc:
+        if errors.os_error_fix(exc.errno):
+            raise  # our disk, not the archive: `disk_errors` says how to fix it
         raise ArchiveError(f"{archive_path}: extraction failed: {exc}") from None

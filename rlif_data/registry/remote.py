@@ -33,6 +33,7 @@ import posixpath
 import shutil
 from typing import Any, Callable, Optional
 
+from rlif_data import errors
 from rlif_data.faults import checkpoint
 from rlif_data.registry import checksums, safe_paths
 from rlif_data.registry.store import (
@@ -43,6 +44,7 @@ from rlif_data.registry.store import (
     VersionExistsError,
     VersionInfo,
     _flock,
+    disk_errors,
 )
 from rlif_data.registry.versions import Ref, Version, check_tag, parse_ref
 
@@ -376,6 +378,7 @@ def forward_tags(local: dict[str, str], remote: tuple[str, ...], version: Versio
     return tuple(keep)
 
 
+@disk_errors("pull")
 def pull(registry: Registry, ref: str, url: str, progress: Progress = None) -> VersionInfo:
     """Download a remote version into the local registry (resumable, verified).
 
@@ -434,6 +437,8 @@ def pull(registry: Registry, ref: str, url: str, progress: Progress = None) -> V
                 done += 1
                 checkpoint("pull.file_fetched")
         except (OSError, RemoteError) as exc:
+            if isinstance(exc, OSError) and errors.os_error_fix(exc.errno):
+                raise  # our disk, not the remote: `disk_errors` says how to fix it
             raise RemoteError(
                 f"pull of {name}:{version} from {url} stopped after {done}/"
                 f"{len(files)} files ({exc}); run pull again to resume") from None

@@ -33,8 +33,10 @@ import dataclasses
 import datetime
 import errno
 import fcntl
+import functools
 import getpass
 import json
+import logging
 import os
 import shutil
 import socket
@@ -56,6 +58,7 @@ from rlif_data.registry.versions import (
     parse_ref,
 )
 
+log = logging.getLogger(__name__)
 ROOT_ENV = "RLIF_DATA_ROOT"
 STAGING_LOCK = ".publisher.lock"
 TAGS_FILE = "tags.json"
@@ -104,6 +107,34 @@ class VersionExistsError(RegistryError):
 
 class IntegrityError(RegistryError):
     """A version's files differ from what was recorded at publish."""
+
+
+class DiskError(RegistryError):
+    """The disk refused a write (full, read-only, no permission); the registry is as it was."""
+
+
+def disk_errors(operation: str):
+    """Decorate a write operation: an OSError becomes one `DiskError` line with its fix.
+
+    What a reader sees is unchanged after such a failure (every protocol
+    here makes its change visible in one step at its end); files a failed
+    pull fetched stay in staging for the next attempt.
+
+    Args:
+      operation: the verb for the message, e.g. "publish".
+    """
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except errors.RlifDataError:
+                raise
+            except OSError as exc:
+                raise DiskError(f"{operation} failed: {errors.describe_os_error(exc)}; "
+                                "the registry is as it was") from exc
+        return wrapped
+    return decorate
 
 
 def default_root() -> str:
@@ -404,6 +435,7 @@ class Registry:
             finally:
                 shutil.rmtree(path, ignore_errors=True)
 
+    @disk_errors("publish")
     def publish(self, source: str, name: str, version: Optional[str] = None,
                 bump: str = "minor", tags: tuple[str, ...] = (LATEST,),
                 lineage: Optional[dict[str, Any]] = None, progress=None) -> VersionInfo:
@@ -472,7 +504,7 @@ class Registry:
                 })
                 self._rename_in(target, name, chosen, tags)
                 checkpoint("publish.renamed")
-                self._finish_tag_change(name)
+                self._finish_after_commit(name)
         return self.info(f"{name}:{chosen}")
 
     def _rename_in(self, staged: str, name: str, version: Version, tags: tuple[str, ...],
@@ -523,6 +555,7 @@ class Registry:
             raise IntegrityError(f"{where} has damaged shards, not publishing it: "
                                  + "; ".join(problems) + "; run `rlif-data recover` on it")
 
+    @disk_errors("install")
     def install(self, staged: str, tags: tuple[str, ...] = (),
                 hashes_verified: bool = False, replace_damaged: bool = False) -> VersionInfo:
         """Make a staged, complete version directory (files + MANIFEST.json) visible.
@@ -586,7 +619,7 @@ class Registry:
                 else:
                     self._rename_in(staged, name, version, tags)
                 checkpoint("install.renamed")
-                self._finish_tag_change(name)
+                self._finish_after_commit(name)
         return self.info(f"{name}:{version}")
 
     @staticmethod
@@ -597,6 +630,7 @@ class Registry:
         checkpoint("repair.exchanged")
         shutil.rmtree(staged, ignore_errors=True)
 
+    @disk_errors("tag")
     def install_tags_only(self, name: str, version: Version, manifest: dict[str, Any],
                           tags: tuple[str, ...]) -> VersionInfo:
         """A version that is already here (same content): only apply `tags`.
@@ -630,6 +664,7 @@ class Registry:
                                 f"by pid {pid}; publish it when the session has ended")
 
     # -- tags -----------------------------------------------------------------
+    @disk_errors("tag")
     def tag(self, ref: str, tag: str) -> Version:
         """Point `tag` at the version `ref` names (moving it if it exists)."""
         check_tag(tag)
@@ -638,6 +673,7 @@ class Registry:
             self._change_tags(name, {tag: version})
         return version
 
+    @disk_errors("untag")
     def untag(self, name: str, tag: str) -> None:
         """Remove a tag (the version stays).
 
@@ -671,7 +707,21 @@ class Registry:
             the module docstring); None: in force as soon as it is written.
         """
         if self._begin_tag_change(name, changes, requires):
+            self._finish_after_commit(name)
+
+    def _finish_after_commit(self, name: str) -> None:
+        """Apply a tag change that has taken effect; a disk error here is only a warning.
+
+        The operation is done once its record is in force (readers see it):
+        failing it now would report a change that happened as one that did
+        not. The next writer of the name or `gc` applies it to the files.
+        """
+        try:
             self._finish_tag_change(name)
+        except OSError as exc:
+            log.warning("%s: the tag change is in force but tags.json was not rewritten (%s); "
+                        "run `rlif-data gc` once that is fixed", self._name_dir(name),
+                        errors.describe_os_error(exc))
 
     def _begin_tag_change(self, name: str, changes: dict[str, Optional[Version]],
                           requires: Optional[Version] = None) -> bool:
@@ -756,11 +806,16 @@ class Registry:
         """Replace a file of the name directory whole (temporary file, fsync, rename, fsync dir)."""
         name_dir = self._name_dir(name)
         tmp = os.path.join(name_dir, f"{TAGS_TMP_PREFIX}{uuid.uuid4().hex[:8]}{TAGS_TMP_SUFFIX}")
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(name_dir, filename))
+        try:
+            with open(tmp, "w") as f:
+                json.dump(data, f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, os.path.join(name_dir, filename))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # a full disk: leave no partial file behind
+            raise
         fsync_path(name_dir)
 
     # -- lineage --------------------------------------------------------------
@@ -805,6 +860,7 @@ class Registry:
         return None
 
     # -- garbage collection ------------------------------------------------------
+    @disk_errors("gc")
     def gc(self) -> list[str]:
         """Clean up after killed writers; returns what was removed.
 
