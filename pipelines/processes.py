@@ -107,10 +107,15 @@ def kill_processes_of(token: str, passes: int = 3) -> list[int]:
 
 
 def start_janitor(token: str, staging: Optional[str] = None) -> subprocess.Popen:
-    """Start the janitor of job `token` (see the module docstring); keep the result until the end."""
+    """Start the janitor of job `token` (module docstring); keep the result until the job ends.
+
+    Args:
+      token: the job's `owner_token`.
+      staging: the job's staging directory, removed when the job is gone.
+    """
     env = {k: v for k, v in os.environ.items() if k != JOB_OWNER_ENV}
-    return subprocess.Popen([sys.executable, "-m", __name__, token] + ([staging] if staging else []),
-                            stdin=subprocess.PIPE, env=env, close_fds=True)
+    argv = [sys.executable, "-m", __name__, token] + ([staging] if staging else [])
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, env=env, close_fds=True)
 
 
 def stop_janitor(janitor: subprocess.Popen) -> None:
