@@ -56,7 +56,8 @@ _OS_ERROR_FIXES = {
     errno.EPERM: "the operation is not permitted there: give another directory (--root, --out)",
     errno.ENOTDIR: "a part of that path is a file, not a directory: give a directory path",
     errno.EISDIR: "that path is a directory: give a file path",
-    errno.EEXIST: "that path exists already: give a new one",
+    errno.EEXIST: "that path exists already (a directory cannot be made where a file is): "
+                  "give a new path",
 }
 
 

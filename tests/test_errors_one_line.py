@@ -145,7 +145,7 @@ def test_publish_on_a_full_disk_is_one_line_and_leaves_the_registry(full_disk, s
     line = error_line(runner.invoke(app, ["publish", sources["large"], "--name", "d",
                                           "--root", root]))
     assert line.startswith("error: publish failed:") and "No space left on device" in line
-    assert "free space on that disk" in line
+    assert "free space on that disk" in line and root in line  # which disk is full
     assert registry_state(root) == before
     assert os.listdir(os.path.join(root, "staging")) == []  # the partial copy is gone
 
@@ -229,7 +229,7 @@ FILE_ARGUMENTS = {
                       "already exists; choose a new output directory"),
     "relabel --out inside": (lambda f, s: ["relabel", "--input", s["small"],
                                            "--out", os.path.join(f, "out")] + SINGLE,
-                             "is a file; the output"),
+                             ("is a file", "exists already")),
     "inspect": (lambda f, s: ["inspect", f], "is a file, not a directory"),
     "recover": (lambda f, s: ["recover", f], "is a file, not a directory"),
 }
@@ -239,7 +239,8 @@ FILE_ARGUMENTS = {
 def test_a_file_where_a_directory_belongs_is_one_line(a_file, sources, case):
     args, expected = FILE_ARGUMENTS[case]
     line = error_line(runner.invoke(app, args(a_file, sources)))
-    assert a_file in line and expected in line
+    assert a_file in line and any(e in line for e in (
+        expected if isinstance(expected, tuple) else (expected,)))
     assert open(a_file).read() == "not a directory\n"
 
 

@@ -480,10 +480,15 @@ class Registry:
                     continue  # lock files, temporary files of a live writer
                 src, dst = os.path.join(source, rel), os.path.join(target, rel)
                 os.makedirs(os.path.dirname(dst), exist_ok=True)
-                with open(src, "rb") as fi, open(dst, "wb") as fo:
-                    size, digest = checksums.copy_and_hash(fi, fo, progress)
-                    fo.flush()
-                    os.fsync(fo.fileno())
+                try:
+                    with open(src, "rb") as fi, open(dst, "wb") as fo:
+                        size, digest = checksums.copy_and_hash(fi, fo, progress)
+                        fo.flush()
+                        os.fsync(fo.fileno())
+                except OSError as exc:
+                    if exc.filename is None:
+                        exc.filename = dst  # a failed write() names no file; say which disk
+                    raise
                 files[rel] = {"size": size, "sha256": digest}
             problems = checksums.check_files(target, files, full=False)
             if problems:
