@@ -253,3 +253,28 @@ def test_the_installed_command_prints_one_line_on_a_read_only_registry(read_only
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Read-only file system" in lines[0], done.stderr
+
+
+def test_os_errors_are_described_in_one_line_with_their_fix():
+    import errno
+
+    from rlif_data import errors
+
+    line = errors.describe_os_error(OSError(errno.EROFS, "Read-only file system", "/r/.lock"))
+    assert line.startswith("/r/.lock: Read-only file system; ") and "remount" in line
+    assert errors.describe_os_error(OSError(errno.EIO, "I/O error")) == "I/O error"  # no fix
+    assert errors.errno_in_text("RuntimeError: write() failed: No space left on device; "
+                                "writing x") == errno.ENOSPC
+    assert errors.errno_in_text("ValueError: bad view") is None
+
+
+def test_a_failure_summary_is_the_innermost_error_line():
+    from pipelines.output import failure_summary
+
+    text = ("Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+            "RuntimeError: write() failed: No space left on device [while running 'w']\n\n"
+            "During handling ...\nTraceback ...\n"
+            "apache_beam.runners.direct.SomeFailure: write() failed: disk [while running 'w']\n")
+    assert failure_summary(text) == "apache_beam.runners.direct.SomeFailure: write() failed: disk"
+    assert failure_summary("no error line here\nlast words") == "last words"
+    assert len(failure_summary("KeyError: " + "x" * 1000)) == 400
