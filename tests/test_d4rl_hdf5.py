@@ -138,9 +138,9 @@ def test_episode_boundaries_accepts_column_and_float_flags():
 @pytest.mark.parametrize(
     "terminals,timeouts,max_steps,message",
     [
-        (_flags(3, []), _flags(4, []), None, "timeouts has 4 rows"),
+        (_flags(3, []), _flags(4, []), None, "'timeouts' has 4 rows"),
         (_flags(3, []), None, 0, "max_episode_steps must be positive"),
-        (np.zeros((3, 2)), None, None, "terminals must have shape"),
+        (np.zeros((3, 2)), None, None, "'terminals' must have shape"),
     ],
 )
 def test_episode_boundaries_rejects_bad_flags(terminals, timeouts, max_steps, message):
@@ -407,7 +407,7 @@ def test_mismatched_lengths(tmp_path, key):
         read_d4rl_episodes(fake.path)
     message = str(info.value)
     assert str(fake.path) in message
-    assert f"key '{key}' has 11 rows but 'observations' has 12" in message
+    assert f"'{key}' has 11 rows but 'observations' has 12" in message
 
 
 @pytest.mark.parametrize(
@@ -428,7 +428,7 @@ def test_non_finite_values_name_key_row_and_episode(tmp_path, key, row, value, e
         list(episodes)
     message = str(info.value)
     assert str(fake.path) in message
-    assert f"key '{key}'" in message
+    assert f"'{key}' has a non-finite value" in message
     assert f"row {row} " in message
     assert f"episode {episode}," in message
 

@@ -193,7 +193,7 @@ def test_episode_steps_end_flags(term, trunc, terminated):
         (lambda a: a.update(rew=a["rew"][:-1]), r"'rewards' has 2 rows"),
         (lambda a: a.update(term=np.array([1, 0, 0], bool)), r"flag set at row 0 before"),
         (lambda a: a.update(act=np.ones(3, np.float32)),
-         r"'actions' must be a numeric \[T, act_dim\]"),
+         r"'actions' must be 2-D \[T, act_dim\]"),
         (lambda a: a.__setitem__("act", np.where(np.arange(3)[:, None] == 1, np.inf, 1.0)),
          r"'actions' has a non-finite value .* at row 1"),
         (lambda a: a.update(obs=np.ones((1, 2)), act=np.ones((0, 1)), rew=np.ones(0),

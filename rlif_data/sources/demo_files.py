@@ -54,7 +54,8 @@ import numpy as np
 
 from rlif_data import episodes, errors, schema
 from rlif_data import intervention as iv
-from rlif_data.sources.hdf5_io import check_finite, open_hdf5
+from rlif_data.sources import arrays as checks
+from rlif_data.sources.hdf5_io import open_hdf5, read_array
 
 PathLike = Union[str, os.PathLike]
 
@@ -99,41 +100,8 @@ class DemoNotFoundError(DemoFormatError, FileNotFoundError):
 
 
 def _numeric(arrays: Mapping[str, np.ndarray], name: str, ndim: int, where: str) -> np.ndarray:
-    arr = np.asarray(arrays[name])
-    if arr.dtype.kind not in "biuf":
-        raise DemoFormatError(f"{where}: '{name}' must be numeric, got dtype {arr.dtype}")
-    if arr.ndim != ndim:
-        want = {1: "[T]", 2: "[T, dim]" if name != OBSERVATIONS else "[T+1, obs_dim]"}[ndim]
-        raise DemoFormatError(
-            f"{where}: '{name}' must be {ndim}-D {want}, got shape {arr.shape}"
-        )
-    return arr
-
-
-def _finite(arr: np.ndarray, name: str, where: str) -> None:
-    check_finite(arr, name, where, DemoFormatError)
-
-
-def _terminated(value: Any, where: str) -> bool:
-    arr = np.asarray(value)
-    if arr.ndim != 0:
-        raise DemoFormatError(
-            f"{where}: '{TERMINATED}' must be a scalar bool (one per episode), "
-            f"got shape {arr.shape}"
-        )
-    if arr.dtype.kind == "b":
-        return bool(arr)
-    if arr.dtype.kind in "iu" and int(arr) in (0, 1):
-        return bool(arr)
-    raise DemoFormatError(f"{where}: '{TERMINATED}' must be a bool (or 0/1), got {arr!r}")
-
-
-def _flags(arr: np.ndarray, name: str, where: str) -> np.ndarray:
-    if arr.dtype.kind == "b":
-        return arr
-    if arr.dtype.kind in "iu" and np.isin(arr, (0, 1)).all():
-        return arr.astype(bool)
-    raise DemoFormatError(f"{where}: '{name}' must be bool (or 0/1), got dtype {arr.dtype}")
+    shape = {1: "[T]", 2: "[T, dim]" if name != OBSERVATIONS else "[T+1, obs_dim]"}[ndim]
+    return checks.numeric(arrays[name], name, where, DemoFormatError, ndim=ndim, shape=shape)
 
 
 def demo_steps(
@@ -179,50 +147,44 @@ def demo_steps(
     t, act_dim = act.shape
     if t == 0:
         raise DemoFormatError(f"{where}: the episode has no actions (T = 0)")
-    if len(obs) != t + 1:
-        raise DemoFormatError(
-            f"{where}: '{OBSERVATIONS}' has {len(obs)} rows but '{ACTIONS}' has {t}; "
-            "an episode of T actions needs T+1 observations (the final one included)"
-        )
+    checks.check_rows({ACTIONS: t, OBSERVATIONS: len(obs)}, ACTIONS, where, DemoFormatError,
+                      one_more=(OBSERVATIONS,),
+                      hint="an episode of T actions needs T+1 observations (the final one included)")
     rew = _numeric(arrays, REWARDS, 1, where) if REWARDS in arrays else np.zeros(t, np.float32)
-    flags = (
-        _flags(_numeric(arrays, INTERVENTIONS, 1, where), INTERVENTIONS, where)
-        if INTERVENTIONS in arrays else None
-    )
+    flags = (checks.flag_column(arrays[INTERVENTIONS], INTERVENTIONS, where, DemoFormatError)
+             if INTERVENTIONS in arrays else None)
     proposals = _numeric(arrays, POLICY_ACTIONS, 2, where) if POLICY_ACTIONS in arrays else None
-    for name, arr in ((REWARDS, rew), (INTERVENTIONS, flags), (POLICY_ACTIONS, proposals)):
-        if arr is not None and len(arr) != t:
-            raise DemoFormatError(f"{where}: '{name}' has {len(arr)} rows but '{ACTIONS}' has {t}")
+    columns = {ACTIONS: act, REWARDS: rew, INTERVENTIONS: flags, POLICY_ACTIONS: proposals}
+    checks.check_rows({k: len(v) for k, v in columns.items() if v is not None}, ACTIONS, where,
+                      DemoFormatError)
     if proposals is not None and proposals.shape[1] != act_dim:
         raise DemoFormatError(
             f"{where}: '{POLICY_ACTIONS}' has dim {proposals.shape[1]} "
             f"but '{ACTIONS}' has {act_dim}"
         )
-    terminated = _terminated(arrays[TERMINATED], where) if TERMINATED in arrays else False
+    terminated = (checks.flag_value(arrays[TERMINATED], TERMINATED, where, DemoFormatError)
+                  if TERMINATED in arrays else False)
 
     # Cast before the NaN check: float64 values beyond float32 overflow to inf.
     obs = obs.astype(np.float32) if obs.dtype.kind == "f" else obs
     act = act.astype(np.float32)
     rew = rew.astype(np.float32)
     for name, arr in ((OBSERVATIONS, obs), (ACTIONS, act), (REWARDS, rew)):
-        _finite(arr, name, where)
+        checks.check_finite(arr, name, where, DemoFormatError)
     if proposals is not None:
         proposals = proposals.astype(np.float32)
-        _finite(proposals, POLICY_ACTIONS, where)
+        checks.check_finite(proposals, POLICY_ACTIONS, where, DemoFormatError)
 
     # A pure demonstration is all expert; otherwise only the intervened steps are.
     expert = np.ones(t, np.bool_) if flags is None else flags
     if proposals is None:
         # Where the policy was in control, the applied action was its proposal.
         proposals = np.where(expert[:, None], 0.0, act).astype(np.float32)
-    discounts = np.ones(t, np.float32)
-    if terminated:
-        discounts[-1] = 0.0  # no bootstrapping through a true termination
     return episodes.build_steps(
         obs,
         act,
         rew,
-        discounts,
+        checks.end_discounts(t, terminated),
         terminated=terminated,
         intervention=np.zeros(t, np.bool_) if flags is None else flags,
         policy_actions=proposals,
@@ -310,10 +272,7 @@ def _read_group(group, where: str) -> tuple[dict[str, np.ndarray], dict[str, str
     for name, item in group.items():
         if not isinstance(item, h5py.Dataset):
             raise DemoFormatError(f"{where}: '{name}' is a group; expected a dataset")
-        try:
-            arrays[name] = np.asarray(item[()])
-        except (OSError, RuntimeError) as e:
-            raise DemoFormatError(f"{where}: cannot read '{name}' (corrupt file?): {e}") from e
+        arrays[name] = read_array(item, name, where, DemoFormatError)
     if TERMINATED in group.attrs:
         if TERMINATED in arrays:
             raise DemoFormatError(

@@ -1,9 +1,13 @@
-"""What the HDF5-based readers (D4RL, Minari, demo files) share: opening files, NaN checks."""
+"""What the HDF5-based readers (D4RL, Minari, demo files) share: opening files, reading arrays.
+
+The value checks they share (flags, NaN/inf, row counts) are in
+`rlif_data.sources.arrays`.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Type
+from typing import Any, Type
 
 import numpy as np
 
@@ -24,27 +28,22 @@ def open_hdf5(path: Any, error: Type[Exception]):
         ) from e
 
 
-def first_non_finite_row(values: np.ndarray) -> Optional[int]:
-    """Index of the first row holding NaN/inf, or None if all are finite.
+def read_array(dataset: Any, key: str, where: str, error: Type[Exception],
+               rows: Any = ()) -> np.ndarray:
+    """``dataset[rows]`` as a NumPy array (all of it by default).
 
     Args:
-      values: an array whose first axis is the row.
+      dataset: an h5py dataset.
+      key: its name, for messages.
+      where: the file (and episode), for messages.
+      error: the reader's error class.
+      rows: an index or slice of the first axis; ``()`` reads everything
+        (scalars included).
 
-    Returns:
-      The row index, or None.
+    Raises:
+      `error`: h5py cannot read the data (a damaged file).
     """
-    arr = np.asarray(values)
-    bad = ~np.isfinite(arr)
-    if bad.ndim > 1:
-        bad = bad.reshape(len(arr), int(np.prod(arr.shape[1:]))).any(axis=1)
-    rows = np.flatnonzero(bad)
-    return int(rows[0]) if len(rows) else None
-
-
-def check_finite(values: np.ndarray, key: str, where: str, error: Type[Exception]) -> np.ndarray:
-    """``values`` unchanged, or `error` naming the first row holding NaN/inf."""
-    if values.dtype.kind == "f" and len(values):
-        bad = first_non_finite_row(values)
-        if bad is not None:
-            raise error(f"{where}: '{key}' has a non-finite value (NaN/inf) at row {bad}")
-    return values
+    try:
+        return np.asarray(dataset[rows])
+    except (OSError, RuntimeError) as e:
+        raise error(f"{where}: cannot read '{key}' (corrupt file?): {e}") from e
