@@ -30,7 +30,8 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any, Optional
+import time
+from typing import Any, Callable, Optional
 
 from rlif_data import errors
 from rlif_data import schema as sc
@@ -495,30 +496,61 @@ def write_info(info, directory: str) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class WriteTiming:
+    """How long one `EpisodeStore.write_episode` took, by phase (seconds, `time.perf_counter`).
+
+    Attributes:
+      episode_id: the episode written.
+      num_bytes: its serialised size.
+      serialize_s: encoding with the dataset's features.
+      write_s: writing, closing and fsyncing the shard, the rename and the
+        directory fsync (the commit point).
+      index_s: rewriting dataset_info.json.
+    """
+
+    episode_id: str
+    num_bytes: int
+    serialize_s: float
+    write_s: float
+    index_s: float
+
+    @property
+    def total_s(self) -> float:
+        """The whole write."""
+        return self.serialize_s + self.write_s + self.index_s
+
+
 class EpisodeStore:
     """Appends episodes to a recording directory, one durable commit each.
 
     Use `EpisodeStore.open(directory, schema)`; it creates the directory, or
     appends to one that holds the same schema. Not thread-safe; one writer
     per directory (enforced with a lock file).
+
+    `on_write` (optional, settable) is called with a `WriteTiming` after each
+    episode is durable: the public timing hook benchmarks and monitors use.
     """
 
-    def __init__(self, directory: str, schema: sc.EpisodeSchema, metadata: Optional[dict] = None):
+    def __init__(self, directory: str, schema: sc.EpisodeSchema, metadata: Optional[dict] = None,
+                 on_write: Optional[Callable[[WriteTiming], None]] = None):
         self.directory = os.path.abspath(directory)
         self.schema = schema
+        self.on_write = on_write
         self._lock_cm = None
         self._metadata = dict(metadata or {})
         self._closed = False
 
     @classmethod
-    def open(cls, directory: str, schema: sc.EpisodeSchema,
-             metadata: Optional[dict] = None) -> "EpisodeStore":
+    def open(cls, directory: str, schema: sc.EpisodeSchema, metadata: Optional[dict] = None,
+             on_write: Optional[Callable[[WriteTiming], None]] = None) -> "EpisodeStore":
         """Open `directory` for appending (created if missing).
 
         Args:
           directory: the recording directory (holds the TFDS dataset files).
           schema: the schema of the episodes to be written.
           metadata: dataset-level metadata stored on creation (JSON-able).
+          on_write: called with each write's `WriteTiming` once it is durable.
 
         Raises:
           SchemaMismatchError: the directory holds a recording with another schema.
@@ -527,7 +559,7 @@ class EpisodeStore:
             or the disk refused a write (read-only, full).
           CorruptRecordingError: `directory` is a file.
         """
-        store = cls(directory, schema, metadata)
+        store = cls(directory, schema, metadata, on_write)
         store._open()
         return store
 
@@ -619,7 +651,9 @@ class EpisodeStore:
         """
         if self._closed:
             raise errors.RecordingError(f"{self.directory}: the store is closed")
+        t0 = time.perf_counter()
         record = self.serialize(episode)
+        t1 = time.perf_counter()
         index = len(self._lengths)
         final = os.path.join(self.directory, shard_name(self.schema.name, index))
         tmp = os.path.join(self.directory, f"{TMP_PREFIX}{shard_name(self.schema.name, index)}")
@@ -650,6 +684,7 @@ class EpisodeStore:
                 f"{self.directory}: could not write episode {episode_id!r} ({exc}); "
                 f"the {self.num_episodes} episodes written before are intact"
             ) from exc
+        t2 = time.perf_counter()
         lengths = self._lengths + [1]
         num_bytes = self._num_bytes + len(record)
         self._info.set_splits(split_dict(self.directory, self.schema.name, lengths, num_bytes))
@@ -662,6 +697,9 @@ class EpisodeStore:
                 f"{self.directory}` once space is free"
             ) from exc
         self._lengths, self._num_bytes = lengths, num_bytes
+        if self.on_write is not None:
+            self.on_write(WriteTiming(str(episode_id), len(record), t1 - t0, t2 - t1,
+                                      time.perf_counter() - t2))
         return final
 
     def _release(self) -> None:
