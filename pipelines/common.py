@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import functools
 import inspect
@@ -25,13 +26,18 @@ class UnknownOptionError(errors.RlifDataError, ValueError):
     """A job was given a flag that is neither its own nor a Beam pipeline option."""
 
 
-@functools.lru_cache(maxsize=1)
-def beam_option_parser() -> argparse.ArgumentParser:
+@functools.lru_cache(maxsize=2)
+def beam_option_parser(dask: bool = False) -> argparse.ArgumentParser:
     """An argparse parser of every pipeline option Beam defines.
 
     Built from each `PipelineOptions` subclass in
     `apache_beam.options.pipeline_options` (their own ``_add_argparse_args``),
     as Beam itself does, so the set follows the installed Beam release.
+
+    Args:
+      dask: add the options of Beam's Dask runner (``--dask_client_address``
+        ...), which live in its own module; importing it costs ~0.4 s, so
+        only command lines that mention Dask pay for it.
     """
     from apache_beam.options import pipeline_options as po
 
@@ -45,7 +51,16 @@ def beam_option_parser() -> argparse.ArgumentParser:
         if (inspect.isclass(cls) and issubclass(cls, po.PipelineOptions)
                 and cls is not po.PipelineOptions and cls.__module__ == po.__name__):
             cls._add_argparse_args(parser)  # pylint: disable=protected-access
+    if dask:
+        from apache_beam.runners.dask.dask_runner import DaskOptions
+
+        DaskOptions._add_argparse_args(parser)  # pylint: disable=protected-access
     return parser
+
+
+def mentions_dask(args: Sequence[str]) -> bool:
+    """Whether a command line asks for Beam's Dask runner or sets one of its options. Pure."""
+    return any("dask" in arg.lower() for arg in args)
 
 
 def option_names(parser: argparse.ArgumentParser) -> list[str]:
@@ -91,6 +106,7 @@ def _add_common_flags(parser: argparse.ArgumentParser) -> None:
                             help="show TFDS, Beam and worker log messages")
     if parser.epilog is None:
         parser.epilog = ("Beam pipeline options (--runner, --direct_num_workers, --project, "
+                         "--runner=DaskRunner --dask_client_address=HOST:8786, "
                          "--temp_location, ...) are accepted too; anything else is refused.")
 
 
@@ -113,7 +129,7 @@ def split_job_args(parser: argparse.ArgumentParser,
     _add_common_flags(parser)
     parser.allow_abbrev = False  # `--v` must not silently become `--view`
     args, rest = parser.parse_known_args(argv)
-    beam = beam_option_parser()
+    beam = beam_option_parser(dask=mentions_dask(rest))
     _, unknown = beam.parse_known_args(rest)
     if unknown:
         raise UnknownOptionError(
@@ -217,6 +233,18 @@ def map_episode(fn: Callable[[dict], dict], source: str):
             raise element_error(source, episode.get(sc.EPISODE_ID) or key, exc) from None
 
     return apply
+
+
+def input_bytes(path: str) -> int:
+    """Size of a file, or of every file under a directory (the sink sizes shards by it)."""
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    total = 0
+    for directory, _, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(os.path.join(directory, name))
+    return total
 
 
 def dataset_input(dataset: ResolvedDataset | str) -> InputRef:

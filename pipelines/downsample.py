@@ -74,8 +74,12 @@ def run(input_dir: str, out_dir: str, *, episodes: Optional[int] = None,
               "selected_transitions": selection.transitions,
               "per_stratum": selection.per_stratum, "indices": list(selection.indices)}
     job = output.JobInfo("downsample", params, [common.dataset_input(resolved)])
+    # The output's share of the input's bytes, by transitions kept.
+    total = sum(info.transitions for info in infos) or 1
+    estimated = (job.inputs[0].bytes or 0) * selection.transitions // total
     return output.write_dataset(source, out_dir, schema, job, beam_args,
-                                description="A seeded subset of whole episodes.")
+                                description="A seeded subset of whole episodes.",
+                                keys=list(selection.indices), estimated_bytes=estimated)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

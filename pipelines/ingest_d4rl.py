@@ -86,8 +86,8 @@ def run(path: str, out_dir: str, env_id: str = "", max_episode_steps: Optional[i
                 lambda p: common.indexed_episodes(p, d4rl_hdf5.read_d4rl_episodes, p,
                                                   env_id=env_id,
                                                   max_episode_steps=max_episode_steps))
-            # One file yields every episode; spread their encoding over the workers.
-            | "Spread" >> beam.Reshuffle()
+            # No Reshuffle (Dask drops it, graph_rules refuses it): the sink's
+            # GroupByKey spreads the shards over the workers.
         )
 
     job = output.JobInfo(
@@ -97,7 +97,9 @@ def run(path: str, out_dir: str, env_id: str = "", max_episode_steps: Optional[i
                     episodes=summary["episodes"])],
     )
     return output.write_dataset(source, out_dir, schema, job, beam_args,
-                                description=f"D4RL {dataset} as RLDS episodes (source = dataset).")
+                                description=f"D4RL {dataset} as RLDS episodes (source = dataset).",
+                                keys=range(summary["episodes"]),
+                                estimated_bytes=os.path.getsize(path))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

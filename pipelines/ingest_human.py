@@ -42,6 +42,14 @@ def _read_demos(path: str, operator: str, env_id: str):
     return demo_files.read_demo_episodes(path, operator=operator, env_id=env_id)
 
 
+def _demo_count(path: str, operator: str, env_id: str) -> int:
+    """Episodes in a demo input: one per .npz file; an HDF5 file's are counted by reading."""
+    files = demo_files.demo_files(path)
+    if files[0].suffix.lower() == demo_files.NPZ_SUFFIX:
+        return len(files)
+    return sum(1 for _ in _read_demos(path, operator, env_id))
+
+
 def run(out_dir: str, *, sessions: Sequence[str] = (), demos: Sequence[str] = (),
         operator: str = "", env_id: str = "", name: str = "human_episodes",
         beam_args: Optional[Sequence[str]] = None) -> str:
@@ -61,15 +69,18 @@ def run(out_dir: str, *, sessions: Sequence[str] = (), demos: Sequence[str] = ()
     if not inputs:
         raise ValueError("give at least one --sessions directory or --demos path")
     schemas = []
+    counts = []
     for kind, path in inputs:
         if kind == "session":
-            schema = EpisodeReader(path, repair=False).schema
+            with EpisodeReader(path, repair=False) as reader:
+                schema, count = reader.schema, len(reader)
         else:
             first = next(_read_demos(path, operator, env_id), None)
             if first is None:
                 raise ValueError(f"{path}: holds no episodes")
-            schema = episodes.infer_schema(first)
+            schema, count = episodes.infer_schema(first), _demo_count(path, operator, env_id)
         schemas.append((path, schema))
+        counts.append(count)
     base_path, base = schemas[0]
     for path, schema in schemas[1:]:
         if (schema.observation, schema.action_dim) != (base.observation, base.action_dim):
@@ -90,13 +101,17 @@ def run(out_dir: str, *, sessions: Sequence[str] = (), demos: Sequence[str] = ()
         return (
             "Inputs" >> beam.Create(list(enumerate(inputs)))
             | "Episodes" >> beam.FlatMap(read)
-            | "Spread" >> beam.Reshuffle()
+            # No Reshuffle (Dask drops it, graph_rules refuses it): the sink's
+            # GroupByKey spreads the shards over the workers.
         )
 
     job = output.JobInfo("ingest_human", {"operator": operator, "env_id": env_id},
                          records)
+    keys = [number * _STRIDE + i for number, count in enumerate(counts) for i in range(count)]
     return output.write_dataset(source, out_dir, out_schema, job, beam_args,
-                                description="Human demonstrations and intervention sessions.")
+                                description="Human demonstrations and intervention sessions.",
+                                keys=keys, estimated_bytes=sum(common.input_bytes(path)
+                                                               for _, path in inputs))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -44,14 +44,25 @@ def run(path: str, out_dir: str, dataset_id: Optional[str] = None,
             | "Episodes" >> beam.FlatMap(
                 lambda p: common.indexed_episodes(p, minari_reader.read_minari_episodes, p,
                                                   dataset_id=dataset_id))
-            | "Spread" >> beam.Reshuffle()
+            # No Reshuffle (Dask drops it, graph_rules refuses it): the sink's
+            # GroupByKey spreads the shards over the workers.
         )
 
     job = output.JobInfo("ingest_minari", {"dataset_id": dataset_id},
                          [path_input(path, minari_dataset_id=metadata.get("dataset_id"),
                                      episodes=metadata.get("total_episodes"))])
     return output.write_dataset(source, out_dir, schema, job, beam_args,
-                                description=f"Minari {name} as RLDS episodes (source = dataset).")
+                                description=f"Minari {name} as RLDS episodes (source = dataset).",
+                                keys=range(_episode_count(path, dataset_id, metadata)),
+                                estimated_bytes=common.input_bytes(path))
+
+
+def _episode_count(path: str, dataset_id: Optional[str], metadata: dict) -> int:
+    """Episodes of the dataset: its metadata's count (the reader checked it), else counted."""
+    total = metadata.get("total_episodes")
+    if isinstance(total, int):
+        return total
+    return sum(1 for _ in minari_reader.read_minari_episodes(path, dataset_id=dataset_id))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -34,7 +34,7 @@ import traceback
 import uuid
 from typing import Any, Callable, Optional, Sequence
 
-from pipelines import processes
+from pipelines import graph_rules, processes, runners, sink
 from rlif_data import errors, lineage
 from rlif_data import schema as sc
 from rlif_data.faults import checkpoint
@@ -48,6 +48,8 @@ _STAGING_RE = re.compile(r"^" + re.escape(STAGING_PREFIX)
 _FAILURE_LINE = re.compile(r"^\s*(?:[\w.]+\.)?\w*(?:Error|Exception|Failure|Exit)\w*: \S")
 # Set by `show_job_logs`: whether a job keeps worker output in a log file.
 _capture = {"worker_output": False}
+# Set by `legacy_tfds_writer`: jobs write through TFDS' Beam writer instead of the sink.
+_writer = {"tfds": False}
 EpisodeSource = Callable[[], Any]
 """Returns a Beam PTransform (applied to the pipeline root) yielding (int key, episode)."""
 
@@ -138,6 +140,9 @@ def write_dataset(
     job: JobInfo,
     beam_args: Optional[Sequence[str]] = None,
     description: str = "",
+    *,
+    keys: Optional[Sequence[int]] = None,
+    estimated_bytes: int = 0,
 ) -> str:
     """Run the Beam graph `source` and publish its episodes at `out_dir`.
 
@@ -148,18 +153,27 @@ def write_dataset(
       schema: schema of the episodes.
       job: lineage recorded in the metadata.
       beam_args: Beam pipeline options, e.g. ``["--runner=DirectRunner",
-        "--direct_num_workers=2", "--direct_running_mode=multi_processing"]``.
+        "--direct_num_workers=2", "--direct_running_mode=multi_processing"]``
+        or ``["--runner=DaskRunner", "--dask_client_address=HOST:8786"]``.
       description: dataset description.
+      keys: every key `source` produces (the sink plans its shards from
+        them and checks that each one was written).
+      estimated_bytes: expected size of the output, to size the shards
+        (about `sink.TARGET_SHARD_BYTES` each, at least one per worker).
 
     Returns:
       `out_dir`, now holding a complete TFDS dataset.
 
     Raises:
       OutputExistsError: `out_dir` exists.
-      PipelineFailedError: the pipeline failed; the message names the input
+      PipelineFailedError: the pipeline failed, or its shards are not the
+        planned ones (episodes lost on the way); the message names the input
         and episode, or (command-line jobs) gives the failure's last line and
         the log file with everything the workers printed. Nothing is left at
         `out_dir`.
+      DaskSchedulerError: the Dask scheduler does not answer or has no workers.
+      UnsafeGraphError: the job's graph breaks a rule of `pipelines.graph_rules`.
+      ValueError: no `keys`, or a key given twice.
       Exception: whatever else failed inside the pipeline (library use).
     """
     out_dir = os.path.abspath(out_dir)
@@ -167,10 +181,103 @@ def write_dataset(
         raise OutputExistsError(
             f"{out_dir} already exists; choose a new output directory (jobs never overwrite)"
         )
+    if _writer["tfds"]:
+        return _write_with_tfds(source, out_dir, schema, job, beam_args, description)
+    if not keys:
+        raise ValueError(f"job {job.job!r} gave no episode keys; nothing to write")
     parent = os.path.dirname(out_dir)
-    if os.path.exists(parent) and not os.path.isdir(parent):
-        raise OutputExistsError(f"{parent} is a file; the output {out_dir} must be a new "
-                                "directory inside a directory")
+    os.makedirs(parent, exist_ok=True)
+    for path in remove_stale_staging(parent):
+        log.warning("removed %s, left by a job that was killed", path)
+    staging = make_staging_dir(out_dir)
+    metadata = {sc.FORMAT_VERSION_KEY: sc.FORMAT_VERSION, sc.SCHEMA_KEY: schema.to_json(),
+                "lineage": job.metadata()}
+    args = list(beam_args or default_beam_args()) + [f"--beam_plugins={WORKER_GUARD}"]
+    try:
+        with _job_processes(staging):
+            with runners.runner_setup(args, items=len(keys),
+                                      estimated_bytes=estimated_bytes) as setup:
+                plan = sink.plan_shards(keys, estimated_bytes, setup.workers)
+                log.info("building dataset %s under %s: %d episodes in %d shards on %s "
+                         "(%d workers)", schema.name, staging, plan.num_episodes,
+                         plan.num_shards, setup.runner, setup.workers)
+                _sink_and_rename(source, staging, out_dir, schema, job, plan, setup,
+                                 metadata, description)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(staging)
+    return out_dir
+
+
+def _input_label(job: JobInfo) -> str:
+    """The job's inputs as element errors name them."""
+    names = [i.path or i.ref for i in job.inputs if i.path or i.ref]
+    return ", ".join(names) if names else str(job.job)
+
+
+def _sink_and_rename(source: EpisodeSource, staging: str, out_dir: str, schema: sc.EpisodeSchema,
+                     job: JobInfo, plan: "sink.ShardPlan", setup: "runners.RunnerSetup",
+                     metadata: dict[str, Any], description: str) -> None:
+    """Run the job into `staging` through the sink, check its shards, rename it to `out_dir`."""
+    job_log = _job_log_path(job.job) if _capture["worker_output"] else None
+    try:
+        with _stderr_to(job_log):
+            sink.run_sink(source(), schema, plan, staging, setup.options, _input_label(job),
+                          graph_check=graph_rules.check)
+    except graph_rules.UnsafeGraphError:
+        _discard_log(job_log)
+        raise
+    except Exception as exc:
+        failure = _job_failure(job.job, out_dir, exc, job_log)
+        if failure is None:
+            raise
+        raise failure from exc
+    _discard_log(job_log)  # nothing went wrong: the workers' chatter is not news
+    try:
+        notes = sink.finish(staging, schema, plan, _with_writers(metadata, setup, plan, []),
+                            description)
+    except sink.ShardCheckError as exc:
+        raise PipelineFailedError(
+            f"job {job.job!r} failed, nothing was written to {out_dir}: {exc}") from exc
+    # The writers are known only now: the metadata is written again with them.
+    sink.dataset_info(staging, schema, _with_writers(metadata, setup, plan, notes), description,
+                      list(plan.counts), sum(int(n["record_bytes"]) for n in notes)
+                      ).write_to_directory(staging)
+    checkpoint("job.built")
+    os.rename(staging, out_dir)  # atomic: readers see nothing or everything
+    checkpoint("job.renamed")
+
+
+def _with_writers(metadata: dict[str, Any], setup: "runners.RunnerSetup",
+                  plan: "sink.ShardPlan", notes: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """`metadata` with the run's runner, workers, shards and the processes that wrote them."""
+    lineage = dict(metadata["lineage"])
+    lineage["run"] = {"runner": setup.runner, "workers": setup.workers,
+                      "shards": plan.num_shards,
+                      "writers": sorted({str(n["writer"]) for n in notes})}
+    return {**metadata, "lineage": lineage}
+
+
+@contextlib.contextmanager
+def legacy_tfds_writer():
+    """Meanwhile, jobs write through TFDS' own Beam writer, as before `pipelines.sink`.
+
+    For benchmarks that compare the two paths in one run. That writer needs
+    TensorFlow on the driver and fails on Beam's DaskRunner (its shard
+    assignment reads a side input that Dask leaves empty).
+    """
+    before = _writer["tfds"]
+    _writer["tfds"] = True
+    try:
+        yield
+    finally:
+        _writer["tfds"] = before
+
+
+def _write_with_tfds(source: EpisodeSource, out_dir: str, schema: sc.EpisodeSchema,
+                     job: JobInfo, beam_args: Optional[Sequence[str]], description: str) -> str:
+    """`write_dataset` through TFDS' Beam writer (`legacy_tfds_writer`)."""
+    parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     for path in remove_stale_staging(parent):
         log.warning("removed %s, left by a job that was killed", path)

@@ -56,7 +56,8 @@ def run(input_dir: str, out_dir: str, view: str = "paper",
 
     job = output.JobInfo("relabel", {"view": view}, [common.dataset_input(resolved)])
     return output.write_dataset(source, out_dir, out_schema, job, beam_args,
-                                description=f"RLIF episodes relabelled with the {view!r} view.")
+                                description=f"RLIF episodes relabelled with the {view!r} view.",
+                                keys=range(count), estimated_bytes=job.inputs[0].bytes or 0)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -48,7 +48,9 @@ def serialize_episode(episode: Mapping[str, Any], serialized_info: Mapping[str, 
     Raises:
       KeyError / ValueError: a field is missing or has values of the wrong kind.
     """
-    from tensorflow.core.example import example_pb2
+    # TFDS' copy of the Example proto: the same wire format, without importing
+    # TensorFlow (seconds per process, in every Beam worker).
+    from tensorflow_datasets.proto import tf_example_pb2 as example_pb2
 
     example = example_pb2.Example()
     feature_map = example.features.feature
@@ -72,7 +74,9 @@ def serialize_episode(episode: Mapping[str, Any], serialized_info: Mapping[str, 
                 raise ValueError(f"{key}: float values for an integer feature")
             _check_shape(key, arr, info)
             feature.int64_list.value.extend(arr.astype(np.int64).ravel().tolist())
-    return example.SerializeToString()
+    # Map entries in key order: the same episode gives the same bytes in any process
+    # (a retried Beam bundle rewrites identical shards).
+    return example.SerializeToString(deterministic=True)
 
 
 def _check_shape(key: str, arr: np.ndarray, info: Any) -> None:

@@ -1,0 +1,210 @@
+"""Which Beam runner a job runs on, how many workers it has, and the Dask cluster behind it.
+
+Jobs take Beam's own pipeline options. Two things are added here:
+
+* ``--runner=DaskRunner`` (or ``dask``) names Beam's Dask runner, which Beam's
+  runner table does not list (it would want the full class path);
+* a Dask job talks to a ``dask.distributed`` scheduler given by
+  ``--dask_client_address`` or ``--dask_scheduler_file``; without either,
+  the job starts a local cluster of worker processes for its own run and
+  stops it afterwards. The scheduler is asked first, with a short timeout, so
+  an address that does not answer is one clear error before anything runs,
+  and its workers are counted: the sink makes at least that many shards and
+  the job's input is split into ``--dask_npartitions`` partitions sized by
+  bytes (Beam's Dask translation keeps a partition's output in memory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import os
+from typing import Iterator, Optional, Sequence
+
+from rlif_data import errors
+
+log = logging.getLogger(__name__)
+
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+_DASK_NAMES = ("dask", "daskrunner", DASK_RUNNER.lower())
+# Seconds to wait for a scheduler to answer, and for it to have a worker.
+DEFAULT_DASK_TIMEOUT_S = 10
+# Bytes of job output per Dask partition: the translation holds a
+# partition's whole output in a worker's memory between two steps.
+PARTITION_BYTES = 64 << 20
+
+
+class DaskSchedulerError(errors.RlifDataError):
+    """The Dask scheduler a job was pointed at does not answer or has no workers."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerSetup:
+    """What a job runs on, resolved from its Beam options.
+
+    Attributes:
+      options: the `PipelineOptions` to run with (Dask's runner by its class
+        path, its scheduler address and partition count filled in).
+      workers: worker processes (or threads) that run the job's elements at once.
+      runner: the runner's short name, e.g. "DirectRunner", "DaskRunner".
+      dask_workers: for Dask, the worker addresses of the scheduler (empty otherwise).
+    """
+
+    options: object
+    workers: int
+    runner: str
+    dask_workers: tuple[str, ...] = ()
+
+
+def is_dask(runner: Optional[str]) -> bool:
+    """Whether a ``--runner`` value names Beam's Dask runner. Pure."""
+    return bool(runner) and runner.lower() in _DASK_NAMES
+
+
+def runner_name(runner: Optional[str]) -> str:
+    """The short name of a ``--runner`` value ("DirectRunner" when unset). Pure."""
+    if not runner:
+        return "DirectRunner"
+    if is_dask(runner):
+        return "DaskRunner"
+    return runner.rsplit(".", 1)[-1]
+
+
+def default_npartitions(threads: int, items: int, estimated_bytes: int) -> int:
+    """Dask partitions for a job's input. Pure.
+
+    Two per worker thread, so a slow partition does not leave a thread idle,
+    and more when the output is large: about `PARTITION_BYTES` each. Never
+    more than the input has items.
+
+    Args:
+      threads: worker threads of the Dask cluster.
+      items: elements the job's first step creates (e.g. episode indices).
+      estimated_bytes: expected size of the job's output.
+    """
+    by_size = math.ceil(max(0, estimated_bytes) / PARTITION_BYTES)
+    return max(1, min(max(1, items), max(2 * max(1, threads), by_size)))
+
+
+def direct_workers(options) -> int:
+    """Workers of a DirectRunner run: ``--direct_num_workers`` (0: every core)."""
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    n = options.view_as(DirectOptions).direct_num_workers
+    return n if n and n > 0 else (os.cpu_count() or 1)
+
+
+def other_runner_workers(options) -> int:
+    """Workers of a remote runner as its options say (Dataflow ``--num_workers``), else 1."""
+    from apache_beam.options.pipeline_options import WorkerOptions
+
+    worker = options.view_as(WorkerOptions)
+    return max(1, worker.num_workers or 0, worker.max_num_workers or 0)
+
+
+@contextlib.contextmanager
+def runner_setup(beam_args: Sequence[str], *, items: int,
+                 estimated_bytes: int) -> Iterator[RunnerSetup]:
+    """Resolve a job's Beam options; for Dask, connect to (or start) its cluster meanwhile.
+
+    Args:
+      beam_args: the job's Beam pipeline options.
+      items: elements the job's first step creates (sizes Dask's partitions).
+      estimated_bytes: expected size of the job's output (sizes Dask's partitions).
+
+    Yields:
+      The `RunnerSetup`. A local Dask cluster started here is stopped on exit.
+
+    Raises:
+      DaskSchedulerError: the scheduler did not answer within the connection
+        timeout (``--dask_connection_timeout``, default 10 s) or has no workers.
+    """
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    options = PipelineOptions(list(beam_args))
+    standard = options.view_as(StandardOptions)
+    name = runner_name(standard.runner)
+    if name != "DaskRunner":
+        local = name in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
+        workers = direct_workers(options) if local else other_runner_workers(options)
+        yield RunnerSetup(options, workers, name)
+        return
+    # Registers DaskOptions, so the options parse the --dask_* flags as Beam's own.
+    import apache_beam.runners.dask.dask_runner  # noqa: F401
+
+    options = PipelineOptions(list(beam_args))
+    options.view_as(StandardOptions).runner = DASK_RUNNER
+    with _dask_cluster(options, items, estimated_bytes) as setup:
+        yield setup
+
+
+@contextlib.contextmanager
+def _dask_cluster(options, items: int, estimated_bytes: int) -> Iterator[RunnerSetup]:
+    from apache_beam.runners.dask.dask_runner import DaskOptions
+
+    dask = options.view_as(DaskOptions)
+    timeout = dask.timeout if isinstance(dask.timeout, int) else DEFAULT_DASK_TIMEOUT_S
+    dask.timeout = timeout  # the runner's own client waits as long as the probe did
+    with contextlib.ExitStack() as stack:
+        if not dask.address and not dask.scheduler_file:
+            dask.address = stack.enter_context(_local_cluster())
+        workers, threads = _probe_scheduler(dask.address, dask.scheduler_file, timeout)
+        if not dask.npartitions and not dask.partition_size:
+            dask.npartitions = default_npartitions(threads, items, estimated_bytes)
+        log.info("Dask scheduler %s: %d workers, %d threads, %s partitions",
+                 dask.address or dask.scheduler_file, len(workers), threads,
+                 dask.npartitions or f"{dask.partition_size}-element")
+        yield RunnerSetup(options, len(workers), "DaskRunner", tuple(workers))
+
+
+@contextlib.contextmanager
+def _local_cluster(workers: Optional[int] = None) -> Iterator[str]:
+    """A ``dask.distributed`` cluster of worker processes on 127.0.0.1 for one job."""
+    from distributed import LocalCluster
+
+    n = workers or os.cpu_count() or 1
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address=None,
+                           silence_logs=logging.ERROR)
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+def describe_scheduler(address: Optional[str], scheduler_file: Optional[str]) -> str:
+    """How a message names the scheduler. Pure."""
+    if address:
+        return f"Dask scheduler {address} (--dask_client_address)"
+    return f"the Dask scheduler named in {scheduler_file} (--dask_scheduler_file)"
+
+
+def _probe_scheduler(address: Optional[str], scheduler_file: Optional[str],
+                     timeout: int) -> tuple[list[str], int]:
+    """(worker addresses, worker threads) of a scheduler, asked within `timeout` seconds."""
+    from distributed import Client
+
+    where = describe_scheduler(address, scheduler_file)
+    fix = ("start one (`dask scheduler`, then `dask worker ADDRESS`) or fix the address; "
+           "nothing was written")
+    if scheduler_file and not address and not os.path.exists(scheduler_file):
+        raise DaskSchedulerError(f"{where}: no such file; {fix}")
+    try:
+        client = Client(address=address, scheduler_file=scheduler_file, timeout=timeout,
+                        set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise DaskSchedulerError(
+            f"{where} did not answer within {timeout} s ({type(exc).__name__}); {fix}") from None
+    try:
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except (OSError, TimeoutError):
+            raise DaskSchedulerError(
+                f"{where} has no workers (waited {timeout} s); start `dask worker "
+                f"{client.scheduler.address}` on each machine; nothing was written") from None
+        info = client.scheduler_info(n_workers=-1)["workers"]
+        return sorted(info), sum(int(w.get("nthreads", 1)) for w in info.values())
+    finally:
+        client.close()

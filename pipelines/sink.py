@@ -1,0 +1,380 @@
+"""A Beam-native array_record sink: keyed episodes -> the shards of a TFDS dataset.
+
+The graph, after the job's own source of ``(int key, episode)`` pairs::
+
+    Encode       ParDo: serialise the episode with the project's serializer
+                 (`rlif_data.recording.serialize`, the same tf.train.Example
+                 TFDS writes) and key it by its shard, looked up in a
+                 `ShardPlan` the driver computed before the run (no side input)
+    GroupByShard GroupByKey
+    WriteShards  ParDo: one call per shard sorts its records by key, writes
+                 them to ``.part-NNNNN.tmp``, renames that to
+                 ``part-NNNNN.array_record`` and leaves a note beside it
+                 (shard, episodes, first and last key, bytes, writer); a
+                 retried call rewrites the same bytes under the same names
+
+Only Create, ParDo, GroupByKey and Flatten, nothing emitted from
+``finish_bundle``, one sink at the end (`pipelines.graph_rules`): the graph
+runs whole on Beam's DaskRunner as on the DirectRunner or Dataflow.
+
+The driver then reads every note and compares it with the plan: a shard
+missing or holding other episodes than planned (a bundle lost by a runner,
+or workers that do not share the output filesystem) fails the job, and
+nothing is published. It names the shards in TFDS' ``-NNNNN-of-NNNNN`` form,
+writes ``dataset_info.json`` and ``features.json`` from
+`rlif_data.schema.features_dict` (TensorFlow is never imported) and the
+caller renames the staging directory into place. The driver holds the plan
+and the notes, never an episode.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import json
+import math
+import os
+import socket
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+import apache_beam as beam
+
+from pipelines import common
+from rlif_data import errors
+from rlif_data import schema as sc
+from rlif_data.fsutil import fsync_path
+from rlif_data.recording import serialize, store
+
+# Output bytes per shard (TFDS aims at 64 MiB-1 GiB). A shard's records meet
+# in one worker's memory after GroupByKey, so this also bounds that.
+TARGET_SHARD_BYTES = 128 << 20
+PART_PREFIX = "part-"
+PART_SUFFIX = ".array_record"
+NOTE_SUFFIX = ".note.json"
+FILENAME_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
+
+
+class ShardCheckError(errors.RlifDataError):
+    """The shards a job wrote are not the shards it planned (lost or extra episodes)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardPlan:
+    """Which keys go to which shard: contiguous key ranges, in key order.
+
+    Attributes:
+      first_keys: the first key of each shard, ascending.
+      last_keys: the last key of each shard.
+      counts: episodes per shard.
+    """
+
+    first_keys: tuple[int, ...]
+    last_keys: tuple[int, ...]
+    counts: tuple[int, ...]
+
+    @property
+    def num_shards(self) -> int:
+        """Number of shards."""
+        return len(self.counts)
+
+    @property
+    def num_episodes(self) -> int:
+        """Episodes the job must write."""
+        return sum(self.counts)
+
+    def shard_of(self, key: int) -> int:
+        """The shard of `key`.
+
+        Raises:
+          KeyError: `key` lies outside every shard's key range (not planned).
+        """
+        shard = bisect.bisect_right(self.first_keys, key) - 1
+        if shard < 0 or key > self.last_keys[shard]:
+            raise KeyError(f"episode key {key} is not in the job's shard plan")
+        return shard
+
+
+def plan_shards(keys: Sequence[int], estimated_bytes: int, workers: int,
+                target_shard_bytes: int = TARGET_SHARD_BYTES) -> ShardPlan:
+    """Split the job's keys into contiguous shards. Pure.
+
+    Args:
+      keys: every key the job's source will produce, each once.
+      estimated_bytes: expected size of the output (0: unknown).
+      workers: how many workers run the job; there are at least as many
+        shards (when there are that many episodes), so every worker writes.
+      target_shard_bytes: shard size to aim at.
+
+    Returns:
+      The plan: ``max(workers, ceil(bytes / target))`` shards, at most one per
+      episode, of near-equal episode counts.
+
+    Raises:
+      ValueError: no keys, or a key given twice.
+    """
+    ordered = sorted(int(k) for k in keys)
+    if not ordered:
+        raise ValueError("a job must write at least one episode")
+    for a, b in zip(ordered, ordered[1:]):
+        if a == b:
+            raise ValueError(f"episode key {a} is given twice; keys must be unique")
+    by_size = math.ceil(max(0, estimated_bytes) / max(1, target_shard_bytes))
+    n = max(1, min(len(ordered), max(workers, by_size)))
+    base, extra = divmod(len(ordered), n)
+    counts = [base + (i < extra) for i in range(n)]
+    starts = [sum(counts[:i]) for i in range(n)]
+    return ShardPlan(tuple(ordered[s] for s in starts),
+                     tuple(ordered[s + c - 1] for s, c in zip(starts, counts)), tuple(counts))
+
+
+def part_name(shard: int) -> str:
+    """File name of planned shard `shard` in the staging directory (before numbering)."""
+    return f"{PART_PREFIX}{shard:05d}{PART_SUFFIX}"
+
+
+def final_shard_name(dataset_name: str, index: int, total: int) -> str:
+    """TFDS' name of shard `index` of `total` (``FILENAME_TEMPLATE``)."""
+    return f"{dataset_name}-{store.SPLIT}.{store.FILE_FORMAT}-{index:05d}-of-{total:05d}"
+
+
+def episode_encoder(schema: sc.EpisodeSchema) -> Callable[[Mapping[str, Any]], bytes]:
+    """The function that serialises one episode of `schema` as TFDS would store it.
+
+    The project's serializer where it applies (everything but PNG frames);
+    TFDS' own encoder otherwise.
+    """
+    features = sc.features_dict(schema)
+    serialized_info = features.get_serialized_info()
+    if serialize.supports(schema):
+        return lambda episode: serialize.serialize_episode(episode, serialized_info)
+    from tensorflow_datasets.core import example_serializer
+
+    serializer = example_serializer.ExampleSerializer(serialized_info)
+    return lambda episode: serializer.serialize_example(features.encode_example(episode))
+
+
+class EncodeToShard(beam.DoFn):
+    """(key, episode) -> (shard, (key, serialized episode)), the shard from the plan."""
+
+    def __init__(self, schema: sc.EpisodeSchema, plan: ShardPlan, source: str):
+        self._schema = schema
+        self._plan = plan
+        self._source = source
+        self._encode = None
+
+    def setup(self):
+        self._encode = episode_encoder(self._schema)
+
+    def process(self, item):
+        key, episode = item
+        try:
+            shard = self._plan.shard_of(key)
+            record = self._encode(episode)
+        except Exception as exc:
+            raise common.element_error(self._source, episode.get(sc.EPISODE_ID) or key,
+                                       exc) from None
+        yield shard, (key, record)
+
+
+def write_shard(directory: str, shard: int, keyed_records: Iterable[tuple[int, bytes]]
+                ) -> dict[str, Any]:
+    """Write one shard's records, in key order, and its note; returns the note.
+
+    The shard goes to ``.part-NNNNN.tmp`` first and is renamed when complete,
+    so ``part-NNNNN.array_record`` is whole or absent; the note follows the
+    same way. Names and bytes depend on the records only, so a retried call
+    rewrites the same files.
+
+    Raises:
+      ValueError: a key occurs twice in the shard.
+    """
+    items = sorted(keyed_records, key=lambda kv: kv[0])
+    for (a, _), (b, _) in zip(items, items[1:]):
+        if a == b:
+            raise ValueError(f"shard {shard}: episode key {a} arrived twice")
+    final = os.path.join(directory, part_name(shard))
+    tmp = os.path.join(directory, f".{part_name(shard)}.tmp")
+    writer = store.open_array_record_writer(tmp)
+    try:
+        for _, record in items:
+            writer.write(record)
+    finally:
+        writer.close()
+    fsync_path(tmp)
+    os.replace(tmp, final)
+    note = {"shard": shard, "episodes": len(items),
+            "first_key": items[0][0] if items else None,
+            "last_key": items[-1][0] if items else None,
+            "record_bytes": sum(len(r) for _, r in items),
+            "file_bytes": os.path.getsize(final),
+            "writer": f"{socket.gethostname()}/{os.getpid()}"}
+    note_path = os.path.join(directory, f"{PART_PREFIX}{shard:05d}{NOTE_SUFFIX}")
+    with open(note_path + ".tmp", "w") as f:
+        json.dump(note, f)
+    os.replace(note_path + ".tmp", note_path)
+    return note
+
+
+class WriteShards(beam.DoFn):
+    """(shard, [(key, record), ...]) -> the shard's note, after writing it to `directory`."""
+
+    def __init__(self, directory: str):
+        self._directory = directory
+
+    def process(self, item):
+        shard, records = item
+        yield write_shard(self._directory, shard, records)
+
+
+def build_graph(pipeline: beam.Pipeline, source: Any, schema: sc.EpisodeSchema,
+                plan: ShardPlan, staging: str, source_name: str) -> None:
+    """Apply source -> Encode -> GroupByShard -> WriteShards to `pipeline`."""
+    _ = (pipeline
+         | "Source" >> source
+         | "Encode" >> beam.ParDo(EncodeToShard(schema, plan, source_name))
+         | "GroupByShard" >> beam.GroupByKey()
+         | "WriteShards" >> beam.ParDo(WriteShards(staging)))
+
+
+# -- the driver's side ------------------------------------------------------------------
+
+
+def read_notes(directory: str) -> list[dict[str, Any]]:
+    """The notes the shard writers left in `directory`, by shard."""
+    notes = []
+    for name in sorted(os.listdir(directory)):
+        if name.startswith(PART_PREFIX) and name.endswith(NOTE_SUFFIX):
+            with open(os.path.join(directory, name)) as f:
+                notes.append(json.load(f))
+    return sorted(notes, key=lambda n: n["shard"])
+
+
+def note_problems(plan: ShardPlan, notes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """How the written shards differ from the plan; empty when they match. Pure.
+
+    Args:
+      plan: the job's shard plan.
+      notes: the notes found after the run.
+
+    Returns:
+      One line per shard that is missing, unplanned, or holds other episodes
+      than planned (count or key range).
+    """
+    problems = []
+    by_shard = {int(n["shard"]): n for n in notes}
+    for shard in sorted(set(by_shard) - set(range(plan.num_shards))):
+        problems.append(f"shard {shard} was written but not planned")
+    for shard in range(plan.num_shards):
+        note = by_shard.get(shard)
+        want = (plan.counts[shard], plan.first_keys[shard], plan.last_keys[shard])
+        if note is None:
+            problems.append(f"shard {shard} (episodes {want[1]}..{want[2]}) was never written")
+            continue
+        got = (note["episodes"], note["first_key"], note["last_key"])
+        if got != want:
+            problems.append(f"shard {shard} holds {got[0]} episodes ({got[1]}..{got[2]}), "
+                            f"planned {want[0]} ({want[1]}..{want[2]})")
+    return problems
+
+
+def check_notes(plan: ShardPlan, notes: Sequence[Mapping[str, Any]], staging: str) -> None:
+    """Refuse a run whose shards are not the planned ones.
+
+    Raises:
+      ShardCheckError: names the shards and how many episodes were planned
+        and found.
+    """
+    problems = note_problems(plan, notes)
+    if not problems:
+        return
+    found = sum(int(n["episodes"]) for n in notes)
+    hint = ("no shard reached the driver: do the workers write to the same filesystem as "
+            f"this machine ({staging})?" if not notes else
+            "a worker's output was lost (a dropped bundle or a killed worker)")
+    raise ShardCheckError(f"{found} of {plan.num_episodes} episodes were written; "
+                          f"{'; '.join(problems[:3])}; {hint}")
+
+
+def number_shards(directory: str, dataset_name: str, plan: ShardPlan) -> None:
+    """Rename the parts to TFDS' shard names and drop the notes (after `check_notes`)."""
+    for shard in range(plan.num_shards):
+        os.rename(os.path.join(directory, part_name(shard)),
+                  os.path.join(directory,
+                               final_shard_name(dataset_name, shard, plan.num_shards)))
+        os.unlink(os.path.join(directory, f"{PART_PREFIX}{shard:05d}{NOTE_SUFFIX}"))
+
+
+def dataset_info(directory: str, schema: sc.EpisodeSchema, metadata: Mapping[str, Any],
+                 description: str, shard_lengths: Sequence[int], num_bytes: int,
+                 module_name: str = __name__):
+    """The TFDS `DatasetInfo` of a built dataset, assembled without TensorFlow.
+
+    `rlif_data.recording.store.build_info` goes through
+    ``tfds.rlds.rlds_base.build_info``, whose ``tf.bool`` imports TensorFlow
+    (seconds per job); `schema.features_dict` builds the same features.
+    """
+    import tensorflow_datasets as tfds
+
+    identity = tfds.core.dataset_info.DatasetIdentity(
+        name=schema.name, version=tfds.core.Version("1.0.0"), data_dir=directory,
+        module_name=module_name)
+    info = tfds.core.DatasetInfo(
+        builder=identity,
+        description=description or sc.dataset_config(schema).overall_description,
+        features=sc.features_dict(schema),
+        metadata=tfds.core.MetadataDict(metadata),
+        # Examples stay in key order (input order), as the shards hold them.
+        disable_shuffling=True,
+    )
+    info.set_file_format(store.FILE_FORMAT)
+    info.set_splits(store.split_dict(directory, schema.name, list(shard_lengths), num_bytes,
+                                     template=FILENAME_TEMPLATE))
+    return info
+
+
+def finish(staging: str, schema: sc.EpisodeSchema, plan: ShardPlan,
+           metadata: Mapping[str, Any], description: str) -> list[dict[str, Any]]:
+    """Check the notes, number the shards and write the TFDS metadata in `staging`.
+
+    Returns:
+      The notes, by shard.
+
+    Raises:
+      ShardCheckError: the shards differ from the plan; `staging` is left as
+        it is for the caller to remove.
+    """
+    notes = read_notes(staging)
+    check_notes(plan, notes, staging)
+    number_shards(staging, schema.name, plan)
+    num_bytes = sum(int(n["record_bytes"]) for n in notes)
+    info = dataset_info(staging, schema, metadata, description, list(plan.counts), num_bytes)
+    info.write_to_directory(staging)
+    return notes
+
+
+def run_sink(source: Any, schema: sc.EpisodeSchema, plan: ShardPlan, staging: str,
+             options: Any, source_name: str,
+             graph_check: Optional[Callable[[beam.Pipeline], None]] = None) -> None:
+    """Run the job's graph with the sink on `options`' runner until every shard is written.
+
+    Args:
+      source: the job's PTransform yielding ``(key, episode)`` pairs.
+      schema: the output schema.
+      plan: the driver's shard plan.
+      staging: directory the shards go to (the job's staging directory).
+      options: Beam `PipelineOptions`.
+      source_name: the input, named in element errors.
+      graph_check: called with the constructed pipeline before it runs
+        (`pipelines.graph_rules.check`).
+    """
+    pipeline = beam.Pipeline(options=options)
+    build_graph(pipeline, source, schema, plan, staging, source_name)
+    if graph_check is not None:
+        graph_check(pipeline)
+    result = pipeline.run()
+    try:
+        result.wait_until_finish()
+    finally:
+        client = getattr(result, "client", None)  # Beam's DaskRunner leaves it open
+        if client is not None:
+            client.close()
