@@ -286,6 +286,7 @@ def plot_returns(summary: dict, out_png: str, episode_steps: int) -> str:
                            label=f"{method} (alone)" if method == "expert" else f"{method} (demos)")
         ax.set_title(f"expert {expert}")
         ax.set_xlabel("round")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(f"return (policy alone, {episode_steps}-step episodes)")
         ax.set_ylim(0, episode_steps * 1.05)
         ax.grid(alpha=0.3)
@@ -317,6 +318,7 @@ def plot_interventions(summary: dict, out_png: str) -> str:
             ax.fill_between(ks, m - s, m + s, color=COLORS[method], alpha=0.15)
         ax.set_title(f"expert {expert}")
         ax.set_xlabel("round (the round's policy acts, the expert intervenes)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel("intervened steps (%)")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
@@ -343,7 +345,7 @@ def linear_policy_actions(gain: np.ndarray, observations: np.ndarray, low: np.nd
       (N, m) actions.
     """
     actions = -np.asarray(observations, np.float64) @ np.asarray(gain, np.float64).T
-    return np.clip(actions.astype(np.float32), low, high)
+    return np.clip(actions, low, high).astype(np.float32)
 
 
 def policy_evaluation_scan(agent, data: dict, key, steps: int, batch_size: int):
@@ -731,6 +733,8 @@ def main(argv=None) -> None:
                         "benchmarks/results/rlif_experiment[_quick].json)")
     parser.add_argument("--docs", default=None,
                         help="where the PNGs go (default: docs/, or the workdir with --quick)")
+    parser.add_argument("--replot", default=None, metavar="JSON",
+                        help="only redraw the table and plots from a results JSON")
     for field in dataclasses.fields(ExperimentConfig):
         default = getattr(ExperimentConfig(), field.name)
         kind = str if isinstance(default, (tuple, str)) else type(default)
@@ -742,6 +746,17 @@ def main(argv=None) -> None:
     out = args.out or os.path.join(HERE, "results", f"rlif_experiment{suffix}.json")
     docs = args.docs or (args.workdir if args.quick else os.path.join(ROOT_DIR, "docs"))
     os.makedirs(docs, exist_ok=True)
+    if args.replot:
+        with open(args.replot, encoding="utf-8") as f:
+            saved = json.load(f)
+        summary = aggregate(saved["runs"])
+        print(format_table(summary))
+        for png in (plot_returns(summary, os.path.join(docs, f"rlif_experiment_return{suffix}.png"),
+                                 saved["config"]["episode_steps"]),
+                    plot_interventions(summary, os.path.join(
+                        docs, f"rlif_experiment_interventions{suffix}.png"))):
+            print(f"wrote {png}")
+        return
 
     started = time.perf_counter()
     experiment = Experiment(cfg, args.workdir,
