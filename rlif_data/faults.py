@@ -8,7 +8,7 @@ is a dictionary look-up and nothing more, unless the environment variable
 there (no ``finally``, no flush: what a power cut or the OOM killer does),
 or raises an injected `OSError`::
 
-    RLIF_FAULT=publish.renamed          SIGKILL the first time the point is reached
+    RLIF_FAULT=version.renamed          SIGKILL the first time the point is reached
     RLIF_FAULT=record.shard_written@2   SIGKILL the second time
     RLIF_FAULT=publish.copied=ENOSPC    raise OSError(ENOSPC) there instead
 
@@ -42,14 +42,14 @@ POINTS: dict[str, str] = {
     "recover.before_index": "damaged shards are replaced, the index is not rewritten yet",
     # rlif_data.registry.store.Registry.publish
     "publish.copied": "every file is copied and fsynced in staging, the name lock is not taken",
-    "publish.renamed": "the version is visible, its tag change is recorded but not applied",
     # rlif_data.registry.store (every tag change: publish, install, tag, untag)
     "tag.intent_written": "the pending tag change is written (its commit point), nothing else",
     "tag.log_appended": "tags.log.jsonl has the change, tags.json does not",
     "tag.replaced": "tags.json has the change, the pending record is not removed yet",
     # rlif_data.registry.store.Registry.install (pull and import)
     "install.verified": "the staged version verified, the name lock is not taken",
-    "install.renamed": "the installed version is visible, its tag change is not applied",
+    # rlif_data.registry.store.Registry._rename_in (publish, pull, import)
+    "version.renamed": "a new version is visible; its tag change, recorded before, not applied",
     # rlif_data.registry.store.Registry.install(replace_damaged=True) (pull's repair)
     "repair.exchanged": "the repaired copy is in place, the damaged one still in staging",
     # rlif_data.registry.remote.pull

@@ -141,6 +141,18 @@ def files_agree(root):
     assert not os.path.isdir(staging) or os.listdir(staging) == []
 
 
+# What each registry scenario must have done when it ran without a fault: the
+# sweep compares kills with that run, so the run itself is checked here.
+EFFECTS = {
+    "publish": lambda st: list(st["d"]["versions"])[-1] == "1.2.0"
+    and st["d"]["tags"]["latest"] == "1.2.0",
+    "tag": lambda st: st["d"]["tags"]["stable"] == "1.1.0",
+    "untag": lambda st: "stable" not in st["d"]["tags"],
+    "pull": lambda st: st["d"]["tags"]["latest"] == "2.0.0" and "2.0.0" in st["d"]["versions"],
+    "pull-repair": lambda st: st["d"]["versions"]["1.1.0"][1],
+    "import": lambda st: st["e"]["tags"] == {"latest": "1.0.0"},
+    "gc": lambda st: st["d"]["tags"]["stable"] == "1.1.0",  # the killed tag move, applied
+}
 _after = {}
 
 
@@ -153,6 +165,7 @@ def expected_after(name, prepared, tmp_path_factory):
         assert done.returncode == 0, done.stderr[-3000:]
         state = registry_state(os.path.join(work, "root"))
         assert all(ok for s in state.values() for _, ok in s["versions"].values())
+        assert EFFECTS[name](state), f"{name} without a fault did not do its job: {state}"
         _after[name] = state
     return _after[name]
 
@@ -267,6 +280,7 @@ def test_every_point_is_in_the_code_and_every_protocol_has_scenarios():
     protocols = {point.split(".")[0] for point in faults.POINTS}
     assert protocols == set(wp.PROTOCOLS), "give each new protocol its scenarios"
     assert set(wp.SCENARIOS) == {s for names in wp.PROTOCOLS.values() for s in names}
+    assert set(EFFECTS) == {n for n, s in wp.SCENARIOS.items() if s.kind == wp.REGISTRY}
 
 
 def test_recovery_of_a_kill_between_log_and_tags_keeps_both_agreeing(prepared, tmp_path):
@@ -289,7 +303,7 @@ def test_recovery_of_a_kill_between_log_and_tags_keeps_both_agreeing(prepared, t
 def test_kill_after_the_rename_publishes_with_latest(prepared, tmp_path):
     """The first known hole: a version visible without its tags."""
     work = fresh(prepared, tmp_path)
-    killed = wp.run_child("publish", work, "publish.renamed")
+    killed = wp.run_child("publish", work, "version.renamed")
     assert killed.returncode == -signal.SIGKILL
     reg = Registry(os.path.join(work, "root"))
     assert reg.versions("d")[-1] == Version.parse("1.2.0")
@@ -335,11 +349,11 @@ def test_gc_removes_temporary_tags_files(prepared, tmp_path):
 
 
 def test_fault_specs_parse_and_refuse_unknown_points():
-    assert faults.parse_spec("publish.renamed") == faults.FaultSpec("publish.renamed", 1, None)
+    assert faults.parse_spec("version.renamed") == faults.FaultSpec("version.renamed", 1, None)
     assert faults.parse_spec("record.shard_written@3=ENOSPC") == faults.FaultSpec(
         "record.shard_written", 3, "ENOSPC")
-    for bad in ("publish.nope", "publish.renamed@0", "publish.renamed@x",
-                "publish.renamed=ENOTANERRNO"):
+    for bad in ("publish.nope", "version.renamed@0", "version.renamed@x",
+                "version.renamed=ENOTANERRNO"):
         with pytest.raises(faults.UnknownFaultPointError):
             faults.parse_spec(bad)
     with pytest.raises(faults.UnknownFaultPointError):

@@ -508,7 +508,6 @@ class Registry:
                     "published_by": current_user(), "source": source, "lineage": lineage or {},
                 })
                 self._rename_in(target, name, chosen, tags)
-                checkpoint("publish.renamed")
                 self._finish_after_commit(name)
         return self.info(f"{name}:{chosen}")
 
@@ -540,6 +539,7 @@ class Registry:
             if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
                 raise VersionExistsError(f"{name}:{version} appeared meanwhile") from None
             raise
+        checkpoint("version.renamed")
         fsync_path(self._name_dir(name))
 
     @staticmethod
@@ -623,7 +623,6 @@ class Registry:
                                     move=lambda a, b: self._replace_version(a, b, name_dir))
                 else:
                     self._rename_in(staged, name, version, tags)
-                checkpoint("install.renamed")
                 self._finish_after_commit(name)
         return self.info(f"{name}:{version}")
 

@@ -240,6 +240,7 @@ PROTOCOLS = {
     "publish": ("publish",),
     "tag": ("tag", "untag", "publish", "pull", "import"),
     "install": ("pull", "import"),
+    "version": ("publish", "pull", "import"),
     "repair": ("pull-repair",),
     "pull": ("pull",),
     "import": ("import",),
