@@ -24,9 +24,10 @@ Camera frames. Rendering in software (llvmpipe) on the control thread is not
 what a camera costs a real robot, and a second thread rendering in software
 competes for the GIL and the 2 cores. So frames come, as from a real camera
 driver, from a background thread that publishes the newest frame of each
-camera into a latest-frame slot at ``--camera-hz`` (default 30); the env's
-observation takes the latest frames instead of rendering inline
-(`DriverCameraArmEnv`). ``--frames`` picks what that thread does:
+camera into a latest-frame slot at ``--camera-hz`` (default 30): a
+`robot.cameras.CameraDriver`, which the env takes as its frame source
+(`SimArmEnv.frame_source`) instead of rendering inline. ``--frames`` picks
+what that thread does:
 
   ``pool``    (default) copies frames from a pool of real sim frames rendered
               up front (fresh buffers each capture, as a driver delivers them);
@@ -41,8 +42,11 @@ boundary is never in them. That boundary is where the recorder's episode
 commit happens: `StoreBackend` writes the episode durably when its LAST
 timestep arrives, i.e. inside the last `env.step` of the episode (a 100-step
 episode serialises to ~10 MB of raw frames; array_record compresses it on
-disk). It is reported separately: the commit time, the "last step" (last
-tick to the next episode's reset, commit included), and the whole boundary gap
+disk). It is reported separately: the commit time (the store's write:
+serialise, shard write + fsync + rename, index; timed by the public
+`EpisodeStore.on_write` hook, so assembling the episode's arrays is not in it),
+the "last step" (last tick to the next episode's reset, assembly and commit
+included), and the whole boundary gap
 (last tick of one episode to first tick of the next, env reset and episode
 metadata included). On a real robot the reset between
 episodes (moving the arm home) is where that time goes.
@@ -78,7 +82,6 @@ os.environ.setdefault("GIT_OPTIONAL_LOCKS", "0")
 
 import argparse  # noqa: E402
 import collections  # noqa: E402
-import contextlib  # noqa: E402
 import datetime  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
@@ -87,7 +90,6 @@ import platform  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from typing import Any, Callable, Optional  # noqa: E402
@@ -102,6 +104,8 @@ if _ROOT not in sys.path:
 from rlif_data import episodes as ep  # noqa: E402
 from rlif_data import intervention as iv  # noqa: E402
 from rlif_data import schema as sc  # noqa: E402
+from rlif_data.recording.store import WriteTiming  # noqa: E402
+from robot.cameras import CameraDriver, Images, SimRenderCapture, pool_capture  # noqa: E402
 from robot.env import SimArmEnv  # noqa: E402
 from robot.replay_device import FORMAT_NAME, FORMAT_VERSION, ReplayDevice  # noqa: E402
 from robot.session import SessionConfig, make_policy, run_session  # noqa: E402
@@ -267,44 +271,16 @@ class GcMonitor:
         gc.callbacks.remove(self)
 
 
-@contextlib.contextmanager
-def timed_commits(profile: StepProfile, commits: list[dict[str, float]]):
-    """Benchmark-only: time `StoreBackend._commit` (assemble + serialise + write + fsync + index)
-    and `EpisodeStore.write_episode` (serialise + write + fsync + index) while recording.
+def commit_timer(profile: StepProfile, commits: list[dict[str, float]]):
+    """An `EpisodeStore.on_write` hook: each episode write (serialise + shard write + fsync +
+    rename + index) goes into the step profile as "commit" and into `commits`."""
 
-    Skipped (nothing timed) if those internals are renamed.
-    """
-    from rlif_data.recording.envlogger_backend import StoreBackend
-    from rlif_data.recording.store import EpisodeStore
+    def on_write(timing: WriteTiming) -> None:
+        profile.add("commit", timing.total_s)
+        commits.append({"commit_s": timing.total_s, "serialize_s": timing.serialize_s,
+                        "shard_write_s": timing.write_s, "index_s": timing.index_s})
 
-    commit = getattr(StoreBackend, "_commit", None)
-    write = getattr(EpisodeStore, "write_episode", None)
-    if commit is None or write is None:
-        yield
-        return
-    current: dict[str, float] = {}
-
-    def timed_commit(self, terminated):
-        t = time.perf_counter()
-        try:
-            return commit(self, terminated)
-        finally:
-            dt = time.perf_counter() - t
-            profile.add("commit", dt)
-            commits.append({"commit_s": dt, "write_s": current.pop("write_s", 0.0)})
-
-    def timed_write(self, episode):
-        t = time.perf_counter()
-        try:
-            return write(self, episode)
-        finally:
-            current["write_s"] = time.perf_counter() - t
-
-    StoreBackend._commit, EpisodeStore.write_episode = timed_commit, timed_write
-    try:
-        yield
-    finally:
-        StoreBackend._commit, EpisodeStore.write_episode = commit, write
+    return on_write
 
 
 # ---------------------------------------------------------------------------
@@ -312,157 +288,52 @@ def timed_commits(profile: StepProfile, commits: list[dict[str, float]]):
 # ---------------------------------------------------------------------------
 
 
-def _free_camera(model, name: str):
-    import mujoco
+def camera_driver(mode: str, env: SimArmEnv, hz: float,
+                  pool: dict[str, list[np.ndarray]]) -> CameraDriver:
+    """The `robot.cameras.CameraDriver` of frame source `mode` ("pool" or "render") for `env`."""
+    if mode == "pool":
+        return CameraDriver(pool_capture(pool), hz, name="camera-pool")
+    if mode == "render":
+        capture = SimRenderCapture(env.model, env.cameras, env.image_size)
+        return CameraDriver(capture, hz, publish=capture.publish_state, name="camera-render")
+    raise ValueError(f"unknown camera mode {mode!r}")
 
-    cam = mujoco.MjvCamera()
-    mujoco.mjv_defaultFreeCamera(model, cam)
-    cam.azimuth, cam.elevation = SimArmEnv.VIEWS.get(name, (45.0, -30.0))
-    cam.distance = 0.6
-    cam.lookat[:] = (0.0, 0.0, 0.0)
-    return cam
 
+class ProfiledFrames:
+    """The env's frame source: a camera driver's newest frames, or (no driver) rendered inline.
 
-class CameraThread:
-    """A camera driver stand-in: a background thread publishes each camera's newest frame.
-
-    Every ``1 / hz`` seconds (paced by its own `ControlRate`) the thread
-    captures one frame per camera and replaces the latest-frame slot; the
-    control loop takes whatever is newest, never waiting for a capture.
-
-    Args:
-      model: the arm's MuJoCo model.
-      names: camera names (views as in `SimArmEnv.VIEWS`).
-      size: frame size in pixels.
-      hz: capture rate.
-      mode: "pool" (copies of `pool` frames) or "render" (renders the state
-        last given to `publish_state`, with its own MjData and GL context).
-      pool: ``{camera: [frames]}`` for mode "pool".
+    Times every fetch into the step profile ("frames") and keeps the age of
+    every frame handed out and how often a frame was handed out twice.
     """
 
-    def __init__(self, model, names: tuple[str, ...], size: int, hz: float, mode: str,
-                 pool: Optional[dict[str, list[np.ndarray]]] = None):
-        if mode not in ("pool", "render"):
-            raise ValueError(f"unknown camera mode {mode!r}")
-        if mode == "pool" and not pool:
-            raise ValueError("mode 'pool' needs a frame pool")
-        self.names, self.size, self.hz, self.mode = tuple(names), size, hz, mode
-        self._model, self._pool = model, pool
-        self._lock = threading.Lock()
-        self._qpos = np.array(model.qpos0, dtype=np.float64)
-        self._latest: Optional[tuple[dict[str, np.ndarray], int, float]] = None
-        self._first = threading.Event()
-        self._stop = threading.Event()
-        self._error: Optional[BaseException] = None
-        self._thread: Optional[threading.Thread] = None
-        self.capture_s: list[float] = []
-
-    def start(self, timeout: float = 60.0) -> None:
-        """Start capturing; returns once the first frames are there."""
-        self._thread = threading.Thread(target=self._run, name=f"camera-{self.mode}", daemon=True)
-        self._thread.start()
-        if not self._first.wait(timeout):
-            raise RuntimeError(f"camera thread delivered no frame in {timeout:g} s")
-        if self._error is not None:
-            raise RuntimeError("camera thread failed") from self._error
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10.0)
-
-    def publish_state(self, qpos: np.ndarray) -> None:
-        """The arm state the next "render" capture shows (ignored in "pool" mode)."""
-        if self.mode == "render":
-            with self._lock:
-                self._qpos[:] = qpos
-
-    def latest(self) -> tuple[dict[str, np.ndarray], int, float]:
-        """(frames by camera, capture sequence number, capture time on `time.monotonic`)."""
-        if self._error is not None:
-            raise RuntimeError("camera thread failed") from self._error
-        with self._lock:
-            return self._latest
-
-    def _run(self) -> None:
-        try:
-            capture = self._render_capture() if self.mode == "render" else self._pool_capture()
-            rate = ControlRate(self.hz)
-            seq = 0
-            while not self._stop.is_set():
-                rate.wait()
-                t = time.monotonic()
-                frames = capture(seq)
-                self.capture_s.append(time.monotonic() - t)
-                with self._lock:
-                    self._latest = (frames, seq, t)
-                seq += 1
-                self._first.set()
-        except BaseException as exc:  # surfaced to the control thread by latest()/start()
-            self._error = exc
-            self._first.set()
-
-    def _pool_capture(self):
-        n = len(self._pool[self.names[0]])
-
-        def capture(seq: int) -> dict[str, np.ndarray]:
-            return {name: self._pool[name][seq % n].copy() for name in self.names}
-
-        return capture
-
-    def _render_capture(self):
-        import mujoco
-
-        data = mujoco.MjData(self._model)
-        renderer = mujoco.Renderer(self._model, self.size, self.size)  # GL context of this thread
-        cams = {name: _free_camera(self._model, name) for name in self.names}
-
-        def capture(seq: int) -> dict[str, np.ndarray]:
-            del seq
-            with self._lock:
-                data.qpos[:] = self._qpos
-            mujoco.mj_kinematics(self._model, data)
-            out = {}
-            for name, cam in cams.items():
-                renderer.update_scene(data, camera=cam)
-                out[name] = renderer.render()  # a new buffer per call
-            return out
-
-        return capture
-
-
-class DriverCameraArmEnv(SimArmEnv):
-    """`SimArmEnv` whose observation takes a camera driver's latest frames (or renders inline).
-
-    With ``source=None`` it renders on the control thread like `SimArmEnv`.
-    Times `step` (physics + frames) and the frame fetch into the step profile,
-    and keeps the age of every frame it hands out.
-    """
-
-    def __init__(self, profile: StepProfile, source: Optional[CameraThread] = None, **kwargs):
-        super().__init__(cameras=CAMERAS, image_size=FRAME_SIZE, **kwargs)
+    def __init__(self, env: SimArmEnv, profile: StepProfile,
+                 driver: Optional[CameraDriver] = None):
+        self.env, self.driver = env, driver
         self._profile = profile
-        self.source = source
         self.frame_ages: list[float] = []
         self.repeated_frames = 0
         self._last_seq = -1
 
-    def attach(self, source: CameraThread) -> None:
-        self.source = source
-
-    def _frames(self) -> dict[str, np.ndarray]:
+    def frames(self, qpos: np.ndarray) -> Images:
         t = time.perf_counter()
         try:
-            if self.source is None:
-                return super()._frames()
-            self.source.publish_state(self.data.qpos)
-            frames, seq, captured = self.source.latest()
-            self.frame_ages.append(time.monotonic() - captured)
-            self.repeated_frames += seq == self._last_seq
-            self._last_seq = seq
-            return frames
+            if self.driver is None:
+                return self.env.render_frames()
+            newest = self.driver.newest(qpos)
+            self.frame_ages.append(time.monotonic() - newest.captured)
+            self.repeated_frames += newest.seq == self._last_seq
+            self._last_seq = newest.seq
+            return newest.images
         finally:
             self._profile.add("frames", time.perf_counter() - t)
+
+
+class TimedArmEnv(SimArmEnv):
+    """`SimArmEnv` whose `step` (physics + frames) is timed into the step profile."""
+
+    def __init__(self, profile: StepProfile, **kwargs):
+        super().__init__(cameras=CAMERAS, image_size=FRAME_SIZE, **kwargs)
+        self._profile = profile
 
     def step(self, action):
         t = time.perf_counter()
@@ -483,7 +354,7 @@ def render_frame_pool(n: int) -> tuple[dict[str, list[np.ndarray]], list[float]]
         for _ in range(3):
             ts = env.step(policy(ts.observation))
         t = time.perf_counter()
-        frames = env._frames()
+        frames = env.render_frames()
         render_s.append(time.perf_counter() - t)
         for c in CAMERAS:
             pool[c].append(frames[c])
@@ -604,13 +475,13 @@ def run_cell(rate: float, mode: str, frames: str, duration: float, episode_steps
     """One continuous session at `rate`; `mode` "on" / "off" (recording) or "idle" (pacer only)."""
     episodes = max(1, math.ceil(duration * rate / episode_steps))
     profile = StepProfile()
-    env = DriverCameraArmEnv(profile, max_steps=episode_steps, seed=SEED)
+    env = TimedArmEnv(profile, max_steps=episode_steps, seed=SEED)
     source = None
     if mode == "idle":
         frames = "none"
     elif frames != "inline":
-        source = CameraThread(env.model, CAMERAS, FRAME_SIZE, camera_hz, frames, pool)
-        env.attach(source)
+        source = camera_driver(frames, env, camera_hz, pool)
+    env.frame_source = fetch = ProfiledFrames(env, profile, source)
     device = TimedReplayDevice(replay_path, loop=True, profile=profile)
     policy = Timed(make_policy(policy_spec, env, seed=SEED), "policy", profile)
     schema = sc.camera_schema(STATE_DIM, ACTION_DIM, cameras=CAMERAS, size=FRAME_SIZE)
@@ -623,13 +494,13 @@ def run_cell(rate: float, mode: str, frames: str, duration: float, episode_steps
         if source is not None:
             source.start()
         device.start()
-        with GcMonitor(profile) as gcm, timed_commits(profile, commits):
+        with GcMonitor(profile) as gcm:
             t0 = time.monotonic()
             if mode == "on":
                 config = SessionConfig(out=workdir, episodes=episodes, rate_hz=rate,
                                        operator="replay", policy_version=policy_spec, seed=SEED)
                 result = run_session(env, device, policy, schema, config, pacer=pacer,
-                                     progress=False)
+                                     progress=False, on_write=commit_timer(profile, commits))
                 s = result["summary"]
                 counts = {"steps": s.transitions,
                           "intervened_steps": sum(e.intervened_steps for e in s.episodes)}
@@ -706,7 +577,8 @@ def run_cell(rate: float, mode: str, frames: str, duration: float, episode_steps
             "last_step_ms": _ms(r["seconds"] for r in last_rows),
             "episode_start_ms": _ms(r["seconds"] for r in start_rows[1:]),
             "commit_ms": _ms(c["commit_s"] for c in commits),
-            "write_episode_ms": _ms(c["write_s"] for c in commits),
+            "commit_parts_ms": {part: _ms(c[f"{part}_s"] for c in commits)
+                                for part in ("serialize", "shard_write", "index")},
         },
         "periods_all_ms": {
             "note": "in-episode periods plus each boundary gap counted as one period",
@@ -723,8 +595,8 @@ def run_cell(rate: float, mode: str, frames: str, duration: float, episode_steps
     })
     if source is not None:
         out["camera"] = {"hz": camera_hz, "capture_ms": _ms(source.capture_s[1:]),
-                         "frame_age_ms": _ms(env.frame_ages),
-                         "repeated_frames": env.repeated_frames}
+                         "frame_age_ms": _ms(fetch.frame_ages),
+                         "repeated_frames": fetch.repeated_frames}
     return out
 
 
@@ -772,7 +644,8 @@ def print_table(cells: list[dict[str, Any]], target_report: dict[str, Any]) -> N
               f"{c['steal_pct'] if c['steal_pct'] is not None else float('nan'):6.1f}")
     print("ms. p50/p99/max/jit(std)/miss: in-episode periods (miss = period > 1.05 x nominal); "
           "late99: p99 of tick wake-up after its deadline;\nwork: tick -> next wait; commit: "
-          "recorder's episode commit (inside the episode's last step, outside the periods); "
+          "the store's episode write (EpisodeStore.on_write; inside the episode's last step, "
+          "outside the periods); "
           "gapMax: longest period across an episode boundary;\n"
           "idle: pacer only (the machine's floor); "
           "load: 1-min loadavg after the session; steal%: CPU time taken by the hypervisor.")

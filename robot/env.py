@@ -23,6 +23,7 @@ import numpy as np
 from dm_env import specs
 
 from rlif_data import schema as sc
+from robot.cameras import SIM_VIEWS, FrameSource, Images, sim_camera
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +203,10 @@ class SimArmEnv(RobotEnv):
     state plus RGB frames from `cameras` (MuJoCo's free camera seen from two
     viewpoints by default). Episodes end after `max_steps` (truncation).
 
+    Frames are rendered on the calling (control) thread unless the env has a
+    `frame_source` (e.g. a `robot.cameras.CameraDriver`), whose newest frames
+    the observations take instead, as from a real camera driver.
+
     Args:
       cameras: names of the views; each gets its own viewpoint.
       image_size: frame size in pixels (0 for no cameras).
@@ -209,13 +214,16 @@ class SimArmEnv(RobotEnv):
       seed: seeds the first reset.
       limits: safety limits (default: each delta in [-1, 1], norm <= 1).
       gain: torque per unit of commanded fingertip velocity.
+      frame_source: where observations take camera frames from (None:
+        `render_frames` on the control thread); settable later.
     """
 
-    VIEWS = {"front": (90.0, -45.0), "side": (0.0, -20.0)}  # azimuth, elevation
+    VIEWS = SIM_VIEWS  # azimuth, elevation
 
     def __init__(self, cameras: tuple[str, ...] = ("front", "side"), image_size: int = 128,
                  max_steps: int = 100, seed: Optional[int] = None,
-                 limits: Optional[SafetyLimits] = None, gain: float = 4.0):
+                 limits: Optional[SafetyLimits] = None, gain: float = 4.0,
+                 frame_source: Optional[FrameSource] = None):
         import gymnasium as gym
 
         super().__init__(limits or SafetyLimits((-1.0, -1.0), (1.0, 1.0), max_norm=1.0))
@@ -225,6 +233,7 @@ class SimArmEnv(RobotEnv):
         self._size = image_size
         self._gain = gain
         self._renderer = None
+        self.frame_source = frame_source
 
     @property
     def model(self):
@@ -244,7 +253,18 @@ class SimArmEnv(RobotEnv):
         """Target (x, y) position in metres."""
         return self.data.body("target").xpos[:2].copy()
 
-    def _frames(self) -> dict[str, np.ndarray]:
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """Names of the camera views (empty without cameras)."""
+        return self._cameras
+
+    @property
+    def image_size(self) -> int:
+        """Frame height and width in pixels."""
+        return self._size
+
+    def render_frames(self) -> Images:
+        """Render every camera of the current state, on the calling thread."""
         import mujoco
 
         if not self._cameras:
@@ -253,17 +273,20 @@ class SimArmEnv(RobotEnv):
             self._renderer = mujoco.Renderer(self.model, self._size, self._size)
         out = {}
         for name in self._cameras:
-            cam = mujoco.MjvCamera()
-            mujoco.mjv_defaultFreeCamera(self.model, cam)
-            cam.azimuth, cam.elevation = self.VIEWS.get(name, (45.0, -30.0))
-            cam.distance = 0.6
-            cam.lookat[:] = (0.0, 0.0, 0.0)
-            self._renderer.update_scene(self.data, camera=cam)
+            self._renderer.update_scene(self.data, camera=sim_camera(self.model, name, self.VIEWS))
             out[name] = self._renderer.render().copy()
         return out
 
+    def camera_frames(self) -> Images:
+        """The frames an observation holds now: the frame source's newest, else rendered here."""
+        if not self._cameras:
+            return {}
+        if self.frame_source is None:
+            return self.render_frames()
+        return self.frame_source.frames(self.data.qpos)
+
     def _observation(self, obs: np.ndarray) -> dict[str, np.ndarray]:
-        return {sc.STATE_KEY: np.asarray(obs, np.float32), **self._frames()}
+        return {sc.STATE_KEY: np.asarray(obs, np.float32), **self.camera_frames()}
 
     def _reset(self) -> dm_env.TimeStep:
         obs, _ = self._env.reset(seed=self._seed)

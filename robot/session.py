@@ -23,7 +23,7 @@ import numpy as np
 from rlif_data import intervention as iv
 from rlif_data import schema as sc
 from rlif_data.recording.recorder import RolloutRecorder, SessionInfo, SessionSummary
-from rlif_data.recording.store import EpisodeStore
+from rlif_data.recording.store import EpisodeStore, WriteTiming
 from robot.env import RobotEnv
 from robot.input_device import InputDevice
 from robot.timing import ControlRate, period_stats
@@ -180,7 +180,8 @@ def make_policy(spec: str, env: Any, seed: int = 0) -> Callable[[Any], np.ndarra
 def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.ndarray],
                 schema: sc.EpisodeSchema, config: SessionConfig,
                 pacer: Optional[ControlRate] = None, progress: bool = True,
-                clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+                clock: Callable[[], float] = time.monotonic,
+                on_write: Optional[Callable[[WriteTiming], None]] = None) -> dict[str, Any]:
     """Record `config.episodes` episodes of policy control with human takeovers.
 
     Args:
@@ -192,6 +193,7 @@ def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.n
       pacer: control-rate pacer (default: `ControlRate(config.rate_hz)`).
       progress: show a progress bar.
       clock: monotonic clock of the step timestamps (the pacer's and the device's).
+      on_write: the store's timing hook (`EpisodeStore.on_write`), e.g. for benchmarks.
 
     Returns:
       ``{"summary": SessionSummary, "timing": period_stats(...), "events": counts}``.
@@ -200,7 +202,8 @@ def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.n
 
     pacer = pacer or ControlRate(config.rate_hz, clock=clock)
     store = EpisodeStore.open(config.out, schema,
-                              metadata={"robot": config.robot, "task": config.task})
+                              metadata={"robot": config.robot, "task": config.task},
+                              on_write=on_write)
     events = EventLog(os.path.join(store.directory, EVENTS_FILE))
     session = SessionInfo(
         env_id=f"{config.robot}/{config.task}", operator=config.operator, round=config.round,
