@@ -6,7 +6,7 @@ device. `engaged()` makes every device a `rlif_data.intervention.TakeoverSignal`
 so ``ExternalTakeover(device)`` plugs it into the intervention machinery.
 
 Axes and actions are in the robot frame (right-handed, +z up); see
-`robot.spacemouse` for how a SpaceMouse's HID frame maps to it.
+`robot.action_mapping` for how a SpaceMouse's HID frame maps to it.
 """
 
 from __future__ import annotations

@@ -57,9 +57,10 @@ from typing import Any, Callable, Iterable, Optional, Union
 import numpy as np
 
 from robot.input_device import InputDevice, InputSample
-from robot.spacemouse import (DEFAULT_AXIS_SCALE, DEFAULT_RAW_LIMIT, HID_SIGNS, NUM_AXES,
-                              ActionMapping, SpaceMouseInterpreter, SpaceMouseState,
-                              TakeoverTracker, state_from_axes)
+from robot.action_mapping import HID_SIGNS, ActionMapping
+from robot.spacemouse import NUM_AXES, SpaceMouseState, state_from_axes
+from robot.spacemouse_devices import DEFAULT_AXIS_SCALE, DEFAULT_RAW_LIMIT
+from robot.takeover import SpaceMouseInterpreter, TakeoverTracker
 
 FORMAT_NAME = "rlif-input-replay"
 FORMAT_VERSION = 1

@@ -28,9 +28,10 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from robot.input_device import InputDevice, InputSample
-from robot.spacemouse import (KNOWN_DEVICES, VENDOR_3DCONNEXION, ActionMapping, DeviceSpec,
-                              SpaceMouseInterpreter, SpaceMouseState, TakeoverTracker,
-                              initial_state, parse_report)
+from robot.action_mapping import ActionMapping
+from robot.spacemouse import SpaceMouseState, initial_state, parse_report
+from robot.spacemouse_devices import KNOWN_DEVICES, VENDOR_3DCONNEXION, DeviceSpec
+from robot.takeover import SpaceMouseInterpreter, TakeoverTracker
 
 HID_READ_SIZE = 64
 """Bytes asked for per read: a full-speed interrupt packet, more than any SpaceMouse report."""

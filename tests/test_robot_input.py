@@ -16,7 +16,10 @@ import numpy as np
 import pytest
 
 from rlif_data.intervention import DecisionContext, ExternalTakeover
+from robot import action_mapping as am
 from robot import spacemouse as sm
+from robot import spacemouse_devices as devices
+from robot import takeover as tk
 from robot.input_device import InputDevice, InputSample
 from robot.keyboard_device import (KeyboardDevice, KeyboardState, TerminalKeySource,
                                    keyboard_engaged, keys_to_action, split_keys)
@@ -25,9 +28,9 @@ from robot.replay_device import (ReplayDevice, load_replay,
 from robot.spacemouse_hid import (HidapiMissingError, SpaceMouseHID, SpaceMouseNotFoundError,
                                   import_hid, open_spacemouse)
 
-NAV = sm.find_spec(0x046D, 0xC626)        # SpaceNavigator: split layout, 2 buttons
-WIRELESS = sm.find_spec(0x256F, 0xC62E)   # SpaceMouse Wireless: six-axis layout, 2 buttons
-PRO_WIRELESS = sm.find_spec(0x256F, 0xC632)  # 15 buttons over report bytes 1..4
+NAV = devices.find_spec(0x046D, 0xC626)        # SpaceNavigator: split layout, 2 buttons
+WIRELESS = devices.find_spec(0x256F, 0xC62E)   # SpaceMouse Wireless: six-axis layout, 2 buttons
+PRO_WIRELESS = devices.find_spec(0x256F, 0xC632)  # 15 buttons over report bytes 1..4
 WAIT = 5.0  # generous timeout for thread waits; never a timing assertion
 
 
@@ -51,23 +54,23 @@ class FakeClock:
 # ---------------------------------------------------------------------------
 
 def test_known_specs_have_the_documented_layouts():
-    assert NAV.layout is sm.Layout.SPLIT and NAV.button_names == ("LEFT", "RIGHT")
-    assert WIRELESS.layout is sm.Layout.SIX_AXIS
-    assert sm.find_spec(0x256F, 0xC635).layout is sm.Layout.SPLIT  # Compact
-    assert sm.find_spec(0x256F, 0xC633).layout is sm.Layout.SIX_AXIS  # Enterprise
-    assert sm.find_spec(0x1234, 0x5678) is None
-    assert sm.spec_by_name("spacemouse compact").product_id == 0xC635
-    ids = [(s.vendor_id, s.product_id) for s in sm.KNOWN_DEVICES]
+    assert NAV.layout is devices.Layout.SPLIT and NAV.button_names == ("LEFT", "RIGHT")
+    assert WIRELESS.layout is devices.Layout.SIX_AXIS
+    assert devices.find_spec(0x256F, 0xC635).layout is devices.Layout.SPLIT  # Compact
+    assert devices.find_spec(0x256F, 0xC633).layout is devices.Layout.SIX_AXIS  # Enterprise
+    assert devices.find_spec(0x1234, 0x5678) is None
+    assert devices.spec_by_name("spacemouse compact").product_id == 0xC635
+    ids = [(s.vendor_id, s.product_id) for s in devices.KNOWN_DEVICES]
     assert len(ids) == len(set(ids))
     with pytest.raises(KeyError, match="SpaceNavigator"):
-        sm.spec_by_name("no such mouse")
+        devices.spec_by_name("no such mouse")
 
 
 def test_device_spec_rejects_bad_fields():
     with pytest.raises(ValueError, match="axis_scale"):
-        sm.DeviceSpec("x", 1, 2, "split", axis_scale=0)
+        devices.DeviceSpec("x", 1, 2, "split", axis_scale=0)
     with pytest.raises(ValueError, match="byte"):
-        sm.ButtonBit("B", byte=0, bit=0)
+        devices.ButtonBit("B", byte=0, bit=0)
 
 
 # ---------------------------------------------------------------------------
@@ -175,8 +178,8 @@ def test_out_of_range_values_are_clipped_and_flagged():
     burst = sm.parse_report(NAV, struct.pack("<B3h", 1, 30000, -30000, 0))
     assert burst.axes[:2] == (1.0, -1.0)
     assert burst.out_of_range_axes == (True, True, False, False, False, False)
-    np.testing.assert_array_equal(sm.to_action(burst), np.zeros(6))  # never full speed
-    assert not sm.TakeoverTracker().update(burst, 0.0)                # never a takeover
+    np.testing.assert_array_equal(am.to_action(burst), np.zeros(6))  # never full speed
+    assert not tk.TakeoverTracker().update(burst, 0.0)                # never a takeover
     # The next sane report for those axes clears the flag.
     sane = sm.parse_report(NAV, struct.pack("<B3h", 1, 35, 0, 0), burst)
     assert not sane.out_of_range and not sane.any_clipped
@@ -206,14 +209,14 @@ def test_state_from_axes_flags_like_the_parser():
     (0.3, 0.0, 0.3),
 ])
 def test_apply_deadzone(value, deadzone, expected):
-    assert sm.apply_deadzone(value, deadzone) == pytest.approx(expected)
+    assert am.apply_deadzone(value, deadzone) == pytest.approx(expected)
 
 
 def test_apply_deadzone_arrays_and_bad_deadzone():
-    np.testing.assert_allclose(sm.apply_deadzone([0.0, 0.2, -0.6], 0.2), [0.0, 0.0, -0.5])
+    np.testing.assert_allclose(am.apply_deadzone([0.0, 0.2, -0.6], 0.2), [0.0, 0.0, -0.5])
     for bad in (1.0, -0.1, float("nan"), True):
         with pytest.raises(ValueError, match="deadzone"):
-            sm.apply_deadzone(0.5, bad)
+            am.apply_deadzone(0.5, bad)
 
 
 def test_sign_conventions_on_real_reports():
@@ -221,24 +224,24 @@ def test_sign_conventions_on_real_reports():
     away = sm.parse_report(NAV, hx("01 0000 a2fe 0000"))
     # ... and lifting the cap: HID +z points down, so z < 0.
     lift = sm.parse_report(NAV, hx("01 0000 0000 a2fe"))
-    np.testing.assert_allclose(sm.to_action(away), [0, 1, 0, 0, 0, 0])   # z-up: +y away
-    np.testing.assert_allclose(sm.to_action(lift), [0, 0, 1, 0, 0, 0])   # z-up: +z up
-    np.testing.assert_allclose(sm.to_action(lift, signs=sm.HID_SIGNS), [0, 0, -1, 0, 0, 0])
+    np.testing.assert_allclose(am.to_action(away), [0, 1, 0, 0, 0, 0])   # z-up: +y away
+    np.testing.assert_allclose(am.to_action(lift), [0, 0, 1, 0, 0, 0])   # z-up: +z up
+    np.testing.assert_allclose(am.to_action(lift, signs=am.HID_SIGNS), [0, 0, -1, 0, 0, 0])
     state = sm.state_from_axes([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
-    np.testing.assert_allclose(sm.to_action(state), [0.1, -0.2, -0.3, 0.4, -0.5, -0.6],
+    np.testing.assert_allclose(am.to_action(state), [0.1, -0.2, -0.3, 0.4, -0.5, -0.6],
                                rtol=1e-6)
-    np.testing.assert_allclose(sm.to_action(state, signs=sm.HID_SIGNS),
+    np.testing.assert_allclose(am.to_action(state, signs=am.HID_SIGNS),
                                [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], rtol=1e-6)
     with pytest.raises(ValueError, match="signs"):
-        sm.to_action(state, signs=(1, 1))
+        am.to_action(state, signs=(1, 1))
 
 
 def test_to_action_scales_after_deadzone():
     state = sm.state_from_axes([0.55, 0.0, 0.05, -1.0, 0.0, 0.0])
-    action = sm.to_action(state, 0.02, rotation_scale=0.1, deadzone=0.1, signs=sm.HID_SIGNS)
+    action = am.to_action(state, 0.02, rotation_scale=0.1, deadzone=0.1, signs=am.HID_SIGNS)
     assert action.dtype == np.float32 and action.shape == (6,)
     np.testing.assert_allclose(action, [0.01, 0, 0, -0.1, 0, 0], atol=1e-7)
-    np.testing.assert_allclose(sm.to_action(state, 2.0, signs=sm.HID_SIGNS)[[0, 3]],
+    np.testing.assert_allclose(am.to_action(state, 2.0, signs=am.HID_SIGNS)[[0, 3]],
                                [1.1, -2.0], rtol=1e-6)  # rotation_scale defaults to scale
 
 
@@ -247,16 +250,16 @@ def test_to_action_scales_after_deadzone():
 ])
 def test_gripper_from_buttons(buttons, gripper):
     state = sm.state_from_axes([0.5, 0, 0, 0, 0, 0], buttons)
-    action = sm.to_action(state, gripper_buttons=(0, 1))
+    action = am.to_action(state, gripper_buttons=(0, 1))
     assert action.shape == (7,) and action[6] == gripper and action[0] == pytest.approx(0.5)
-    mapping = sm.ActionMapping(gripper_buttons=(0, 1))
+    mapping = am.ActionMapping(gripper_buttons=(0, 1))
     assert mapping.dim == 7
     np.testing.assert_array_equal(mapping.action(state), action)
 
 
 def test_gripper_button_index_checked():
     with pytest.raises(ValueError, match="gripper_buttons"):
-        sm.to_action(sm.state_from_axes([0] * 6, [True]), gripper_buttons=(0, 1))
+        am.to_action(sm.state_from_axes([0] * 6, [True]), gripper_buttons=(0, 1))
 
 
 # ---------------------------------------------------------------------------
@@ -298,13 +301,13 @@ TRACKER_SCRIPTS = {
 
 @pytest.mark.parametrize("name", list(TRACKER_SCRIPTS))
 def test_takeover_tracker_scripts(name):
-    tracker = sm.TakeoverTracker(deadzone=0.1, release_time=0.5, stuck_button_timeout=5.0)
+    tracker = tk.TakeoverTracker(deadzone=0.1, release_time=0.5, stuck_button_timeout=5.0)
     got = [tracker.update(state, t) for t, state, _ in TRACKER_SCRIPTS[name]]
     assert got == [want for _, _, want in TRACKER_SCRIPTS[name]]
 
 
 def test_tracker_bookkeeping_and_stuck_flag():
-    tracker = sm.TakeoverTracker(release_time=0.5, stuck_button_timeout=5.0)
+    tracker = tk.TakeoverTracker(release_time=0.5, stuck_button_timeout=5.0)
     tracker.update(REST, 0.0)
     tracker.update(PUSH, 1.0)
     tracker.update(REST, 2.0)
@@ -317,18 +320,18 @@ def test_tracker_bookkeeping_and_stuck_flag():
 
 
 def test_tracker_without_stuck_timeout_holds_while_pressed():
-    tracker = sm.TakeoverTracker(stuck_button_timeout=None)
+    tracker = tk.TakeoverTracker(stuck_button_timeout=None)
     assert all(tracker.update(LEFT, t) for t in (0.0, 100.0, 1000.0))
 
 
 def test_tracker_engage_buttons_subset():
-    tracker = sm.TakeoverTracker(engage_buttons=[1])
+    tracker = tk.TakeoverTracker(engage_buttons=[1])
     assert tracker.update(LEFT, 0.0) is False   # button 0 is e.g. the gripper, not a takeover
     assert tracker.update(RIGHT, 0.1) is True
 
 
 def test_tracker_tolerates_clock_going_backwards():
-    tracker = sm.TakeoverTracker(release_time=0.5)
+    tracker = tk.TakeoverTracker(release_time=0.5)
     tracker.update(PUSH, 10.0)
     assert tracker.update(REST, 9.0) is True    # treated as 10.0: still within release time
     assert tracker.update(REST, 10.5) is False
@@ -341,11 +344,11 @@ def test_tracker_tolerates_clock_going_backwards():
 ])
 def test_tracker_rejects_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        sm.TakeoverTracker(**kwargs)
+        tk.TakeoverTracker(**kwargs)
 
 
 def test_interpreter_disconnected_means_policy_in_control():
-    interp = sm.SpaceMouseInterpreter(sm.ActionMapping(gripper_buttons=(0, 1)))
+    interp = tk.SpaceMouseInterpreter(am.ActionMapping(gripper_buttons=(0, 1)))
     out = interp.step(LEFT_PUSH, 0.0)
     assert out.engaged and out.action.shape == (7,) and out.action[6] == 1.0
     gone = interp.step(LEFT_PUSH, 0.1, connected=False)
@@ -400,7 +403,7 @@ def test_hid_thread_reads_reports_then_flags_a_disconnect():
     events = []
     dev, handle = make_hid(
         [hx("01 5e01 0000 0000"), hx("03 01 00"), unplug, OSError("read error")],
-        clock=clock, mapping=sm.ActionMapping(scale=0.1, gripper_buttons=(0, 1)),
+        clock=clock, mapping=am.ActionMapping(scale=0.1, gripper_buttons=(0, 1)),
         on_disconnect=lambda t, exc: events.append((t, type(exc))))
     with dev:
         assert dev.wait_for_reports(2, WAIT)
@@ -437,7 +440,7 @@ def test_hid_thread_catches_a_touch_shorter_than_the_control_period():
     clock = FakeClock(10.0)
     # Touch and release both arrive before the control loop looks.
     dev, _ = make_hid([hx("01 5e01 0000 0000"), hx("01 0000 0000 0000")], clock=clock,
-                      tracker=sm.TakeoverTracker(release_time=0.5))
+                      tracker=tk.TakeoverTracker(release_time=0.5))
     with dev:
         assert dev.wait_for_reports(2, WAIT)
         assert dev.state.axes == (0,) * 6
@@ -645,7 +648,7 @@ def test_replay_plays_samples_with_zero_order_hold(tmp_path):
         {"t": 1.0, "axes": [0.5, 0, -0.25, 0, 0, 0], "buttons": [0, 0]},
         {"t": 2.0, "axes": [0, 0, 0, 0, 0, 0], "buttons": [0, 0]},
         {"t": 3.0, "axes": [0, 0, 0, 0, 0, 0], "buttons": [0, 0]},
-    ], clock, mapping=sm.ActionMapping(scale=0.1), tracker=sm.TakeoverTracker(release_time=0.5))
+    ], clock, mapping=am.ActionMapping(scale=0.1), tracker=tk.TakeoverTracker(release_time=0.5))
     assert not at(dev, clock, 0.5).engaged
     s = at(dev, clock, 1.5)
     assert s.engaged and s.connected and s.timestamp == 101.5
@@ -680,7 +683,7 @@ def test_replay_stuck_button_ends_at_the_stuck_timeout(tmp_path):
         {"t": 0.0, "axes": [0, 0, 0, 0, 0, 0], "buttons": [0, 0]},
         {"t": 1.0, "event": "stuck_button", "button": 1, "duration": 20.0},
         {"t": 30.0, "axes": [0, 0, 0, 0, 0, 0], "buttons": [0, 0]},
-    ], clock, tracker=sm.TakeoverTracker(release_time=0.5, stuck_button_timeout=5.0))
+    ], clock, tracker=tk.TakeoverTracker(release_time=0.5, stuck_button_timeout=5.0))
     assert not at(dev, clock, 0.5).engaged
     assert at(dev, clock, 1.0).engaged            # the jammed button looks like a press ...
     s = at(dev, clock, 2.0)
@@ -763,7 +766,7 @@ def test_record_then_replay_round_trip(tmp_path):
         {"t": 1.0, "event": "disconnect"},
         {"t": 1.5, "event": "reconnect"},
         {"t": 1.5, "axes": [0, 0, 0, 0, 0, 0], "buttons": [0, 0]},
-    ], src_clock, tracker=sm.TakeoverTracker(release_time=0.1))
+    ], src_clock, tracker=tk.TakeoverTracker(release_time=0.1))
     out = tmp_path / "recorded.jsonl"
     n = record_device_samples(source, out, duration=2.0, clock=src_clock, period=0.25,
                               sleep=src_clock.advance)
@@ -777,7 +780,7 @@ def test_record_then_replay_round_trip(tmp_path):
 
     # Replaying the recording reproduces what the source produced at those times.
     clock = FakeClock(100.0)
-    replay = ReplayDevice(recorded, clock=clock, tracker=sm.TakeoverTracker(release_time=0.1))
+    replay = ReplayDevice(recorded, clock=clock, tracker=tk.TakeoverTracker(release_time=0.1))
     replay.start()
     for t, engaged, connected in [(0.25, False, True), (0.75, True, True), (1.1, False, False),
                                   (1.75, False, True)]:
