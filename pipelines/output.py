@@ -195,14 +195,13 @@ def write_dataset(
     args = list(beam_args or default_beam_args()) + [f"--beam_plugins={WORKER_GUARD}"]
     try:
         with _job_processes(staging):
-            with runners.runner_setup(args, items=len(keys),
-                                      estimated_bytes=estimated_bytes) as setup:
-                plan = sink.plan_shards(keys, estimated_bytes, setup.workers)
-                log.info("building dataset %s under %s: %d episodes in %d shards on %s "
-                         "(%d workers)", schema.name, staging, plan.num_episodes,
-                         plan.num_shards, setup.runner, setup.workers)
-                _sink_and_rename(source, staging, out_dir, schema, job, plan, setup,
-                                 metadata, description)
+            setup, plan, notes = _run_sink(source, staging, out_dir, schema, job, args,
+                                           list(keys), estimated_bytes)
+            sink.write_metadata(staging, schema, _with_run(metadata, setup, plan, notes),
+                                description, plan, notes)
+            checkpoint("job.built")
+            os.rename(staging, out_dir)  # atomic: readers see nothing or everything
+            checkpoint("job.renamed")
     finally:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(staging)
@@ -215,17 +214,25 @@ def _input_label(job: JobInfo) -> str:
     return ", ".join(names) if names else str(job.job)
 
 
-def _sink_and_rename(source: EpisodeSource, staging: str, out_dir: str, schema: sc.EpisodeSchema,
-                     job: JobInfo, plan: "sink.ShardPlan", setup: "runners.RunnerSetup",
-                     metadata: dict[str, Any], description: str) -> None:
-    """Run the job into `staging` through the sink, check its shards, rename it to `out_dir`."""
+def _run_sink(source: EpisodeSource, staging: str, out_dir: str, schema: sc.EpisodeSchema,
+              job: JobInfo, args: list[str], keys: list[int], estimated_bytes: int):
+    """Run the job's graph and the sink into `staging`; returns (setup, plan, checked notes).
+
+    The runner's set-up (a local Dask cluster's worker processes included)
+    writes its output to the job log like the pipeline's workers.
+    """
     job_log = _job_log_path(job.job) if _capture["worker_output"] else None
     try:
-        with _stderr_to(job_log):
+        with _stderr_to(job_log), runners.runner_setup(
+                args, items=len(keys), estimated_bytes=estimated_bytes) as setup:
+            plan = sink.plan_shards(keys, estimated_bytes, setup.workers)
+            log.info("building dataset %s under %s: %d episodes in %d shards on %s "
+                     "(%d workers)", schema.name, staging, plan.num_episodes,
+                     plan.num_shards, setup.runner, setup.workers)
             sink.run_sink(source(), schema, plan, staging, setup.options, _input_label(job),
                           graph_check=graph_rules.check)
-    except graph_rules.UnsafeGraphError:
-        _discard_log(job_log)
+    except (graph_rules.UnsafeGraphError, runners.DaskSchedulerError):
+        _discard_log(job_log)  # raised before anything ran: the log holds nothing
         raise
     except Exception as exc:
         failure = _job_failure(job.job, out_dir, exc, job_log)
@@ -234,21 +241,14 @@ def _sink_and_rename(source: EpisodeSource, staging: str, out_dir: str, schema: 
         raise failure from exc
     _discard_log(job_log)  # nothing went wrong: the workers' chatter is not news
     try:
-        notes = sink.finish(staging, schema, plan, _with_writers(metadata, setup, plan, []),
-                            description)
+        notes = sink.collect_shards(staging, schema.name, plan)
     except sink.ShardCheckError as exc:
         raise PipelineFailedError(
             f"job {job.job!r} failed, nothing was written to {out_dir}: {exc}") from exc
-    # The writers are known only now: the metadata is written again with them.
-    sink.dataset_info(staging, schema, _with_writers(metadata, setup, plan, notes), description,
-                      list(plan.counts), sum(int(n["record_bytes"]) for n in notes)
-                      ).write_to_directory(staging)
-    checkpoint("job.built")
-    os.rename(staging, out_dir)  # atomic: readers see nothing or everything
-    checkpoint("job.renamed")
+    return setup, plan, notes
 
 
-def _with_writers(metadata: dict[str, Any], setup: "runners.RunnerSetup",
+def _with_run(metadata: dict[str, Any], setup: "runners.RunnerSetup",
                   plan: "sink.ShardPlan", notes: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """`metadata` with the run's runner, workers, shards and the processes that wrote them."""
     lineage = dict(metadata["lineage"])

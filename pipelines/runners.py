@@ -165,13 +165,22 @@ def _local_cluster(workers: Optional[int] = None) -> Iterator[str]:
     from distributed import LocalCluster
 
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address=None,
-                           silence_logs=logging.ERROR)
+    # The scheduler runs in this process and logs every worker's start and stop
+    # at INFO; a job shows that with --verbose only.
+    chatter = logging.getLogger("distributed")
+    level = chatter.level
+    if not logging.getLogger("pipelines").isEnabledFor(logging.INFO):
+        chatter.setLevel(logging.ERROR)
     try:
-        yield cluster.scheduler_address
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None,
+                               silence_logs=logging.ERROR)
+        try:
+            yield cluster.scheduler_address
+        finally:
+            cluster.close()
     finally:
-        cluster.close()
+        chatter.setLevel(level)
 
 
 def describe_scheduler(address: Optional[str], scheduler_file: Optional[str]) -> str:

@@ -332,9 +332,8 @@ def dataset_info(directory: str, schema: sc.EpisodeSchema, metadata: Mapping[str
     return info
 
 
-def finish(staging: str, schema: sc.EpisodeSchema, plan: ShardPlan,
-           metadata: Mapping[str, Any], description: str) -> list[dict[str, Any]]:
-    """Check the notes, number the shards and write the TFDS metadata in `staging`.
+def collect_shards(staging: str, dataset_name: str, plan: ShardPlan) -> list[dict[str, Any]]:
+    """Check the writers' notes against the plan, then give the shards TFDS' names.
 
     Returns:
       The notes, by shard.
@@ -345,11 +344,16 @@ def finish(staging: str, schema: sc.EpisodeSchema, plan: ShardPlan,
     """
     notes = read_notes(staging)
     check_notes(plan, notes, staging)
-    number_shards(staging, schema.name, plan)
+    number_shards(staging, dataset_name, plan)
+    return notes
+
+
+def write_metadata(staging: str, schema: sc.EpisodeSchema, metadata: Mapping[str, Any],
+                   description: str, plan: ShardPlan, notes: Sequence[Mapping[str, Any]]) -> None:
+    """Write ``dataset_info.json``, ``features.json`` and ``metadata.json`` for the shards."""
     num_bytes = sum(int(n["record_bytes"]) for n in notes)
     info = dataset_info(staging, schema, metadata, description, list(plan.counts), num_bytes)
     info.write_to_directory(staging)
-    return notes
 
 
 def run_sink(source: Any, schema: sc.EpisodeSchema, plan: ShardPlan, staging: str,
