@@ -8,6 +8,7 @@ import os
 import typer
 
 from rlif_cli import (
+    check_cmd,
     datasets_cmd,
     inspect_cmd,
     pipelines_cmd,
@@ -24,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 for module in (record_cmd, inspect_cmd, quickstart_cmd, pipelines_cmd, robot_cmd, datasets_cmd,
-               train_cmd):
+               train_cmd, check_cmd):
     module.register(app)
 
 

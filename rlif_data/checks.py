@@ -1,0 +1,883 @@
+"""Data checks: silent misalignments that poison training, found before training does.
+
+Each check is a pure function over one decoded episode's step arrays (the
+layout of `rlif_data.episodes`) and returns `Finding`s naming the episode,
+the step and what is wrong. `check_episode` runs them all; the dataset-level
+checks (duplicated episodes, time limits stored as terminations) work on
+what one pass over the episodes collected. `check_dataset` is the thin I/O
+runner over a recording, a dataset directory, a registry reference, or a
+D4RL HDF5 file (the one layout that stores both observations and next
+observations, so the one where their off-by-one can be seen).
+
+What is checked:
+
+* ``structure``: ``is_first`` only at step 0, ``is_last`` only at the final
+  step, ``is_terminal`` only on the final step, arrays of one length;
+* ``non-finite``: NaN/inf in any float field (observations included);
+* ``discount``: 0 only on the transition into a termination, 1 after a
+  truncation, nothing outside [0, 1];
+* ``truncation-as-termination``: an episode that ends at its time limit
+  (the registered env's, the one given, or a length at which other episodes
+  of the dataset are truncated) but is stored as a termination: learners
+  then do not bootstrap through a time limit (D4RL issues #162, #189);
+* ``takeover-start``, ``rlif-reward``, ``include-mask``: intervention flags
+  and what a view made of them (`rlif_data.relabel.rlif_rewards`) disagree;
+* ``action-bounds``: actions outside the env's action space (bounds from the
+  episode's registered env id; other ids are skipped with a note);
+* ``action-alignment``: `action` equals `policy_action` / `expert_action`
+  of the neighbouring step rather than its own (a writer one step off);
+* ``next-observation``: D4RL files: ``next_observations[i]`` is not
+  ``observations[i + 1]`` inside an episode (and says if it is shifted);
+* ``constant-episode``, ``duplicate-episode``: a frozen sensor or camera,
+  the same episode written twice;
+* ``timestamp-backwards``, ``missed-deadline``: step times that decrease, or
+  gaps longer than the control period allows (when the rate is known).
+
+Errors are data that is wrong; warnings are data that is probably wrong
+(a real termination can coincide with a time limit). `Report.failed` says
+whether a report should fail a command or job: errors do, warnings only
+under ``strict``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from rlif_data import errors
+from rlif_data import intervention as iv
+from rlif_data import relabel as rl
+from rlif_data import schema as sc
+
+ERROR = "error"
+WARNING = "warning"
+
+# Finding kinds (stable names: they appear in JSON reports).
+STRUCTURE = "structure"
+NON_FINITE = "non-finite"
+DISCOUNT = "discount"
+TRUNCATION_AS_TERMINATION = "truncation-as-termination"
+TAKEOVER_START = "takeover-start"
+RLIF_REWARD = "rlif-reward"
+INCLUDE_MASK = "include-mask"
+ACTION_BOUNDS = "action-bounds"
+ACTION_ALIGNMENT = "action-alignment"
+NEXT_OBSERVATION = "next-observation"
+CONSTANT_EPISODE = "constant-episode"
+DUPLICATE_EPISODE = "duplicate-episode"
+TIMESTAMP_BACKWARDS = "timestamp-backwards"
+MISSED_DEADLINE = "missed-deadline"
+KINDS = (STRUCTURE, NON_FINITE, DISCOUNT, TRUNCATION_AS_TERMINATION, TAKEOVER_START, RLIF_REWARD,
+         INCLUDE_MASK, ACTION_BOUNDS, ACTION_ALIGNMENT, NEXT_OBSERVATION, CONSTANT_EPISODE,
+         DUPLICATE_EPISODE, TIMESTAMP_BACKWARDS, MISSED_DEADLINE)
+
+# Per episode and kind, the steps named one by one; the rest are counted in
+# one more finding, so a broken million-step dataset gives a readable report.
+STEPS_NAMED = 5
+BOUNDS_TOLERANCE = 1e-5  # float32 round-off of a clipped action
+DEFAULT_DEADLINE_SLACK = 0.5  # a gap over 1.5 control periods missed a deadline
+REPORT_VERSION = 1
+
+
+class EmptyDatasetError(errors.RlifDataError, ValueError):
+    """A dataset to check holds no episodes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One thing wrong with the data.
+
+    Attributes:
+      episode: index of the episode in the dataset (commit order).
+      step: the step (RLDS index t: o_t and what followed it), None when the
+        finding concerns the whole episode. For D4RL files: the file row.
+      kind: one of `KINDS`.
+      message: what is wrong, in one line.
+      severity: `ERROR` (the data is wrong) or `WARNING` (probably wrong).
+      episode_id: the episode's stored id ("" if none).
+    """
+
+    episode: int
+    step: Optional[int]
+    kind: str
+    message: str
+    severity: str = ERROR
+    episode_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The finding as stored in a JSON report."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Report:
+    """What `check_dataset` found.
+
+    Attributes:
+      dataset: the path checked.
+      episodes: episodes read.
+      steps: transitions read (steps minus each episode's final step).
+      findings: every finding, by episode then step.
+      notes: checks that were skipped and why (not findings).
+      view: the dataset's relabel view (None: raw or ingested data).
+      seconds: wall time of the check.
+    """
+
+    dataset: str
+    episodes: int = 0
+    steps: int = 0
+    findings: list[Finding] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    view: Optional[str] = None
+    seconds: float = 0.0
+
+    @property
+    def errors(self) -> list[Finding]:
+        """Findings of severity `ERROR`."""
+        return [f for f in self.findings if f.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        """Findings of severity `WARNING`."""
+        return [f for f in self.findings if f.severity == WARNING]
+
+    def failed(self, strict: bool = False) -> bool:
+        """Whether the data fails the check: any error, or (strict) any finding at all."""
+        return bool(self.findings) if strict else bool(self.errors)
+
+    def counts(self) -> dict[str, int]:
+        """Findings per kind, kinds without findings left out."""
+        out: dict[str, int] = {}
+        for finding in self.findings:
+            out[finding.kind] = out.get(finding.kind, 0) + 1
+        return out
+
+    def summary(self) -> str:
+        """One line: episodes, steps, errors and warnings by kind."""
+        counts = ", ".join(f"{kind} {n}" for kind, n in sorted(self.counts().items()))
+        return (f"{self.dataset}: {self.episodes} episodes, {self.steps} steps checked: "
+                f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)"
+                + (f" ({counts})" if counts else ""))
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as written by ``rlif-data check --json``."""
+        return {
+            "report_version": REPORT_VERSION,
+            "dataset": self.dataset,
+            "view": self.view,
+            "episodes": self.episodes,
+            "steps": self.steps,
+            "seconds": round(self.seconds, 3),
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "counts": self.counts(),
+            "findings": [f.to_json() for f in self.findings],
+            "notes": list(self.notes),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckContext:
+    """What the per-episode checks need besides the episode.
+
+    Attributes:
+      view: the dataset's relabel view (`rlif_data.lineage.dataset_view`).
+      action_low, action_high: the env's action bounds, None to skip.
+      control_period_us: the control period in microseconds, None when the
+        rate is unknown (deadlines are then not checked).
+      deadline_slack: a gap longer than (1 + slack) periods misses a deadline.
+    """
+
+    view: Optional[str] = None
+    action_low: Optional[np.ndarray] = None
+    action_high: Optional[np.ndarray] = None
+    control_period_us: Optional[float] = None
+    deadline_slack: float = DEFAULT_DEADLINE_SLACK
+
+
+# ---------------------------------------------------------------------------
+# Pure helpers.
+# ---------------------------------------------------------------------------
+
+
+def _per_step(episode: int, steps: Iterable[int], kind: str, describe: Callable[[int], str],
+              severity: str = ERROR, episode_id: str = "") -> list[Finding]:
+    """One finding per step for the first `STEPS_NAMED` steps, then one counting the rest."""
+    steps = [int(s) for s in steps]
+    out = [Finding(episode, s, kind, describe(s), severity, episode_id)
+           for s in steps[:STEPS_NAMED]]
+    rest = steps[STEPS_NAMED:]
+    if rest:
+        out.append(Finding(episode, rest[0], kind,
+                           f"{len(rest)} more step(s) like these (steps {rest[0]}..{rest[-1]})",
+                           severity, episode_id))
+    return out
+
+
+def _length(steps: Mapping[str, Any]) -> int:
+    """Number of transitions T (the final step holds only the last observation)."""
+    return len(steps[sc.IS_FIRST]) - 1
+
+
+def _observation_leaves(observation: Any) -> dict[str, np.ndarray]:
+    if isinstance(observation, Mapping):
+        return {f"{sc.OBSERVATION}[{k!r}]": np.asarray(v) for k, v in observation.items()}
+    return {sc.OBSERVATION: np.asarray(observation)}
+
+
+def _fmt(values: np.ndarray) -> str:
+    return np.array2string(np.asarray(values), precision=4, separator=", ", threshold=8)
+
+
+# ---------------------------------------------------------------------------
+# Per-episode checks (pure).
+# ---------------------------------------------------------------------------
+
+
+def structure_findings(steps: Mapping[str, Any], episode: int = 0,
+                       episode_id: str = "") -> list[Finding]:
+    """``is_first`` / ``is_last`` / ``is_terminal`` placement and array lengths.
+
+    Args:
+      steps: the episode's `STEPS` dict ([T+1] per field).
+      episode, episode_id: for the findings.
+
+    Returns:
+      Findings of kind `STRUCTURE`.
+    """
+    out: list[Finding] = []
+    n = len(steps[sc.IS_FIRST])
+    lengths = {k: len(v) for k, v in steps.items() if k != sc.OBSERVATION}
+    lengths.update({k: len(v) for k, v in _observation_leaves(steps[sc.OBSERVATION]).items()})
+    odd = {k: v for k, v in lengths.items() if v != n}
+    if odd:
+        return [Finding(episode, None, STRUCTURE,
+                        f"step fields differ in length: {n} {sc.IS_FIRST} values, but {odd}",
+                        ERROR, episode_id)]
+    if n == 0:
+        return [Finding(episode, None, STRUCTURE, "episode has no steps at all", ERROR,
+                        episode_id)]
+    first = np.asarray(steps[sc.IS_FIRST], bool)
+    last = np.asarray(steps[sc.IS_LAST], bool)
+    terminal = np.asarray(steps[sc.IS_TERMINAL], bool)
+    if not first[0]:
+        out.append(Finding(episode, 0, STRUCTURE, f"step 0 is not marked {sc.IS_FIRST}", ERROR,
+                           episode_id))
+    out += _per_step(episode, np.flatnonzero(first[1:]) + 1, STRUCTURE,
+                     lambda s: f"{sc.IS_FIRST} set inside the episode (only step 0 may be first)",
+                     ERROR, episode_id)
+    if not last[-1]:
+        out.append(Finding(episode, n - 1, STRUCTURE,
+                           f"the final step {n - 1} is not marked {sc.IS_LAST}", ERROR, episode_id))
+    out += _per_step(episode, np.flatnonzero(last[:-1]), STRUCTURE,
+                     lambda s: f"{sc.IS_LAST} set before the final step {n - 1} "
+                               "(two episodes written as one?)", ERROR, episode_id)
+    out += _per_step(episode, np.flatnonzero(terminal[:-1]), STRUCTURE,
+                     lambda s: f"{sc.IS_TERMINAL} set before the final step {n - 1}",
+                     ERROR, episode_id)
+    if n == 1:
+        out.append(Finding(episode, None, STRUCTURE,
+                           "episode has no transition (only a final observation)", WARNING,
+                           episode_id))
+    return out
+
+
+def non_finite_findings(steps: Mapping[str, Any], episode: int = 0,
+                        episode_id: str = "") -> list[Finding]:
+    """NaN/inf in any float field, observations included (the final step too).
+
+    Returns:
+      Findings of kind `NON_FINITE`, up to `STEPS_NAMED` steps per field.
+    """
+    fields = {k: np.asarray(v) for k, v in steps.items() if k != sc.OBSERVATION}
+    fields.update(_observation_leaves(steps[sc.OBSERVATION]))
+    out: list[Finding] = []
+    for name, values in fields.items():
+        if values.dtype.kind != "f" or values.ndim == 0:
+            continue
+        finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
+        bad = np.flatnonzero(~finite)
+        out += _per_step(episode, bad, NON_FINITE,
+                         lambda s, n=name, v=values: f"{n} holds NaN/inf: {_fmt(v[s])}",
+                         ERROR, episode_id)
+    return out
+
+
+def discount_findings(steps: Mapping[str, Any], episode: int = 0,
+                      episode_id: str = "") -> list[Finding]:
+    """Discounts against the termination flag.
+
+    A termination has discount 0 on its last transition; a truncation keeps 1
+    (bootstrap); no transition before the last may have discount 0, and none
+    lies outside [0, 1].
+
+    Returns:
+      Findings of kind `DISCOUNT`.
+    """
+    t = _length(steps)
+    if t <= 0:
+        return []
+    discount = np.asarray(steps[sc.DISCOUNT], np.float64)[:t]
+    terminated = bool(np.asarray(steps[sc.IS_TERMINAL])[-1])
+    out = _per_step(episode, np.flatnonzero((discount < 0) | (discount > 1)), DISCOUNT,
+                    lambda s: f"discount {discount[s]:g} outside [0, 1]", ERROR, episode_id)
+    out += _per_step(episode, np.flatnonzero(discount[:-1] == 0), DISCOUNT,
+                     lambda s: "discount 0 before the last transition: a termination inside "
+                               "the episode", ERROR, episode_id)
+    if terminated and discount[-1] != 0:
+        out.append(Finding(episode, t - 1, DISCOUNT,
+                           f"the episode is terminal but its last transition has discount "
+                           f"{discount[-1]:g} (a termination has 0)", ERROR, episode_id))
+    if not terminated and discount[-1] == 0:
+        out.append(Finding(episode, t - 1, DISCOUNT,
+                           "the last transition has discount 0 but the episode is not terminal "
+                           f"({sc.IS_TERMINAL} False): a truncation keeps 1", ERROR, episode_id))
+    return out
+
+
+def takeover_start_findings(steps: Mapping[str, Any], episode: int = 0,
+                            episode_id: str = "") -> list[Finding]:
+    """``intervention_start`` against the ``intervention`` flags (first step of each takeover).
+
+    Returns:
+      Findings of kind `TAKEOVER_START`.
+    """
+    t = _length(steps)
+    if t <= 0 or sc.INTERVENTION not in steps or sc.INTERVENTION_START not in steps:
+        return []
+    flags = np.asarray(steps[sc.INTERVENTION], bool)[:t]
+    want = iv.takeover_starts(flags)
+    have = np.asarray(steps[sc.INTERVENTION_START], bool)[:t]
+    return _per_step(episode, np.flatnonzero(want != have), TAKEOVER_START,
+                     lambda s: f"{sc.INTERVENTION_START} is {bool(have[s])} but the flags say a "
+                               f"takeover {'starts' if want[s] else 'does not start'} here",
+                     ERROR, episode_id)
+
+
+def view_findings(steps: Mapping[str, Any], view: Optional[str], episode: int = 0,
+                  episode_id: str = "") -> list[Finding]:
+    """Rewards and the include mask of a relabelled view against the intervention flags.
+
+    RLIF views (`rlif_data.relabel.RULES`) must hold exactly
+    `rlif_data.relabel.rlif_rewards` of their flags; ``hg-dagger`` includes
+    the expert-controlled steps, ``dagger`` the steps with an expert label
+    (whose action is that label). Raw data (view None) is not checked here.
+
+    Returns:
+      Findings of kinds `RLIF_REWARD` and `INCLUDE_MASK`.
+    """
+    t = _length(steps)
+    if view is None or t <= 0:
+        return []
+    flags = np.asarray(steps[sc.INTERVENTION], bool)[:t]
+    include = np.asarray(steps[sc.INCLUDE], bool)[:t] if sc.INCLUDE in steps else None
+    out: list[Finding] = []
+    if include is None:
+        return [Finding(episode, None, INCLUDE_MASK,
+                        f"the dataset's view is {view!r} but its steps carry no {sc.INCLUDE} "
+                        "mask", ERROR, episode_id)]
+    if view in rl.RULES:
+        want_reward, want_include = rl.rlif_rewards(flags, rl.RULES[view])
+        reward = np.asarray(steps[sc.REWARD], np.float32)[:t]
+        out += _per_step(
+            episode, np.flatnonzero(reward != want_reward), RLIF_REWARD,
+            lambda s: f"reward {reward[s]:g}, the {view!r} rule gives {want_reward[s]:g} "
+                      f"(intervention here {bool(flags[s])}, next step "
+                      f"{bool(flags[s + 1]) if s + 1 < t else '-'})", ERROR, episode_id)
+    elif view == rl.HG_DAGGER:
+        want_include = flags
+    elif view == rl.DAGGER:
+        want_include = np.asarray(steps[sc.HAS_EXPERT_ACTION], bool)[:t]
+        action = np.asarray(steps[sc.ACTION], np.float32)[:t]
+        label = np.asarray(steps[sc.EXPERT_ACTION], np.float32)[:t]
+        wrong = np.flatnonzero(want_include & np.any(action != label, axis=-1))
+        out += _per_step(episode, wrong, INCLUDE_MASK,
+                         lambda s: f"dagger view: action {_fmt(action[s])} is not the expert "
+                                   f"label {_fmt(label[s])}", ERROR, episode_id)
+    else:
+        return [Finding(episode, None, INCLUDE_MASK, f"unknown view {view!r}; known: "
+                        f"{list(rl.VIEWS)}", ERROR, episode_id)]
+    out += _per_step(episode, np.flatnonzero(include != want_include), INCLUDE_MASK,
+                     lambda s: f"{sc.INCLUDE} is {bool(include[s])}, the {view!r} view gives "
+                               f"{bool(want_include[s])}", ERROR, episode_id)
+    return out
+
+
+def action_bound_findings(steps: Mapping[str, Any], low: np.ndarray, high: np.ndarray,
+                          episode: int = 0, episode_id: str = "",
+                          env_id: str = "") -> list[Finding]:
+    """Applied actions outside the env's action space [low, high] (float32 round-off allowed).
+
+    Returns:
+      Findings of kind `ACTION_BOUNDS`.
+    """
+    t = _length(steps)
+    action = np.asarray(steps[sc.ACTION], np.float64)[:t]
+    low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    if t <= 0:
+        return []
+    if action.shape[1:] != low.shape:
+        return [Finding(episode, None, ACTION_BOUNDS,
+                        f"actions have shape {action.shape[1:]}, {env_id or 'the env'} takes "
+                        f"{low.shape}", ERROR, episode_id)]
+    outside = (action < low - BOUNDS_TOLERANCE) | (action > high + BOUNDS_TOLERANCE)
+    return _per_step(episode, np.flatnonzero(outside.any(axis=1)), ACTION_BOUNDS,
+                     lambda s: f"action {_fmt(action[s])} outside {env_id or 'the'} action "
+                               f"space [{_fmt(low)}, {_fmt(high)}]", ERROR, episode_id)
+
+
+def _shifted_matches(values: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> tuple:
+    """(same-step, one-back, one-ahead) exact matches of `values` to `reference` on `mask`."""
+    same = np.all(values == reference, axis=1) & mask
+    back = np.zeros_like(mask)
+    back[1:] = np.all(values[1:] == reference[:-1], axis=1) & mask[1:]
+    ahead = np.zeros_like(mask)
+    ahead[:-1] = np.all(values[:-1] == reference[1:], axis=1) & mask[:-1]
+    return int(same.sum()), int(back.sum()), int(ahead.sum())
+
+
+def action_alignment_findings(steps: Mapping[str, Any], episode: int = 0,
+                              episode_id: str = "", min_steps: int = 3) -> list[Finding]:
+    """`action` one step off the `policy_action` / `expert_action` it was taken from.
+
+    Where the learner acted, `action` is its proposal (clipped at most);
+    where the expert did, the expert's action. A writer that stores one of
+    them a step late or early makes `action` match the neighbouring step's
+    proposal instead. Flagged when such shifted matches outnumber same-step
+    matches and cover at least half the steps (so clipping and unrelated
+    values do not trigger it).
+
+    Returns:
+      Findings of kind `ACTION_ALIGNMENT` (at most one per source).
+    """
+    t = _length(steps)
+    if t < min_steps or sc.POLICY_ACTION not in steps:
+        return []
+    action = np.asarray(steps[sc.ACTION], np.float32)[:t]
+    flags = np.asarray(steps[sc.INTERVENTION], bool)[:t]
+    source = np.asarray(steps[sc.SOURCE])[:t]
+    checks = [(sc.POLICY_ACTION, ~flags & (source == int(sc.Source.POLICY)))]
+    if sc.HAS_EXPERT_ACTION in steps:
+        checks.append((sc.EXPERT_ACTION, flags & np.asarray(steps[sc.HAS_EXPERT_ACTION],
+                                                            bool)[:t]))
+    out = []
+    for field, mask in checks:
+        n = int(mask.sum())
+        if n < min_steps:
+            continue
+        same, back, ahead = _shifted_matches(action, np.asarray(steps[field], np.float32)[:t],
+                                             mask)
+        shifted, where = max((back, "the previous"), (ahead, "the next"))
+        if shifted > same and shifted * 2 >= n:
+            first = int(np.flatnonzero(mask)[0])
+            out.append(Finding(episode, first, ACTION_ALIGNMENT,
+                               f"{sc.ACTION} equals {where} step's {field} at {shifted} of {n} "
+                               f"steps (its own at {same}): the two are stored one step apart",
+                               ERROR, episode_id))
+    return out
+
+
+def constant_findings(steps: Mapping[str, Any], episode: int = 0,
+                      episode_id: str = "") -> list[Finding]:
+    """Observation entries that never change over an episode of 2+ transitions.
+
+    Returns:
+      `WARNING` findings of kind `CONSTANT_EPISODE`, one per frozen entry.
+    """
+    if _length(steps) < 2:
+        return []
+    out = []
+    for name, values in _observation_leaves(steps[sc.OBSERVATION]).items():
+        if values.size and np.all(values == values[:1]):
+            out.append(Finding(episode, None, CONSTANT_EPISODE,
+                               f"{name} is the same at all {len(values)} steps (a frozen sensor "
+                               "or camera?)", WARNING, episode_id))
+    return out
+
+
+def timestamp_findings(steps: Mapping[str, Any], control_period_us: Optional[float] = None,
+                       deadline_slack: float = DEFAULT_DEADLINE_SLACK, episode: int = 0,
+                       episode_id: str = "") -> list[Finding]:
+    """Step times that go backwards, and (rate known) gaps that missed a control deadline.
+
+    Args:
+      steps: the episode's steps; `TIMESTAMP_US` is checked over its T
+        transition steps (the final step repeats the last time).
+      control_period_us: the control period; None skips the deadline check.
+      deadline_slack: a gap longer than (1 + slack) periods is a missed deadline.
+
+    Returns:
+      Findings of kind `TIMESTAMP_BACKWARDS` (errors) and `MISSED_DEADLINE` (warnings).
+    """
+    t = _length(steps)
+    if sc.TIMESTAMP_US not in steps or t < 2:
+        return []
+    stamps = np.asarray(steps[sc.TIMESTAMP_US], np.int64)[:t]
+    gaps = np.diff(stamps)
+    out = _per_step(episode, np.flatnonzero(gaps < 0) + 1, TIMESTAMP_BACKWARDS,
+                    lambda s: f"{sc.TIMESTAMP_US} goes back {-gaps[s - 1] / 1e3:.3f} ms from "
+                              f"step {s - 1}", ERROR, episode_id)
+    if control_period_us:
+        limit = control_period_us * (1.0 + deadline_slack)
+        out += _per_step(episode, np.flatnonzero(gaps > limit) + 1, MISSED_DEADLINE,
+                         lambda s: f"{gaps[s - 1] / 1e3:.1f} ms since step {s - 1}, the control "
+                                   f"period is {control_period_us / 1e3:.1f} ms",
+                         WARNING, episode_id)
+    return out
+
+
+def check_episode(episode: Mapping[str, Any], index: int = 0,
+                  context: CheckContext = CheckContext()) -> list[Finding]:
+    """Every per-episode check on one decoded episode. Pure.
+
+    Args:
+      episode: ``{STEPS: {field: [T+1, ...]}, <metadata>: value}``.
+      index: the episode's index in its dataset.
+      context: view, action bounds and control period.
+
+    Returns:
+      The findings, by check.
+    """
+    steps = episode[sc.STEPS]
+    eid = str(episode.get(sc.EPISODE_ID, ""))
+    out = structure_findings(steps, index, eid)
+    if any(f.severity == ERROR and f.step is None for f in out):
+        return out  # lengths disagree: the other checks would index garbage
+    out += non_finite_findings(steps, index, eid)
+    out += discount_findings(steps, index, eid)
+    out += takeover_start_findings(steps, index, eid)
+    out += view_findings(steps, context.view, index, eid)
+    if context.action_low is not None:
+        out += action_bound_findings(steps, context.action_low, context.action_high, index, eid,
+                                     str(episode.get(sc.ENV_ID, "")))
+    out += action_alignment_findings(steps, index, eid)
+    out += constant_findings(steps, index, eid)
+    out += timestamp_findings(steps, context.control_period_us, context.deadline_slack, index,
+                              eid)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Dataset-level checks (pure, over what one pass collected).
+# ---------------------------------------------------------------------------
+
+
+def episode_fingerprint(episode: Mapping[str, Any]) -> str:
+    """SHA-256 of an episode's observations and actions: equal for a duplicated episode."""
+    steps = episode[sc.STEPS]
+    digest = hashlib.sha256()
+    for name, values in sorted(_observation_leaves(steps[sc.OBSERVATION]).items()):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(values).tobytes())
+    digest.update(np.ascontiguousarray(np.asarray(steps[sc.ACTION], np.float32)).tobytes())
+    return digest.hexdigest()
+
+
+def duplicate_findings(fingerprints: Sequence[str],
+                       episode_ids: Sequence[str] = ()) -> list[Finding]:
+    """Episodes whose fingerprint equals an earlier one's.
+
+    Returns:
+      `WARNING` findings of kind `DUPLICATE_EPISODE`, naming the first copy.
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for i, fp in enumerate(fingerprints):
+        eid = episode_ids[i] if i < len(episode_ids) else ""
+        if fp in seen:
+            j = seen[fp]
+            first_id = episode_ids[j] if j < len(episode_ids) else ""
+            out.append(Finding(i, None, DUPLICATE_EPISODE,
+                               f"same observations and actions as episode {j}"
+                               + (f" ({first_id})" if first_id else ""), WARNING, eid))
+        else:
+            seen[fp] = i
+    return out
+
+
+def time_limits_seen(lengths: Sequence[int], terminal: Sequence[bool]) -> set[int]:
+    """Lengths at which the dataset truncates episodes: the longest length, if some
+    episode of that length is not terminal. Pure.
+
+    A recording cut by ``--max-episode-steps 200`` truncates at 200; an
+    episode of 200 steps stored as terminal then is suspicious.
+    """
+    if not lengths:
+        return set()
+    longest = max(lengths)
+    truncated = any(n == longest and not d for n, d in zip(lengths, terminal))
+    return {longest} if truncated and longest > 0 else set()
+
+
+def truncation_findings(lengths: Sequence[int], terminal: Sequence[bool],
+                        limits: Sequence[Optional[int]],
+                        episode_ids: Sequence[str] = ()) -> list[Finding]:
+    """Terminal episodes exactly as long as their time limit.
+
+    Args:
+      lengths: transitions per episode.
+      terminal: whether each episode is stored as a termination.
+      limits: each episode's known time limit(s) (an int, or None when unknown).
+      episode_ids: for the findings.
+
+    Returns:
+      `WARNING` findings of kind `TRUNCATION_AS_TERMINATION` (a real
+      termination can coincide with the limit, rarely for many episodes).
+    """
+    out = []
+    for i, (n, done, limit) in enumerate(zip(lengths, terminal, limits)):
+        if done and limit and n == limit:
+            out.append(Finding(i, n - 1, TRUNCATION_AS_TERMINATION,
+                               f"ends at the time limit ({limit} steps) but is stored as a "
+                               "termination (discount 0): learners will not bootstrap through "
+                               "a time limit; store it as a truncation (discount 1, is_terminal "
+                               "False)", WARNING, episode_ids[i] if i < len(episode_ids) else ""))
+    return out
+
+
+def next_observation_findings(observations: np.ndarray, next_observations: np.ndarray,
+                              spans: Sequence[tuple[int, int]],
+                              atol: float = 1e-6) -> list[Finding]:
+    """Flat tables (D4RL): ``next_observations[i]`` against ``observations[i + 1]``.
+
+    Inside an episode (rows ``[start, end)``) row i's next observation is the
+    next row's observation. When most rows disagree, says whether the column
+    is shifted by one (it equals ``observations[i]`` or ``observations[i + 2]``).
+
+    Args:
+      observations, next_observations: [N, obs_dim].
+      spans: (start, end) rows of each episode.
+      atol: absolute tolerance of the comparison.
+
+    Returns:
+      Findings of kind `NEXT_OBSERVATION`; `step` is the file row.
+    """
+    obs = np.asarray(observations)
+    nxt = np.asarray(next_observations)
+    out: list[Finding] = []
+    for index, (start, end) in enumerate(spans):
+        if end - start < 2:
+            continue
+        rows = np.arange(start, end - 1)
+        bad = ~np.all(np.isclose(nxt[rows], obs[rows + 1], atol=atol), axis=1)
+        if not bad.any():
+            continue
+        hint = ""
+        if np.all(np.isclose(nxt[rows], obs[rows], atol=atol)):
+            hint = " (it repeats observations[i]: shifted one row back)"
+        elif end - start >= 3 and np.all(np.isclose(nxt[start:end - 2], obs[start + 2:end],
+                                                    atol=atol)):
+            hint = " (it equals observations[i + 2]: shifted one row ahead)"
+        out += _per_step(index, rows[bad], NEXT_OBSERVATION,
+                         lambda r: f"next_observations[{r}] differs from observations[{r + 1}]"
+                                   f"{hint}", ERROR)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The runner (I/O).
+# ---------------------------------------------------------------------------
+
+
+def _env_info(env_id: str, cache: dict, notes: list[str]) -> tuple:
+    """(action low, action high, max_episode_steps) of a registered env id; Nones if not."""
+    if env_id in cache:
+        return cache[env_id]
+    info: tuple = (None, None, None)
+    if not env_id:
+        notes.append("action bounds not checked for episodes without an env id")
+    else:
+        import gymnasium as gym
+
+        import rlif_data.envs  # noqa: F401  (registers the project's own ids)
+
+        if env_id not in gym.registry:
+            notes.append(f"action bounds not checked for env {env_id!r}: not a registered "
+                         "Gymnasium id")
+        else:
+            try:
+                env = gym.make(env_id)
+                try:
+                    space = env.action_space
+                    info = (np.asarray(space.low, np.float64), np.asarray(space.high, np.float64),
+                            gym.spec(env_id).max_episode_steps)
+                finally:
+                    env.close()
+            except Exception as exc:  # an env whose extra package is missing: skip, say why
+                notes.append(f"action bounds not checked for env {env_id!r}: cannot make it "
+                             f"({type(exc).__name__}: {exc})")
+    cache[env_id] = info
+    return info
+
+
+def check_dataset(path: str, *, control_hz: Optional[float] = None,
+                  deadline_slack: float = DEFAULT_DEADLINE_SLACK,
+                  time_limit: Optional[int] = None, root: Optional[str] = None,
+                  progress: Optional[Callable[[int, int], None]] = None) -> Report:
+    """Check every episode of a dataset.
+
+    Args:
+      path: a recording or dataset directory, a registry reference
+        (``name@tag``, ``name:version``), or a D4RL ``.hdf5`` file.
+      control_hz: the control rate the data was recorded at; None skips the
+        deadline check (the rate is not stored with the data).
+      deadline_slack: see `timestamp_findings`.
+      time_limit: the episodes' time limit when known (else the registered
+        env's, and any length at which the dataset truncates).
+      root: registry root for references.
+      progress: called as ``progress(done, total)`` after each episode.
+
+    Returns:
+      The `Report`.
+
+    Raises:
+      EmptyDatasetError: the dataset holds no episodes.
+      FileNotFoundError, CorruptRecordingError, FormatVersionError,
+      D4RLFormatError: unreadable input.
+      ValueError: a non-positive rate or time limit.
+    """
+    if control_hz is not None and not control_hz > 0:
+        raise ValueError(f"control rate must be positive, got {control_hz}")
+    if time_limit is not None and time_limit <= 0:
+        raise ValueError(f"time limit must be positive, got {time_limit}")
+    t0 = time.perf_counter()
+    if os.path.isfile(path):
+        report = _check_d4rl_file(path, time_limit)
+    else:
+        report = _check_rlds(path, control_hz, deadline_slack, time_limit, root, progress)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _check_rlds(path: str, control_hz: Optional[float], deadline_slack: float,
+                time_limit: Optional[int], root: Optional[str],
+                progress: Optional[Callable[[int, int], None]]) -> Report:
+    from rlif_data.lineage import dataset_view
+    from rlif_data.recording.reader import EpisodeReader
+    from rlif_data.registry.store import resolve_dataset
+
+    directory = resolve_dataset(path, root)
+    # repair=False: a check must not change the data it looks at.
+    with EpisodeReader(directory, repair=False) as reader:
+        total = len(reader)
+        if total == 0:
+            raise EmptyDatasetError(f"{directory}: holds no episodes; nothing to check "
+                                    "(record or ingest episodes first)")
+        report = Report(dataset=directory, view=dataset_view(directory))
+        env_cache: dict = {}
+        period = 1e6 / control_hz if control_hz else None
+        lengths, terminal, limits, ids, prints = [], [], [], [], []
+        for i in range(total):
+            episode = reader[i]
+            low, high, env_limit = _env_info(str(episode.get(sc.ENV_ID, "")), env_cache,
+                                             report.notes)
+            context = CheckContext(report.view, low, high, period, deadline_slack)
+            report.findings += check_episode(episode, i, context)
+            steps = episode[sc.STEPS]
+            lengths.append(_length(steps))
+            terminal.append(bool(np.asarray(steps[sc.IS_TERMINAL])[-1]))
+            limits.append(time_limit or env_limit)
+            ids.append(str(episode.get(sc.EPISODE_ID, "")))
+            prints.append(episode_fingerprint(episode))
+            if progress is not None:
+                progress(i + 1, total)
+    if not time_limit:
+        seen = time_limits_seen(lengths, terminal)
+        limits = [limit or (next(iter(seen)) if seen else None) for limit in limits]
+    report.findings += truncation_findings(lengths, terminal, limits, ids)
+    report.findings += duplicate_findings(prints, ids)
+    report.findings.sort(key=lambda f: (f.episode, -1 if f.step is None else f.step))
+    report.episodes = total
+    report.steps = int(sum(lengths))
+    if report.view is None:
+        report.notes.append("raw or ingested data (no relabel view): rewards are the "
+                            "environment's, RLIF rewards not checked")
+    if period is None and any(n > 1 for n in lengths):
+        report.notes.append("control deadlines not checked: give the control rate "
+                            "(--control-hz)")
+    return report
+
+
+def _check_d4rl_file(path: str, time_limit: Optional[int]) -> Report:
+    """A D4RL HDF5 file: next-observation alignment, timeouts stored as terminals, NaN/inf."""
+    from rlif_data.sources import d4rl_hdf5
+
+    summary = d4rl_hdf5.inspect_d4rl(path)
+    if summary["rows"] == 0:
+        raise EmptyDatasetError(f"{path}: holds no rows; nothing to check")
+    report = Report(dataset=os.path.abspath(path))
+    with d4rl_hdf5.open_hdf5(path, d4rl_hdf5.D4RLFormatError) as handle:
+        layout = d4rl_hdf5._read_layout(handle, path)  # noqa: SLF001 (same package's checks)
+        spans = d4rl_hdf5.episode_boundaries(layout.terminals, layout.timeouts)
+        obs = d4rl_hdf5.read_array(handle[d4rl_hdf5.OBSERVATIONS_KEY],
+                                   d4rl_hdf5.OBSERVATIONS_KEY, path, d4rl_hdf5.D4RLFormatError)
+        columns = {key: d4rl_hdf5.read_array(handle[key], key, path, d4rl_hdf5.D4RLFormatError)
+                   for key in (d4rl_hdf5.ACTIONS_KEY, d4rl_hdf5.REWARDS_KEY)}
+        nxt = (d4rl_hdf5.read_array(handle[d4rl_hdf5.NEXT_OBSERVATIONS_KEY],
+                                    d4rl_hdf5.NEXT_OBSERVATIONS_KEY, path,
+                                    d4rl_hdf5.D4RLFormatError)
+               if layout.has_next_observations else None)
+    columns[d4rl_hdf5.OBSERVATIONS_KEY] = obs
+    if nxt is not None:
+        columns[d4rl_hdf5.NEXT_OBSERVATIONS_KEY] = nxt
+    episode_of = np.zeros(layout.rows, np.int64)
+    for index, span in enumerate(spans):
+        episode_of[span.start:span.end] = index
+    for key, values in columns.items():
+        values = np.asarray(values)
+        if values.dtype.kind != "f":
+            continue
+        bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
+        for row in bad[:STEPS_NAMED]:
+            report.findings.append(Finding(int(episode_of[row]), int(row), NON_FINITE,
+                                           f"'{key}' row {row} holds NaN/inf"))
+        if len(bad) > STEPS_NAMED:
+            report.findings.append(Finding(int(episode_of[bad[STEPS_NAMED]]),
+                                           int(bad[STEPS_NAMED]), NON_FINITE,
+                                           f"'{key}': {len(bad) - STEPS_NAMED} more row(s)"))
+    if nxt is None:
+        report.notes.append("no next_observations key: next-observation alignment not checked")
+    else:
+        report.findings += next_observation_findings(obs, nxt,
+                                                     [(s.start, s.end) for s in spans])
+    lengths = [s.num_rows for s in spans]
+    terminal = [s.terminated for s in spans]
+    limit = time_limit or _catalog_time_limit(path)
+    if limit is None:
+        report.notes.append("time limit unknown (give --time-limit): terminals at the limit not "
+                            "checked beyond the file's own timeouts")
+    limits = [limit or (max(lengths) if time_limits_seen(lengths, terminal) else None)
+              for _ in spans]
+    report.findings += truncation_findings(lengths, terminal, limits)
+    report.findings.sort(key=lambda f: (f.episode, -1 if f.step is None else f.step))
+    report.episodes = len(spans)
+    report.steps = int(layout.rows)
+    return report
+
+
+def _catalog_time_limit(path: str) -> Optional[int]:
+    """The D4RL catalogue's time limit for a file named like a catalogued dataset, else None."""
+    from rlif_data.sources.d4rl_catalog import D4RL_DATASETS
+
+    name = os.path.basename(path).rsplit(".", 1)[0].lower().replace("_", "-")
+    for dataset in D4RL_DATASETS.values():
+        if os.path.basename(dataset.url).rsplit(".", 1)[0].replace("_", "-") == name \
+                or dataset.name == name:
+            return dataset.max_episode_steps
+    return None
+
+
+def write_report(report: Report, path: str) -> str:
+    """Write `report` as JSON to `path` (folders created); returns the path."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(report.to_json(), f, indent=2)
+        f.write("\n")
+    return path
