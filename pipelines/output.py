@@ -1,7 +1,10 @@
 """Write a Beam PCollection of episodes as a TFDS dataset (array_record), atomically.
 
-TFDS' own Beam writer does the work (sharding, `dataset_info.json`, split
-sizes, features). Around it:
+The sink (`pipelines.sink`) does the work: shards planned by the driver,
+written by one worker each, checked against the plan, then TFDS'
+`dataset_info.json` and features (on every runner Beam's Dask translation
+handles too; `pipelines.runners`). TFDS' own Beam writer remains behind
+`legacy_tfds_writer`, for benchmarks. Around it:
 
 * the dataset is built under a hidden staging directory beside the target and
   moved into place with one `rename` only after TFDS finished, so a failed or
