@@ -58,6 +58,10 @@ class ShardCheckError(errors.RlifDataError):
     """The shards a job wrote are not the shards it planned (lost or extra episodes)."""
 
 
+class UnsharedOutputError(errors.RlifDataError):
+    """A worker cannot see the job's staging directory: the output is not on a shared filesystem."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ShardPlan:
     """Which keys go to which shard: contiguous key ranges, in key order.
@@ -187,7 +191,12 @@ def write_shard(directory: str, shard: int, keyed_records: Iterable[tuple[int, b
 
     Raises:
       ValueError: a key occurs twice in the shard.
+      UnsharedOutputError: `directory` does not exist where this worker runs.
     """
+    if not os.path.isdir(directory):
+        raise UnsharedOutputError(
+            f"worker {socket.gethostname()} cannot see the job's staging directory {directory}: "
+            "write the output to a filesystem every worker mounts at the same path")
     items = sorted(keyed_records, key=lambda kv: kv[0])
     for (a, _), (b, _) in zip(items, items[1:]):
         if a == b:

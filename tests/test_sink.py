@@ -92,6 +92,8 @@ def test_a_retried_shard_write_rewrites_the_same_bytes(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["part-00002.array_record", "part-00002.note.json"]
     with pytest.raises(ValueError, match="key 4 arrived twice"):
         sink.write_shard(str(tmp_path), 2, records + records[:1])
+    with pytest.raises(sink.UnsharedOutputError, match="filesystem every worker mounts"):
+        sink.write_shard(str(tmp_path / "elsewhere"), 0, records)
 
 
 # -- whole jobs -------------------------------------------------------------------------------
