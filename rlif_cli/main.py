@@ -16,6 +16,7 @@ from rlif_cli import (
     record_cmd,
     robot_cmd,
     train_cmd,
+    view_cmd,
 )
 
 app = typer.Typer(
@@ -25,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 for module in (record_cmd, inspect_cmd, quickstart_cmd, pipelines_cmd, robot_cmd, datasets_cmd,
-               train_cmd, check_cmd):
+               train_cmd, check_cmd, view_cmd):
     module.register(app)
 
 

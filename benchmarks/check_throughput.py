@@ -1,0 +1,153 @@
+"""`rlif-data check` throughput beside the relabel job's, on the same data, in the same run.
+
+Input: the relabel job's real input, a recording of N transitions (17-dim
+state, 6-dim actions, 1,000-step episodes, ~30 % intervened; one shard per
+episode, written through `EpisodeStore`), generated once and cached under
+``benchmarks/results/cache/check/`` (by `pipeline_throughput.py`'s generator).
+
+Measured, interleaved over ``--repeats`` rounds:
+
+  ``check``    `rlif_data.checks.check_dataset` over the recording (one
+               process; every check; the env's action bounds included).
+  ``relabel``  `pipelines.relabel.run` (``paper`` view) on the default
+               DirectRunner with 2 worker processes, the whole call timed
+               (start-up, decode, relabel, encode, write, rename).
+
+Target (project issue 14): a check costs at most 25 % of a relabel pass,
+i.e. ``check_s / relabel_s <= 0.25`` (medians).
+
+Usage:
+  .venv/bin/python benchmarks/check_throughput.py           # 1M steps (~6 min on 2 cores,
+                                                            # +~4 min to generate once)
+  .venv/bin/python benchmarks/check_throughput.py --quick   # 50k steps, ~1 min
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_ROOT = os.path.dirname(_HERE)
+for path in (_ROOT, _HERE):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+# Beam's worker processes inherit PYTHONPATH and must import `pipelines`.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+
+import pipeline_throughput as pt  # noqa: E402  (input generation and helpers, one copy)
+from results_io import write_results  # noqa: E402
+
+TARGET_RATIO = 0.25
+DEFAULT_OUT = os.path.join(pt.RESULTS, "check_throughput.json")
+QUICK_OUT = os.path.join(pt.RESULTS, "check_throughput_quick.json")
+# Its own cache folder: another benchmark regenerating the shared one would pull the
+# input away mid-run.
+DEFAULT_CACHE = os.path.join(pt.DEFAULT_CACHE, "check")
+
+
+def time_check(directory: str) -> dict:
+    """One `check_dataset` pass: seconds, CPU seconds, findings."""
+    from rlif_data.checks import check_dataset
+
+    cpu0, t0 = pt.cpu_seconds(), time.perf_counter()
+    report = check_dataset(directory)
+    return {"s": time.perf_counter() - t0, "cpu_s": pt.cpu_seconds() - cpu0,
+            "steps": report.steps, "findings": len(report.findings)}
+
+
+def time_relabel(directory: str, scratch: str, chatter: str) -> dict:
+    """One `pipelines.relabel.run` (paper view, 2 DirectRunner workers)."""
+    from pipelines import output, relabel
+
+    out = tempfile.mkdtemp(prefix="relabel-", dir=scratch)
+    os.rmdir(out)  # the job refuses an existing output
+    cpu0, t0 = pt.cpu_seconds(), time.perf_counter()
+    with pt.RedirectedOutput(chatter):
+        relabel.run(directory, out, pt.VIEW, output.default_beam_args())
+    seconds = time.perf_counter() - t0
+    result = {"s": seconds, "cpu_s": pt.cpu_seconds() - cpu0, "steps": None}
+    shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+def main(argv=None) -> None:
+    """Generate (or reuse) the input, time check and relabel, write the JSON results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="50k steps, 1 repeat")
+    parser.add_argument("--steps", type=int, default=None, help="transitions (default 1M)")
+    parser.add_argument("--episode-steps", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=None, help="default 2 (quick: 1)")
+    parser.add_argument("--cache", default=DEFAULT_CACHE)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    steps = args.steps or (50_000 if args.quick else 1_000_000)
+    repeats = args.repeats or (1 if args.quick else 2)
+    out_path = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
+    episodes = max(1, steps // args.episode_steps)
+    pt.quiet_logging()
+    wall0 = time.perf_counter()
+    scratch = tempfile.mkdtemp(prefix="check-bench-")
+    chatter = os.path.join(scratch, "chatter.log")
+    try:
+        inputs = pt.ensure_inputs(args.cache, episodes, args.episode_steps, {"recording"},
+                                  chatter)
+        directory = inputs["recording"]["path"]
+        transitions = inputs["recording"]["transitions"]
+        capacity = pt.parallel_capacity()
+        time_check(directory)  # warm-up: imports, the env's bounds, the page cache
+        runs: dict[str, list[dict]] = {"check": [], "relabel": []}
+        for r in range(repeats):
+            runs["check"].append(time_check(directory))
+            pt.log(f"[{r + 1}/{repeats}] check   {runs['check'][-1]['s']:7.1f} s")
+            runs["relabel"].append(time_relabel(directory, scratch, chatter))
+            pt.log(f"[{r + 1}/{repeats}] relabel {runs['relabel'][-1]['s']:7.1f} s")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    summary = {}
+    for name, items in runs.items():
+        seconds = statistics.median(i["s"] for i in items)
+        summary[name] = {"median_s": seconds, "steps_per_s": transitions / seconds,
+                         "runs_s": [i["s"] for i in items],
+                         "cpu_s": [i["cpu_s"] for i in items]}
+    ratio = summary["check"]["median_s"] / summary["relabel"]["median_s"]
+    payload = {
+        "benchmark": "check_throughput",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "parallel_capacity_at_start": capacity},
+        "input": {k: v for k, v in inputs["recording"].items() if k != "path"},
+        "repeats": repeats,
+        "findings_in_generated_data": runs["check"][-1]["findings"],
+        "check": summary["check"],
+        "relabel_mp2": summary["relabel"],
+        "check_over_relabel": ratio,
+        "target_ratio": TARGET_RATIO,
+        "meets_target": ratio <= TARGET_RATIO,
+        "command": " ".join([".venv/bin/python", "benchmarks/check_throughput.py",
+                             *(argv if argv is not None else sys.argv[1:])]),
+        "wall_s": time.perf_counter() - wall0,
+    }
+    print(f"check   {summary['check']['steps_per_s']:10,.0f} steps/s "
+          f"({summary['check']['median_s']:.1f} s)")
+    print(f"relabel {summary['relabel']['steps_per_s']:10,.0f} steps/s "
+          f"({summary['relabel']['median_s']:.1f} s, DirectRunner, 2 workers)")
+    print(f"check / relabel = {ratio:.1%} (target <= {TARGET_RATIO:.0%}): "
+          f"{'met' if ratio <= TARGET_RATIO else 'NOT met'}")
+    write_results(out_path, payload)
+
+
+if __name__ == "__main__":
+    main()
