@@ -10,6 +10,7 @@ import typer
 from rlif_cli import (
     check_cmd,
     datasets_cmd,
+    download_cmd,
     inspect_cmd,
     pipelines_cmd,
     quickstart_cmd,
@@ -26,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 for module in (record_cmd, inspect_cmd, quickstart_cmd, pipelines_cmd, robot_cmd, datasets_cmd,
-               train_cmd, check_cmd, view_cmd):
+               train_cmd, check_cmd, view_cmd, download_cmd):
     module.register(app)
 
 
