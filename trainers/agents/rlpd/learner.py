@@ -9,9 +9,10 @@ The config and the sizes are static fields: they are part of the compiled
 program, not of the checkpoint.
 
 `update` runs the U critic steps as one ``jax.lax.scan`` inside one jitted
-call, so the program (and its compile time) does not grow with U. ikostrikov/rlpd
-unrolls a Python loop inside ``jit`` instead; here that costs a minute of
-compilation at U = 20 on 2 CPU cores.
+call, so the program (and its compile time) does not grow with U: ~3 s at
+U = 20 on 2 CPU cores. ikostrikov/rlpd unrolls a Python loop inside ``jit``
+instead: ~63 s per compile at U = 20 there, and it compiles three times
+(benchmarks/train_throughput.py).
 
 Actions live in [-1, 1]; rescaling to an environment's bounds is the policy
 format's job (`export_policy`).
