@@ -14,7 +14,9 @@ Measured, interleaved over ``--repeats`` rounds:
                (start-up, decode, relabel, encode, write, rename).
 
 Target (project issue 14): a check costs at most 25 % of a relabel pass,
-i.e. ``check_s / relabel_s <= 0.25`` (medians).
+i.e. ``check_s / relabel_s <= 0.25`` (medians of wall time). The CPU-time
+ratio (this process and Beam's workers) is reported beside it: on a shared
+2-core machine, wall time also counts the time spent waiting for a core.
 
 Usage:
   .venv/bin/python benchmarks/check_throughput.py           # 1M steps (~6 min on 2 cores,
@@ -123,6 +125,9 @@ def main(argv=None) -> None:
                          "runs_s": [i["s"] for i in items],
                          "cpu_s": [i["cpu_s"] for i in items]}
     ratio = summary["check"]["median_s"] / summary["relabel"]["median_s"]
+    # CPU time too: on a shared 2-core box, wall time also counts waiting for a core.
+    cpu_ratio = (statistics.median(summary["check"]["cpu_s"])
+                 / statistics.median(summary["relabel"]["cpu_s"]))
     payload = {
         "benchmark": "check_throughput",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
@@ -134,6 +139,7 @@ def main(argv=None) -> None:
         "check": summary["check"],
         "relabel_mp2": summary["relabel"],
         "check_over_relabel": ratio,
+        "check_over_relabel_cpu": cpu_ratio,
         "target_ratio": TARGET_RATIO,
         "meets_target": ratio <= TARGET_RATIO,
         "command": " ".join([".venv/bin/python", "benchmarks/check_throughput.py",
@@ -144,8 +150,8 @@ def main(argv=None) -> None:
           f"({summary['check']['median_s']:.1f} s)")
     print(f"relabel {summary['relabel']['steps_per_s']:10,.0f} steps/s "
           f"({summary['relabel']['median_s']:.1f} s, DirectRunner, 2 workers)")
-    print(f"check / relabel = {ratio:.1%} (target <= {TARGET_RATIO:.0%}): "
-          f"{'met' if ratio <= TARGET_RATIO else 'NOT met'}")
+    print(f"check / relabel = {ratio:.1%} wall, {cpu_ratio:.1%} CPU time "
+          f"(target <= {TARGET_RATIO:.0%}): {'met' if ratio <= TARGET_RATIO else 'NOT met'}")
     write_results(out_path, payload)
 
 
