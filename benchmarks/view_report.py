@@ -184,7 +184,8 @@ def main(argv=None) -> None:
         "wall_s": time.perf_counter() - wall0,
     }
     print(f"write: {statistics.median(writes):.1f} s for {episodes} episodes, {result.frames} "
-          f"frames ({result.frames / statistics.median(writes):,.0f} frames/s), {size / 1e6:.0f} MB")
+          f"frames ({result.frames / statistics.median(writes):,.0f} frames/s), "
+          f"{size / 1e6:.0f} MB")
     for kind, s in summary.items():
         print(f"{kind} page: load {s['median_load_ms']:.0f} ms, ready (plots drawn, images "
               f"decoded) {s['median_ready_ms']:.0f} ms")

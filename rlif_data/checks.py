@@ -89,6 +89,10 @@ class EmptyDatasetError(errors.RlifDataError, ValueError):
     """A dataset to check holds no episodes."""
 
 
+class CheckFailedError(errors.RlifDataError):
+    """A check found errors (with ``strict``: any finding) in data a job wrote."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Finding:
     """One thing wrong with the data.
@@ -871,6 +875,24 @@ def _catalog_time_limit(path: str) -> Optional[int]:
                 or dataset.name == name:
             return dataset.max_episode_steps
     return None
+
+
+def enforce(report: Report, strict: bool = False) -> Report:
+    """Raise `CheckFailedError` if `report` fails (`Report.failed`); else return it.
+
+    For jobs that check what they wrote: the message is one line with the
+    summary, the first finding and the command that lists them all.
+
+    Raises:
+      CheckFailedError: errors found, or (strict) any finding.
+    """
+    if not report.failed(strict):
+        return report
+    first = (report.errors or report.findings)[0]
+    where = f"episode {first.episode}" + (f" step {first.step}" if first.step is not None else "")
+    raise CheckFailedError(
+        f"{report.summary()}; first: {where}: {first.kind}: {first.message}; "
+        f"list them all with `rlif-data check {report.dataset} --json FILE`")
 
 
 def write_report(report: Report, path: str) -> str:

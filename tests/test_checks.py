@@ -234,6 +234,19 @@ def test_check_dataset_reads_the_view_and_finds_a_wrong_reward(tmp_path):
     assert report.findings[0].episode == 1 and report.failed()
 
 
+def test_enforce_fails_a_job_in_one_line_only_when_it_should():
+    report = checks.Report("ds", findings=[
+        checks.Finding(2, None, checks.DUPLICATE_EPISODE, "same as 0", checks.WARNING)])
+    assert checks.enforce(report) is report
+    with pytest.raises(checks.CheckFailedError, match="episode 2: duplicate-episode"):
+        checks.enforce(report, strict=True)
+    report.findings.append(checks.Finding(3, 7, checks.NON_FINITE, "reward holds NaN/inf: nan"))
+    with pytest.raises(checks.CheckFailedError) as info:
+        checks.enforce(report)
+    assert "first: episode 3 step 7: non-finite" in str(info.value)
+    assert "\n" not in str(info.value) and "rlif-data check ds --json FILE" in str(info.value)
+
+
 def checks_schema():
     return sc.EpisodeSchema(sc.ArraySpec((3,)), 2, "unit", derived=True)
 

@@ -90,7 +90,8 @@ SCRIPT = r"""
     var started = false;
     values.forEach(function (v, t) {
       if (v === null || !isFinite(v)) { started = false; return; }
-      if (started) { ctx.lineTo(box.x(t), y(v)); } else { ctx.moveTo(box.x(t), y(v)); started = true; }
+      if (started) { ctx.lineTo(box.x(t), y(v)); }
+      else { ctx.moveTo(box.x(t), y(v)); started = true; }
     });
     ctx.stroke();
   }
@@ -108,7 +109,8 @@ SCRIPT = r"""
       ctx.fillStyle = E.intervention[i] ? "#f28e2b" : "#d0d0d0";
       ctx.fillRect(box.x(i), box.top + 14, w, box.bottom - box.top - 14);
       if (E.takeover_start[i]) {
-        ctx.fillStyle = "#000"; ctx.fillRect(box.x(i), box.top + 12, 1.5, box.bottom - box.top - 12);
+        ctx.fillStyle = "#000";
+        ctx.fillRect(box.x(i), box.top + 12, 1.5, box.bottom - box.top - 12);
       }
     }
     frameAxes(ctx, box, null, null, "who is in control: expert (orange) / learner (grey)");
@@ -134,7 +136,9 @@ SCRIPT = r"""
     ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height);
     var r = range(E.action), y = yScale(box, r[0], r[1]);
     frameAxes(ctx, box, r[0], r[1], "actions (" + E.action.length + " dims)");
-    E.action.forEach(function (values, d) { line(ctx, box, y, values, COLORS[d % COLORS.length]); });
+    E.action.forEach(function (values, d) {
+      line(ctx, box, y, values, COLORS[d % COLORS.length]);
+    });
     cursor(ctx, box, t);
   }
 
