@@ -102,6 +102,11 @@ def test_rewards_of_a_relabelled_view_mark_the_minus_one(tmp_path):
     starts = [t for t in range(1, 9) if flags[t] and not flags[t - 1]]
     assert [t for t, r in enumerate(data["reward"]) if r == -1] == [t - 1 for t in starts]
     assert data["reward_label"] == "paper view" and data["steps"] == 10
+    assert data["include"] == [1] * 9  # the paper view keeps every transition
+    official = pages.episode_data(rl.relabel_episode(make_episode(3, length=9), "official"), 0,
+                                  [], "jpg", "official")
+    assert official["include"] != data["include"] and official["include"][-1] == 0
+    assert pages.episode_data(make_episode(3, length=9), 0, [], "jpg", None)["include"] is None
 
 
 def test_episode_data_is_valid_json_with_non_finite_values_as_null():

@@ -108,12 +108,17 @@ SCRIPT = r"""
     for (var i = 0; i < E.transitions; i++) {
       ctx.fillStyle = E.intervention[i] ? "#f28e2b" : "#d0d0d0";
       ctx.fillRect(box.x(i), box.top + 14, w, box.bottom - box.top - 14);
+      if (E.include) {
+        ctx.fillStyle = E.include[i] ? "#2ca02c" : "#ffffff";
+        ctx.fillRect(box.x(i), box.bottom - 5, w, 5);
+      }
       if (E.takeover_start[i]) {
         ctx.fillStyle = "#000";
         ctx.fillRect(box.x(i), box.top + 12, 1.5, box.bottom - box.top - 12);
       }
     }
-    frameAxes(ctx, box, null, null, "who is in control: expert (orange) / learner (grey)");
+    frameAxes(ctx, box, null, null, "who is in control: expert (orange) / learner (grey)" +
+              (E.include ? "; green strip: in the view (include)" : ""));
     cursor(ctx, box, t);
   }
 

@@ -102,7 +102,8 @@ def episode_data(episode: Mapping[str, Any], index: int, cameras: Sequence[str],
 
     Returns:
       ``steps`` (T+1), ``transitions`` (T), per-transition ``intervention``,
-      ``takeover_start`` and ``reward``, ``action`` as one list per dimension,
+      ``takeover_start``, ``reward`` and ``include`` (None without a view's
+      mask), ``action`` as one list per dimension,
       ``state`` (the non-camera observation per step, when small), the
       cameras' frame folders relative to the episode page, and ``fps``.
     """
@@ -126,6 +127,9 @@ def episode_data(episode: Mapping[str, Any], index: int, cameras: Sequence[str],
         "takeover_start": np.asarray(steps[sc.INTERVENTION_START], bool)[:t].astype(int).tolist(),
         "reward": _finite_or_none(np.asarray(steps[sc.REWARD])[:t]),
         "reward_label": f"{view} view" if view else "environment",
+        # The view's mask: which transitions belong to the view (None: raw data, all do).
+        "include": (np.asarray(steps[sc.INCLUDE], bool)[:t].astype(int).tolist()
+                    if sc.INCLUDE in steps else None),
         "action": [_finite_or_none(action[:, d]) for d in range(action.shape[1])],
         "state": None if state is None else _finite_or_none(state),
         "cameras": [{"slot": f"c{i}", "name": name, "dir": f"../{frame_dir(index, f'c{i}')}"}
