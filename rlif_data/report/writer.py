@@ -144,19 +144,21 @@ def _write_into(root: str, episodes: Iterable[Mapping[str, Any]], title: str,
     _write_text(os.path.join(root, assets.SCRIPT_FILE), assets.SCRIPT)
     rows: list[dict[str, Any]] = []
     frames = 0
-    pending: list[concurrent.futures.Future] = []
+    previous: list[concurrent.futures.Future] = []
     with concurrent.futures.ThreadPoolExecutor(ENCODER_THREADS) as pool:
         for index, episode in enumerate(episodes):
             count = total if total is not None else index + 2  # unknown: allow a next link
+            pending: list[concurrent.futures.Future] = []
             frames += _write_episode(root, episode, index, title, count, view, per_page, pool,
                                      pending)
             rows.append(pages.episode_row(index, episode))
-            # Bound the queue: frames of one episode at a time wait in memory.
-            for future in pending:
-                future.result()
-            pending.clear()
+            # The next episode decodes while this one's frames encode; at most two
+            # episodes' frames wait in memory.
+            _wait(previous)
+            previous = pending
             if progress is not None:
                 progress(index + 1)
+        _wait(previous)
     if not rows:
         raise ValueError(f"{title}: holds no episodes; nothing to view")
     n_pages = pages.page_count(len(rows), per_page)
@@ -170,6 +172,12 @@ def _write_into(root: str, episodes: Iterable[Mapping[str, Any]], title: str,
         _write_text(os.path.join(root, pages.index_file(page)),
                     pages.index_page(chunk, page, n_pages, title, summary))
     return ViewResult(root, len(rows), n_pages, frames, 0.0)
+
+
+def _wait(futures: list) -> None:
+    """Wait for queued frame writes; the first failure is raised."""
+    for future in futures:
+        future.result()
 
 
 def _write_episode(root: str, episode: Mapping[str, Any], index: int, title: str, total: int,
