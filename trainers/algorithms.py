@@ -24,7 +24,6 @@ from typing import Any, Callable
 import numpy as np
 
 from rlif_data import lineage
-from rlif_data.policies.critic import CriticConfig
 from trainers.run_dir import TrainingError
 
 VECTOR_ONLY = ("this trainer takes vector observations; camera datasets need an image encoder, "
@@ -159,24 +158,14 @@ class RLPD:
     def export(self, learner, data: TrainData, out: str, config) -> str:
         """The actor as a policy, and the critic beside it (Q^ref for value-based intervention)."""
         from rlif_data.policies import save_mlp_policy
-        from rlif_data.policies.critic import CRITIC_DIRNAME, save_critic
-        from trainers.agents.rlpd.export import export_policy
+        from rlif_data.policies.critic import CRITIC_DIRNAME
+        from trainers.agents.rlpd.export import export_policy, save_critic
 
         policy_config, variables = export_policy(learner, data.action_low, data.action_high)
         save_mlp_policy(out, policy_config, variables, overwrite=True)
-        agent = self.agent_config(config)
-        critic_config = CriticConfig(
-            obs_dim=data.obs_dim, action_dim=data.action_dim,
-            hidden_dims=tuple(agent.hidden_dims), num_qs=agent.num_qs,
-            layer_norm=agent.critic_layer_norm,
-            action_low=tuple(float(v) for v in data.action_low),
-            action_high=tuple(float(v) for v in data.action_high))
-        critic_dir = os.path.join(out, CRITIC_DIRNAME)
-        if os.path.isdir(critic_dir):
-            import shutil
-
-            shutil.rmtree(critic_dir)  # a resumed run re-exports its final state
-        save_critic(critic_dir, critic_config, {"params": learner.critic_params})
+        # A resumed run re-exports its final state over the earlier export.
+        save_critic(os.path.join(out, CRITIC_DIRNAME), learner, data.action_low,
+                    data.action_high, overwrite=True)
         return out
 
 

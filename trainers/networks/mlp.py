@@ -1,38 +1,10 @@
-"""A plain ReLU MLP trunk, optionally with LayerNorm after each hidden Dense."""
+"""The MLP trunk shared by the actor and the critics (defined with the critic artifact).
 
-from __future__ import annotations
+`rlif_data.policies.critic` owns it so that a saved critic loads without
+trainer code; the actor's trunk uses the same module, which is what lines its
+``Dense_0 .. Dense_{n-1}`` up with rlif_data's ``TanhMLP``.
+"""
 
-from typing import Sequence
+from rlif_data.policies.critic import MLP, default_kernel_init
 
-import flax.linen as nn
-import jax.numpy as jnp
-
-# Glorot-uniform kernels, as RLPD initialises its MLPs (Flax's default is
-# LeCun-normal); biases start at zero either way.
-default_kernel_init = nn.initializers.xavier_uniform()
-
-
-class MLP(nn.Module):
-    """Hidden layers ``Dense -> [LayerNorm] -> ReLU``, every layer activated.
-
-    The Dense layers are Flax's auto-named ``Dense_0 .. Dense_{n-1}``, which is
-    what makes an actor trunk line up with rlif_data's ``TanhMLP`` policy.
-
-    Attributes:
-      hidden_dims: sizes of the hidden layers.
-      layer_norm: insert LayerNorm between each Dense and its ReLU (the RLPD
-        critic); off for the actor so its trunk stays a plain TanhMLP trunk.
-    """
-
-    hidden_dims: Sequence[int]
-    layer_norm: bool = False
-
-    @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        """Features of shape (..., hidden_dims[-1]) for inputs (..., in_dim)."""
-        for size in self.hidden_dims:
-            x = nn.Dense(size, kernel_init=default_kernel_init)(x)
-            if self.layer_norm:
-                x = nn.LayerNorm()(x)
-            x = nn.relu(x)
-        return x
+__all__ = ["MLP", "default_kernel_init"]
