@@ -268,7 +268,6 @@ class RoundsDriver:
 
     def _initial_policy(self, out: str) -> str:
         """Round 0's policy without data: an untrained MLP exported in the policy format."""
-
         from rlif_data import policies
         from rlif_data.envs.gym_dm_env import make_gym_env
 
