@@ -41,7 +41,10 @@ POINTS: dict[str, str] = {
     "recover.shard_linked": "a damaged shard has its .damaged- link, the empty shard is not in",
     "recover.before_index": "damaged shards are replaced, the index is not rewritten yet",
     # rlif_data.registry.store.Registry.publish
-    "publish.copied": "every file is copied and fsynced in staging, the name lock is not taken",
+    "publish.copied": "every file is copied (or linked) into staging and stored as an object, "
+                      "the name lock is not taken",
+    # rlif_data.registry.objects.ObjectStore.add (publish, pull, import, upgrade)
+    "object.added": "a new object is in objects/, no visible version names it yet",
     # rlif_data.registry.store (every tag change: publish, install, tag, untag)
     "tag.intent_written": "the pending tag change is written (its commit point), nothing else",
     "tag.log_appended": "tags.log.jsonl has the change, tags.json does not",
@@ -55,6 +58,10 @@ POINTS: dict[str, str] = {
     # rlif_data.registry.remote.pull
     "pull.file_fetched": "one file is downloaded into staging",
     "pull.staged": "every file and the manifest are in staging, nothing is installed",
+    # rlif_data.registry.lineage_records.write_local (pull)
+    "lineage.recorded": "the version is installed, one ancestor's lineage record is written",
+    # rlif_data.registry.upkeep.upgrade
+    "upgrade.file_linked": "one full copy of a version is replaced by a link to its object",
     # rlif_data.registry.archive.import_archive
     "import.extracted": "the archive is extracted into staging, nothing is installed",
     # pipelines.output.write_dataset
@@ -63,6 +70,7 @@ POINTS: dict[str, str] = {
     # rlif_data.registry.store.Registry.gc
     "gc.tags_recovered": "a dataset's pending tag change is applied, staging not yet cleaned",
     "gc.staging_emptied": "a dead staging directory is emptied but for its lock file",
+    "gc.object_removed": "one unreferenced object is removed",
 }
 
 _hits: dict[str, int] = {}

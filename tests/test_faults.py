@@ -152,6 +152,9 @@ EFFECTS = {
     "pull-repair": lambda st: st["d"]["versions"]["1.1.0"][1],
     "import": lambda st: st["e"]["tags"] == {"latest": "1.0.0"},
     "gc": lambda st: st["d"]["tags"]["stable"] == "1.1.0",  # the killed tag move, applied
+    "pull-lineage": lambda st: "1.0.0" in st["f"]["versions"],
+    # What readers see does not change; test_registry_objects checks the links.
+    "upgrade": lambda st: st["d"]["versions"]["1.1.0"][1] and st["d"]["tags"]["stable"] == "1.0.0",
 }
 _after = {}
 

@@ -311,6 +311,10 @@ def test_publish_and_pull_refuse_a_foreign_feature_class(world):
     assert bob.versions("evil") == [] and os.listdir(bob.staging_dir()) == []
     # Pull of a remote version whose features.json (and manifest) were rewritten.
     version_dir = remote_version_dir(url)
+    # features.json beside the manifest: the older remote layout, which pull still reads.
+    sha = json.load(open(os.path.join(version_dir, checksums.MANIFEST)))["files"]["features.json"]
+    shutil.copyfile(remote.object_path(url, sha["sha256"]), os.path.join(version_dir,
+                                                                         "features.json"))
     poison_features(version_dir)
     data = open(os.path.join(version_dir, "features.json"), "rb").read()
     rewrite_remote_manifest(version_dir, lambda files: files.update({"features.json": entry(data)}))

@@ -130,10 +130,10 @@ def test_crashed_publish_leaves_nothing_visible_and_gc_cleans(reg, rec, tmp_path
     code = (
         "import os, signal\n"
         "from rlif_data.registry import checksums, store\n"
-        "real = checksums.write_manifest\n"
+        "real = checksums.save_manifest\n"
         "def die(*a, **k):\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "checksums.write_manifest = die\n"
+        "checksums.save_manifest = die\n"
         f"store.Registry({reg.root!r}).publish({rec!r}, 'hopper')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT)

@@ -99,9 +99,10 @@ def test_remote_vanishing_mid_pull_then_resume(alice, tmp_path, monkeypatch):
 def test_corrupt_remote_file_is_detected_on_pull(alice, tmp_path):
     url = str(tmp_path / "shared")
     remote.push(alice, "hopper", url)
-    version_dir = tmp_path / "shared" / "datasets" / "hopper" / "1.0.0"
-    shard = sorted(p for p in os.listdir(version_dir) if "array_record" in p)[0]
-    with open(version_dir / shard, "r+b") as f:
+    files = alice.info("hopper").manifest["files"]
+    shard = sorted(p for p in files if "array_record" in p)[0]
+    # The remote object whose bytes no longer match its name.
+    with open(remote.object_path(url, files[shard]["sha256"]), "r+b") as f:
         f.write(b"\x00\x01\x02")
     bob = Registry(str(tmp_path / "bob"))
     with pytest.raises(remote.RemoteError, match="remote file is damaged"):

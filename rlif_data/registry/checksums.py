@@ -67,15 +67,25 @@ def content_digest(files: dict[str, dict[str, Any]]) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(directory: str, files: dict[str, dict[str, Any]],
-                   extra: dict[str, Any]) -> dict[str, Any]:
-    """Write MANIFEST.json (files + content digest + `extra`) and return it."""
-    manifest = {**extra, "files": files, "content_sha256": content_digest(files)}
+def build_manifest(files: dict[str, dict[str, Any]], extra: dict[str, Any]) -> dict[str, Any]:
+    """A manifest: `extra` + the files + their content digest. Pure."""
+    return {**extra, "files": files, "content_sha256": content_digest(files)}
+
+
+def save_manifest(directory: str, manifest: dict[str, Any]) -> None:
+    """Write `manifest` as the directory's MANIFEST.json (fsynced)."""
     path = os.path.join(directory, MANIFEST)
     with open(path, "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.flush()
         os.fsync(f.fileno())
+
+
+def write_manifest(directory: str, files: dict[str, dict[str, Any]],
+                   extra: dict[str, Any]) -> dict[str, Any]:
+    """Write MANIFEST.json (files + content digest + `extra`) and return it."""
+    manifest = build_manifest(files, extra)
+    save_manifest(directory, manifest)
     return manifest
 
 

@@ -1,25 +1,38 @@
 """Sharing versions: push to and pull from a remote root given as an fsspec URL.
 
-The remote has the local layout (``datasets/<name>/<version>/...``,
-``datasets/<name>/tags.json``). Any fsspec filesystem works: a local path or
-``file://`` (tests, NFS mounts), ``gs://`` with gcsfs, ``s3://`` with s3fs;
-nothing here is specific to one of them.
+The remote has the local layout (`rlif_data.registry.remote_layout`):
+``objects/`` named by SHA-256, one MANIFEST.json per version, tags, and
+lineage records. Any fsspec filesystem works: a local path or ``file://``
+(tests, NFS mounts), ``gs://`` with gcsfs, ``s3://`` with s3fs; nothing here
+is specific to one of them. Both directions move only what the other side
+lacks, so a round that adds N episodes to a merge of all earlier rounds
+costs N episodes of transfer, not the whole merge.
 
-* push uploads each file under a temporary name and renames it, and uploads
-  MANIFEST.json last: a remote version without a manifest is incomplete and is
-  never pulled. Pushing a version that exists remotely with other content is
-  refused.
+* push uploads the objects of the version's manifest that the remote lacks,
+  each hashed as it is read (one pass: a local file that no longer matches
+  its manifest is refused, and its partial upload removed), under a
+  temporary name then renamed; then the lineage records of the version's
+  ancestors; then MANIFEST.json last: a remote version without a manifest is
+  incomplete and is never pulled. Pushing a version that exists remotely
+  with other content is refused. An interrupted push is resumed by pushing
+  again (the objects that arrived are not sent twice).
 * pull treats the remote as untrusted: the manifest's structure, its file
-  names (`safe_paths`: relative, normalised, inside the version) and the
-  remote tags are checked before any byte is written; downloads go only into
-  a fixed staging directory per version, resuming partial files, each one
-  verified against its SHA-256; the version is installed locally in one
-  rename only after all of them verified. If the remote goes away mid-pull,
-  what arrived is kept for the next attempt.
+  names (`safe_paths`: relative, normalised, inside the version), the remote
+  tags and, with ``trust``, the manifest's ed25519 signature are checked
+  before any byte is written; a manifest whose content digest differs from
+  the one recorded here for that version (by a descendant's job record) is
+  refused as tampered. Only objects missing locally are downloaded, into a
+  fixed staging directory per version, resuming partial files, each one
+  verified against its SHA-256 and stored as an object at once; the version
+  is installed locally in one rename only after all of them verified. If the
+  remote goes away mid-pull, what arrived is kept for the next attempt.
+  The lineage records of the version's ancestors come along (manifests and
+  job records, not data), so `Registry.lineage` draws the whole tree.
 * pull of a version that is already here re-verifies the local copy (full
-  SHA-256) and repairs it: damaged or missing files are fetched again into
-  staging next to links to the good ones, and the repaired copy replaces the
-  damaged one in one exchange, so a reader never sees a half-repaired version.
+  SHA-256) and repairs it: damaged or missing files are fetched again (and
+  replace their damaged objects), linked next to the good ones, and the
+  repaired copy replaces the damaged one in one exchange, so a reader never
+  sees a half-repaired version.
 """
 
 from __future__ import annotations
@@ -31,14 +44,34 @@ import logging
 import os
 import posixpath
 import shutil
-from typing import Any, Callable, Optional
+import uuid
+from typing import Any, Callable, Iterable, Optional
 
 from rlif_data import errors
 from rlif_data.faults import checkpoint
-from rlif_data.registry import checksums, safe_paths
+from rlif_data.registry import checksums, lineage_records, safe_paths, signing
+from rlif_data.registry.remote_layout import (  # noqa: F401  (re-exported: the remote API)
+    MAX_JSON_BYTES,
+    RemoteError,
+    check_remote_manifest,
+    check_remote_tags,
+    join as _join,
+    legacy_files,
+    list_remote,
+    object_path,
+    open_fs as _fs,
+    read_json as _read_json,
+    read_remote_record,
+    remote_names,
+    remote_tags,
+    remote_versions,
+    resolve_remote,
+    version_path,
+    write_json as _write_json,
+)
 from rlif_data.registry.store import (
+    IntegrityError,
     Registry,
-    RegistryError,
     STAGING_LOCK,
     UnknownDatasetError,
     VersionExistsError,
@@ -46,162 +79,18 @@ from rlif_data.registry.store import (
     _flock,
     disk_errors,
 )
-from rlif_data.registry.versions import Ref, Version, check_tag, parse_ref
+from rlif_data.registry.versions import Version, parse_ref
 
 log = logging.getLogger(__name__)
 Progress = Optional[Callable[[int], None]]
 
 
-class RemoteError(RegistryError):
-    """The remote could not be read or written; local data is unchanged."""
-
-
-def _fs(url: str):
-    import fsspec
-
-    try:
-        fs, root = fsspec.core.url_to_fs(url)
-    except (ImportError, ValueError) as exc:
-        raise RemoteError(f"cannot open remote {url!r}: {exc} (gs:// needs `pip install "
-                          "rlif-data[gcs]`, s3:// needs `pip install rlif-data[s3]`)") from None
-    return fs, root.rstrip("/")
-
-
-def _join(*parts: str) -> str:
-    return posixpath.join(*parts)
-
-
-# A remote's tags.json or MANIFEST.json larger than this is not one push wrote
-# (a manifest takes about 150 bytes per file).
-MAX_JSON_BYTES = 64 << 20
-
-
-def _read_json(fs, path: str) -> Optional[dict]:
-    try:
-        with fs.open(path, "rb") as f:
-            data = f.read(MAX_JSON_BYTES + 1)
-    except FileNotFoundError:
-        return None
-    if len(data) > MAX_JSON_BYTES:
-        raise RemoteError(f"{path}: larger than {MAX_JSON_BYTES} bytes; not written by rlif-data")
-    try:
-        return json.loads(data.decode())
-    except ValueError as exc:
-        raise RemoteError(f"{path}: not valid JSON ({exc})") from None
-
-
-def check_remote_tags(data: Any, where: str) -> dict[str, str]:
-    """A remote ``tags.json`` checked entry by entry: valid tag -> valid version.
-
-    Args:
-      data: the parsed JSON (None when the remote has no tags file).
-      where: its URL, for the message.
-
-    Returns:
-      ``{tag: version}``.
-
-    Raises:
-      RemoteError: not an object, an invalid tag name or an invalid version.
-    """
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise RemoteError(f"{where}: not a {{tag: version}} object")
-    for tag, version in data.items():
-        try:
-            check_tag(tag)
-            Version.parse(version if isinstance(version, str) else "")
-        except ValueError as exc:
-            raise RemoteError(f"{where}: bad entry {tag!r}: {version!r} ({exc})") from None
-    return dict(data)
-
-
-def check_remote_manifest(manifest: Any, where: str, name: str, version: Version) -> dict:
-    """A remote version's manifest, checked before any byte of the version is written.
-
-    Args:
-      manifest: the parsed MANIFEST.json.
-      where: its URL, for the message.
-      name, version: what the pull asked for; the manifest must say the same.
-
-    Returns:
-      `manifest`.
-
-    Raises:
-      UnsafePathError: a file name that would land outside the version.
-      ManifestError: malformed structure.
-      RemoteError: it names another dataset or version, or its content digest
-        does not match its file list.
-    """
-    checksums.check_manifest(manifest, where)
-    if (manifest.get("name"), manifest.get("version")) != (name, str(version)):
-        raise RemoteError(f"{where} names {manifest.get('name')!r}:{manifest.get('version')!r}, "
-                          f"not {name}:{version}; the remote is damaged or hostile")
-    if checksums.content_digest(manifest["files"]) != manifest.get("content_sha256"):
-        raise RemoteError(f"{where}: the content digest does not match its file list")
-    return manifest
-
-
-def _write_json(fs, path: str, data: dict) -> None:
-    tmp = f"{path}.tmp"
-    with fs.open(tmp, "wb") as f:
-        f.write(json.dumps(data, indent=1, sort_keys=True).encode())
-    fs.mv(tmp, path)
-
-
-def remote_tags(url: str, name: str) -> dict[str, str]:
-    """{tag: version} of `name` on the remote."""
-    fs, root = _fs(url)
-    path = _join(root, "datasets", name, "tags.json")
-    return check_remote_tags(_read_json(fs, path), path)
-
-
-def remote_versions(url: str, name: str) -> list[Version]:
-    """Complete versions (with a manifest) of `name` on the remote."""
-    fs, root = _fs(url)
-    base = _join(root, "datasets", name)
-    try:
-        entries = fs.ls(base, detail=False)
-    except FileNotFoundError:
-        return []
-    out = []
-    for entry in entries:
-        try:
-            version = Version.parse(posixpath.basename(entry.rstrip("/")))
-        except ValueError:
-            continue
-        if fs.exists(_join(base, str(version), checksums.MANIFEST)):
-            out.append(version)
-    return sorted(out)
-
-
-def resolve_remote(url: str, ref: str | Ref) -> tuple[str, Version]:
-    """(name, version) a reference names on the remote.
-
-    Raises:
-      UnknownDatasetError: not on the remote (the message lists what is).
-    """
-    ref = parse_ref(ref) if isinstance(ref, str) else ref
-    versions = remote_versions(url, ref.name)
-    if ref.version is not None:
-        if ref.version not in versions:
-            raise UnknownDatasetError(f"{ref} is not on {url}; versions there: "
-                                      f"{', '.join(map(str, versions)) or 'none'}")
-        return ref.name, ref.version
-    tags = remote_tags(url, ref.name)
-    if ref.tag not in tags:
-        raise UnknownDatasetError(f"{ref} is not a tag on {url}; tags there: "
-                                  f"{', '.join(sorted(tags)) or 'none'}")
-    version = Version.parse(tags[ref.tag])
-    if version not in versions:
-        raise UnknownDatasetError(f"{ref} on {url} points at {version}, which is incomplete "
-                                  "or missing there")
-    return ref.name, version
+# -- push ---------------------------------------------------------------------------------
 
 
 def push(registry: Registry, ref: str, url: str, tags: Optional[tuple[str, ...]] = None,
          progress: Progress = None) -> dict[str, Any]:
-    """Upload a local version (verified first) and point remote tags at it.
+    """Upload the objects a remote lacks, the ancestors' lineage records, then the manifest.
 
     Args:
       registry: the local registry.
@@ -211,47 +100,147 @@ def push(registry: Registry, ref: str, url: str, tags: Optional[tuple[str, ...]]
       progress: optional callable(bytes).
 
     Returns:
-      ``{"ref", "uploaded_files", "skipped": bool, "tags"}``.
+      ``{"ref", "uploaded_files", "uploaded_bytes", "skipped": bool, "tags"}``
+      (uploaded_files counts objects; a file whose object the remote holds is
+      not sent).
 
     Raises:
-      IntegrityError: the local version is damaged (nothing is uploaded).
+      IntegrityError: a local file that had to be sent is missing or differs
+        from its manifest (the version stays invisible on the remote).
       VersionExistsError: the remote holds this version with different content.
       RemoteError: the remote failed mid-way (its version stays incomplete,
         invisible to pulls; push again).
     """
-    info = registry.verify(ref, full=True)
+    info = registry.info(ref)
+    files = info.manifest["files"]
+    problems = checksums.check_files(info.path, files, full=False)
+    if problems:
+        raise IntegrityError(f"{info.ref} at {info.path} is damaged, not pushing it: "
+                             + "; ".join(problems))
     fs, root = _fs(url)
     base = _join(root, "datasets", info.name)
-    target = _join(base, str(info.version))
+    target = version_path(root, info.name, info.version)
     tags = info.tags if tags is None else tags
+    uploaded = uploaded_bytes = 0
     try:
         existing = _read_json(fs, _join(target, checksums.MANIFEST))
-        uploaded = 0
         if existing is not None:
             if existing.get("content_sha256") != info.manifest["content_sha256"]:
                 raise VersionExistsError(
                     f"{info.ref} exists on {url} with different content; versions are immutable, "
                     "publish a new version instead")
         else:
-            for rel in sorted(info.manifest["files"]):
-                dst = _join(target, *rel.split(os.sep))
-                fs.makedirs(posixpath.dirname(dst), exist_ok=True)
-                with open(os.path.join(info.path, rel), "rb") as fi, fs.open(f"{dst}.part", "wb") as fo:
-                    checksums.copy_and_hash(fi, fo, progress)
-                fs.mv(f"{dst}.part", dst)
+            for sha, rel in sorted(_one_file_per_object(files).items()):
+                dst = object_path(root, sha)
+                if _remote_size(fs, dst) == files[rel]["size"]:
+                    continue  # the remote has it (pushed with an earlier version)
+                _upload_object(fs, info, rel, files[rel], dst, url, progress)
                 uploaded += 1
+                uploaded_bytes += files[rel]["size"]
+        for record in ancestor_records(registry, info):
+            _upload_record(fs, root, record)
+        if existing is None:
             # The manifest last: it is what makes the remote version complete.
-            fs.put_file(os.path.join(info.path, checksums.MANIFEST), _join(target, checksums.MANIFEST))
+            tmp = _join(target, f"{checksums.MANIFEST}.{uuid.uuid4().hex[:8]}.tmp")
+            fs.makedirs(target, exist_ok=True)
+            fs.put_file(os.path.join(info.path, checksums.MANIFEST), tmp)
+            fs.mv(tmp, _join(target, checksums.MANIFEST))
         if tags:
             current = _read_json(fs, _join(base, "tags.json")) or {}
             current.update({t: str(info.version) for t in tags})
             _write_json(fs, _join(base, "tags.json"), current)
-    except (VersionExistsError, UnknownDatasetError):
+    except (VersionExistsError, UnknownDatasetError, IntegrityError):
         raise
     except OSError as exc:
         raise RemoteError(f"push of {info.ref} to {url} failed: {exc}; push again") from None
-    return {"ref": info.ref, "uploaded_files": uploaded, "skipped": existing is not None,
-            "tags": list(tags)}
+    return {"ref": info.ref, "uploaded_files": uploaded, "uploaded_bytes": uploaded_bytes,
+            "skipped": existing is not None, "tags": list(tags)}
+
+
+def _one_file_per_object(files: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """{sha256: the first file (sorted) with that content}: each object is sent once. Pure."""
+    out: dict[str, str] = {}
+    for rel in sorted(files):
+        out.setdefault(files[rel]["sha256"], rel)
+    return out
+
+
+def _remote_size(fs, path: str) -> Optional[int]:
+    try:
+        return fs.size(path)
+    except FileNotFoundError:
+        return None
+
+
+def _upload_object(fs, info: VersionInfo, rel: str, entry: dict[str, Any], dst: str, url: str,
+                   progress: Progress) -> None:
+    """Send one local file as the object `dst`, hashing it on the way (one pass).
+
+    Raises:
+      IntegrityError: the bytes read are not the ones the manifest names
+        (the partial upload is removed; nothing names it).
+    """
+    part = f"{dst}.{uuid.uuid4().hex[:8]}.part"  # unique: two pushers never share one
+    fs.makedirs(posixpath.dirname(dst), exist_ok=True)
+    with open(os.path.join(info.path, rel), "rb") as fi, fs.open(part, "wb") as fo:
+        size, digest = checksums.copy_and_hash(fi, fo, progress)
+    if (size, digest) != (entry["size"], entry["sha256"]):
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm(part)
+        raise IntegrityError(f"{info.ref} at {info.path} is damaged, not pushing it: {rel}: "
+                             "SHA-256 differs from the one recorded at publish (nothing of it "
+                             f"was made visible on {url})")
+    fs.mv(part, dst)
+
+
+def ancestor_records(registry: Registry, info: VersionInfo) -> list[dict[str, Any]]:
+    """Lineage records of every ancestor of `info` known here (versions or kept records)."""
+    out, seen = [], {info.ref}
+    queue = lineage_records.parents(lineage_records.job_of(
+        info.manifest, lineage_records.read_metadata_text(info.path)))
+    while queue:
+        ref, _ = queue.pop(0)
+        if ref in seen:
+            continue
+        seen.add(ref)
+        record = _local_record(registry, ref)
+        if record is None:
+            continue  # an ancestor this machine never had: nothing to pass on
+        out.append(record)
+        queue.extend(lineage_records.parents(lineage_records.job_of(
+            record["manifest"], record.get("metadata_json"))))
+    return out
+
+
+def _local_record(registry: Registry, ref: str) -> Optional[dict[str, Any]]:
+    """The record of ``name:version`` from the version here, else from a kept record."""
+    try:
+        parsed = parse_ref(ref)
+    except ValueError:
+        return None
+    if parsed.version is None:
+        return None
+    if parsed.version in registry.versions(parsed.name):
+        path = registry.version_dir(parsed.name, parsed.version)
+        try:
+            manifest = checksums.read_manifest(path)
+        except (OSError, ValueError):
+            return None
+        return lineage_records.make_record(manifest, lineage_records.read_metadata_text(path))
+    return registry.known_record(ref)
+
+
+def _upload_record(fs, root: str, record: dict[str, Any]) -> None:
+    """Put an ancestor's lineage record on the remote unless it holds one already."""
+    manifest = record["manifest"]
+    path = _join(root, lineage_records.record_rel(manifest["name"], manifest["version"]))
+    if fs.exists(path):
+        return
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    _write_json(fs, path, {**record, "remote": None})
+
+
+# -- pull ---------------------------------------------------------------------------------
 
 
 def _download(fs, src: str, dst: str, size: int, sha256: str, progress: Progress) -> int:
@@ -379,30 +368,43 @@ def forward_tags(local: dict[str, str], remote: tuple[str, ...], version: Versio
 
 
 @disk_errors("pull")
-def pull(registry: Registry, ref: str, url: str, progress: Progress = None) -> VersionInfo:
-    """Download a remote version into the local registry (resumable, verified).
+def pull(registry: Registry, ref: str, url: str, progress: Progress = None,
+         trust: Optional[Iterable[str]] = None) -> VersionInfo:
+    """Download a remote version into the local registry: only missing objects, resumable, verified.
 
     Remote tags naming this version are applied locally, except that a local
     tag is never moved to an older version (`forward_tags`). Nothing from the
     remote is trusted: every file name, the manifest's structure and the tags
     are checked before any byte is written, and files land only in staging.
     A version that is already here is re-verified (full SHA-256) and, if
-    damaged, repaired from the remote.
+    damaged, repaired from the remote. The lineage records of its ancestors
+    are kept here (`lineage_records`).
+
+    Args:
+      registry: the local registry.
+      ref: ``name:version``, ``name@tag`` or ``name`` on the remote.
+      url: the remote root.
+      progress: optional callable(bytes downloaded).
+      trust: public keys (64 hex digits, `signing.load_public_key`): accept
+        only a manifest validly signed by one of them. None: no signature
+        is required.
 
     Raises:
       UnknownDatasetError: the reference is not on the remote.
       UnsafePathError: the remote manifest names a file outside the version
         (nothing was written).
       ManifestError: the remote manifest is malformed (nothing was written).
-      RemoteError: the remote failed mid-pull or is inconsistent; partial
-        files are kept for the next `pull` of the same version, nothing is
-        visible locally.
+      SignatureError: with `trust`, an unsigned, tampered or untrusted
+        manifest (nothing was written).
+      RemoteError: the remote failed mid-pull or is inconsistent (a missing
+        object, a rewritten manifest); partial files are kept for the next
+        `pull` of the same version, nothing is visible locally.
       IntegrityError / VersionExistsError: see `Registry.install`.
     """
     fs, root = _fs(url)
     try:
         name, version = resolve_remote(url, ref)
-        source = _join(root, "datasets", name, str(version))
+        source = version_path(root, name, version)
         manifest_url = _join(source, checksums.MANIFEST)
         manifest = _read_json(fs, manifest_url)
         tags = tuple(t for t, v in remote_tags(url, name).items() if v == str(version))
@@ -411,6 +413,9 @@ def pull(registry: Registry, ref: str, url: str, progress: Progress = None) -> V
     if manifest is None:
         raise RemoteError(f"{name}:{version} on {url} has no manifest (an interrupted push)")
     manifest = check_remote_manifest(manifest, manifest_url, name, version)
+    if trust is not None:
+        signing.check_trusted(manifest, trust, manifest_url)
+    _check_known_content(registry, name, version, manifest, manifest_url)
     tags = forward_tags(registry.tags(name), tags, version)
     files = manifest["files"]
     intact = _local_state(registry, name, version, manifest)
@@ -418,36 +423,150 @@ def pull(registry: Registry, ref: str, url: str, progress: Progress = None) -> V
     if intact is not None:
         extra = set(checksums.list_files(local_dir)) - set(files)
         if intact == set(files) and not extra and not checksums.list_links(local_dir):
-            return registry.install_tags_only(name, version, manifest, tags)
+            ancestors = _fetch_ancestors(fs, root, url, manifest,
+                                         lineage_records.read_metadata_text(local_dir))
+            info = registry.install_tags_only(name, version, manifest, tags)
+            _keep_ancestors(registry, ancestors)
+            return info
         log.warning("%s:%s is damaged locally (%d of %d files intact); repairing it from %s",
                     name, version, len(intact), len(files), url)
     staging = os.path.join(registry.staging_dir(), f"pull-{name}-{version}")
     os.makedirs(staging, exist_ok=True)
-    with _flock(os.path.join(staging, STAGING_LOCK), timeout=1):
+    with _flock(os.path.join(staging, STAGING_LOCK), timeout=1), registry.objects_lock():
         target = os.path.join(staging, "version")
-        done = 0
-        try:
-            for rel, entry in sorted(files.items()):
-                dst = _staged_path(target, rel)
-                if intact and rel in intact:
-                    _link_or_copy(os.path.join(local_dir, rel), dst)
-                else:
-                    _download(fs, _join(source, rel), dst, entry["size"], entry["sha256"],
-                              progress)
-                done += 1
-                checkpoint("pull.file_fetched")
-        except (OSError, RemoteError) as exc:
-            if isinstance(exc, OSError) and errors.os_error_fix(exc.errno):
-                raise  # our disk, not the remote: `disk_errors` says how to fix it
-            raise RemoteError(
-                f"pull of {name}:{version} from {url} stopped after {done}/"
-                f"{len(files)} files ({exc}); run pull again to resume") from None
+        _stage_version(registry, fs, root, url, manifest, target, staging, intact, progress)
         with open(os.path.join(target, checksums.MANIFEST), "w") as f:
             json.dump(manifest, f, indent=1, sort_keys=True)
         checkpoint("pull.staged")
-        # Every file was hashed against the manifest as it was written above
-        # (or, for the links to intact local files, just before).
+        ancestors = _fetch_ancestors(fs, root, url, manifest,
+                                     lineage_records.read_metadata_text(target))
+        # Every file was hashed against the manifest as it was written (or,
+        # for intact local files, just before; local objects are trusted by
+        # name and size, as `verify` re-hashes them).
         info = registry.install(target, tags, hashes_verified=True,
                                 replace_damaged=intact is not None)
     shutil.rmtree(staging, ignore_errors=True)
+    _keep_ancestors(registry, ancestors)
     return info
+
+
+def _stage_version(registry: Registry, fs, root: str, url: str, manifest: dict[str, Any],
+                   target: str, staging: str, intact: Optional[set[str]],
+                   progress: Progress) -> None:
+    """Fill `target` with one link per file: to an intact local file, a local object, or a download.
+
+    A downloaded file becomes an object at once, so a pull that stops
+    half-way keeps what arrived for the next pull of any version.
+
+    Raises:
+      RemoteError: a download failed (the message says how far it got).
+    """
+    name, version = manifest["name"], Version.parse(manifest["version"])
+    files = manifest["files"]
+    source = version_path(root, name, version)
+    local_dir = registry.version_dir(name, version)
+    legacy: Optional[set[str]] = None
+    done = 0
+    # Links are cheap to make again, and what an earlier attempt fetched is in
+    # the object store (or in staging/objects, to resume): start `target`
+    # afresh, so nothing left or planted in it can end up in the version.
+    if os.path.islink(target):
+        os.unlink(target)
+    shutil.rmtree(target, ignore_errors=True)
+    try:
+        for rel, entry in sorted(files.items()):
+            dst = _staged_path(target, rel)
+            sha, size = entry["sha256"], entry["size"]
+            if intact and rel in intact:
+                _link_or_copy(os.path.join(local_dir, rel), dst)
+            elif intact is None and _have_object(registry, sha, size):
+                registry.objects.link_into(sha, dst)  # already here: nothing travels
+            else:
+                if legacy is None:  # one listing per version: files of the older layout
+                    legacy = legacy_files(fs, root, name, version)
+                src = _join(source, rel) if rel in legacy else object_path(root, sha)
+                tmp = _staged_path(staging, f"objects/{sha}")
+                try:
+                    _download(fs, src, tmp, size, sha, progress)
+                except FileNotFoundError:
+                    raise RemoteError(f"the remote has no object {sha[:12]}... for {rel} (its "
+                                      "manifest names a missing object; push the version "
+                                      "again)") from None
+                registry.objects.add(tmp, sha, replace=intact is not None)
+                registry.objects.link_into(sha, dst)
+                os.unlink(tmp)
+            done += 1
+            checkpoint("pull.file_fetched")
+    except (OSError, RemoteError) as exc:
+        if isinstance(exc, OSError) and errors.os_error_fix(exc.errno):
+            raise  # our disk, not the remote: `disk_errors` says how to fix it
+        raise RemoteError(
+            f"pull of {name}:{version} from {url} stopped after {done}/"
+            f"{len(files)} files ({exc}); run pull again to resume") from None
+
+
+def _have_object(registry: Registry, sha256: str, size: int) -> bool:
+    st = registry.objects.stat(sha256)
+    return st is not None and st.st_size == size
+
+
+def _check_known_content(registry: Registry, name: str, version: Version,
+                         manifest: dict[str, Any], where: str) -> None:
+    """Refuse a remote manifest whose content differs from what a kept record says.
+
+    Raises:
+      RemoteError: naming both digests (the remote manifest was rewritten).
+    """
+    record = registry.known_record(f"{name}:{version}")
+    if record is None:
+        return
+    known = record["manifest"].get("content_sha256")
+    if known != manifest.get("content_sha256"):
+        raise RemoteError(f"{where} has content {str(manifest.get('content_sha256'))[:12]}..., "
+                          f"but {name}:{version} is recorded here with {str(known)[:12]}... "
+                          "(from a descendant's lineage): the remote manifest was rewritten "
+                          "(tampered); nothing was pulled")
+
+
+def _fetch_ancestors(fs, root: str, url: str, manifest: dict[str, Any],
+                     metadata_json: Optional[str]) -> list[dict[str, Any]]:
+    """The checked lineage records of every ancestor of a version that the remote has.
+
+    Raises:
+      LineageRecordError / ManifestError / RemoteError: an ancestor's record
+        does not check (its content differs from what its child recorded,
+        a rewritten job record, a malformed manifest).
+    """
+    out, seen = [], {f"{manifest['name']}:{manifest['version']}"}
+    queue = lineage_records.parents(lineage_records.job_of(manifest, metadata_json))
+    try:
+        while queue:
+            ref, expected = queue.pop(0)
+            if ref in seen:
+                continue
+            seen.add(ref)
+            try:
+                parsed = parse_ref(ref)
+            except ValueError:
+                continue  # not a name:version this release writes
+            if parsed.version is None:
+                continue
+            record = read_remote_record(fs, root, parsed.name, str(parsed.version), expected)
+            if record is None:
+                continue  # never pushed: lineage shows it as unknown
+            out.append({**record, "remote": url})
+            queue.extend(lineage_records.parents(lineage_records.job_of(
+                record["manifest"], record.get("metadata_json"))))
+    except OSError as exc:
+        raise RemoteError(f"cannot read the lineage of {manifest['name']}:"
+                          f"{manifest['version']} from {url}: {exc}") from None
+    return out
+
+
+def _keep_ancestors(registry: Registry, records: list[dict[str, Any]]) -> None:
+    """Keep the records of ancestors that are not here as versions."""
+    for record in records:
+        manifest = record["manifest"]
+        if Version.parse(manifest["version"]) in registry.versions(manifest["name"]):
+            continue  # the version itself is here: it is its own record
+        lineage_records.write_local(registry.root, record)

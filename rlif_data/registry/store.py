@@ -2,12 +2,22 @@
 
 Layout under the data root (``$RLIF_DATA_ROOT``, default ``~/.rlif_data``)::
 
-    datasets/<name>/<version>/      a TFDS dataset + MANIFEST.json (sizes, SHA-256)
+    objects/<ab>/<cdef...>          every distinct file once, named by its SHA-256, read-only
+                                    (`rlif_data.registry.objects`)
+    datasets/<name>/<version>/      a TFDS dataset: hard links to its objects + MANIFEST.json
+                                    (sizes, SHA-256, publisher, host, code version, signature)
     datasets/<name>/tags.json       {tag: version}
     datasets/<name>/tags.log.jsonl  tag history: who, when, what it pointed at before
     datasets/<name>/.pending-tags.json  a tag change that was decided but maybe not applied
     datasets/<name>/.lock           serialises version allocation and tag moves
+    lineage/<name>/<version>.json   manifest + job record of an ancestor that was not pulled
     staging/<id>/                   publishes and pulls in progress (gc removes dead ones)
+    .objects.lock                   shared by writers of objects, exclusive for gc's sweep
+
+A version directory is read like any dataset directory; a new version that
+shares files with earlier ones stores only its new objects. Registries
+written before objects existed (each version a full copy) are read as they
+are; `upgrade` turns their copies into links (`rlif_data.registry.upkeep`).
 
 A version becomes visible by one `rename` of a fully written, verified
 staging directory, so readers never see half a version, and a crashed publish
@@ -47,7 +57,8 @@ from typing import Any, Callable, Iterator, Optional
 from rlif_data import errors, lineage
 from rlif_data.faults import checkpoint
 from rlif_data.fsutil import fsync_path
-from rlif_data.registry import checksums
+from rlif_data.registry import checksums, lineage_records
+from rlif_data.registry.objects import OBJECTS_LOCK, ObjectStore
 from rlif_data.registry.versions import (
     LATEST,
     Ref,
@@ -67,6 +78,26 @@ PENDING_TAGS = ".pending-tags.json"
 NAME_LOCK = ".lock"
 # Temporary files of tags.json and PENDING_TAGS writes (gc removes dead ones).
 TAGS_TMP_PREFIX, TAGS_TMP_SUFFIX = ".tags-", ".json"
+
+
+# gc removes an unreferenced object only once it is this old (seconds): a
+# writer on another machine sharing the root over NFS, where flock may not
+# reach, has had time to make the version that names it visible.
+GC_GRACE_S = 3600.0
+
+
+class GcReport(list):
+    """What `Registry.gc` removed: the paths (a list), and what that freed.
+
+    Attributes:
+      bytes_freed: bytes of removed files no version still links.
+      objects_removed: unreferenced objects removed.
+      objects_skipped: why the object sweep did not run (None: it ran).
+    """
+
+    bytes_freed: int = 0
+    objects_removed: int = 0
+    objects_skipped: Optional[str] = None
 
 
 DATASET = "dataset"
@@ -146,22 +177,39 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
-def current_user() -> str:
+def _user_name() -> str:
     try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
+        return getpass.getuser()
     except Exception:  # no login name in some containers
-        return f"uid{os.getuid()}@{socket.gethostname()}"
+        return f"uid{os.getuid()}"
+
+
+def current_user() -> str:
+    """``user@host`` of this process (who publishes, tags, exports)."""
+    return f"{_user_name()}@{socket.gethostname()}"
+
+
+def publisher_fields() -> dict[str, str]:
+    """Who publishes a version, recorded in its manifest: user, host, code version."""
+    from rlif_data.version import code_version
+
+    return {"published_by": current_user(), "publisher": _user_name(),
+            "host": socket.gethostname(), "code_version": code_version()}
 
 
 @contextlib.contextmanager
-def _flock(path: str, timeout: float = 60.0):
-    """An exclusive lock on `path` (released when the holder dies), waiting up to `timeout`."""
+def _flock(path: str, timeout: float = 60.0, shared: bool = False):
+    """A lock on `path` (released when the holder dies), waiting up to `timeout`.
+
+    Args:
+      shared: a shared lock (many holders) instead of an exclusive one.
+    """
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
@@ -242,6 +290,18 @@ class Registry:
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             raise RegistryError(f"{self.root} is a file, not a registry root; give a directory "
                                 f"with --root or ${ROOT_ENV} (it is created if missing)")
+        self.objects = ObjectStore(self.root)
+
+    @contextlib.contextmanager
+    def objects_lock(self, timeout: float = 600.0) -> Iterator[None]:
+        """Hold the object store's lock shared: gc removes no object while it is held.
+
+        Publish, pull, import and upgrade hold it from the moment they find
+        or add an object until the version that links it is visible.
+        """
+        os.makedirs(self.root, exist_ok=True)
+        with _flock(os.path.join(self.root, OBJECTS_LOCK), timeout=timeout, shared=True):
+            yield
 
     # -- paths --------------------------------------------------------------
     def _name_dir(self, name: str) -> str:
@@ -438,13 +498,18 @@ class Registry:
     @disk_errors("publish")
     def publish(self, source: str, name: str, version: Optional[str] = None,
                 bump: str = "minor", tags: tuple[str, ...] = (LATEST,),
-                lineage: Optional[dict[str, Any]] = None, progress=None) -> VersionInfo:
-        """Copy a dataset directory into the registry as a new immutable version.
+                lineage: Optional[dict[str, Any]] = None, progress=None,
+                sign_key: Optional[str] = None) -> VersionInfo:
+        """Store a dataset directory in the registry as a new immutable version.
 
-        Files are copied and hashed in one pass into a staging directory, the
-        copy is verified against the hashes, and the version appears with one
-        rename. Version allocation, the rename and tag moves happen under the
-        name's lock, so concurrent publishers never collide.
+        Each file is copied and hashed in one pass into a staging directory
+        and becomes an object (`rlif_data.registry.objects`); a file whose
+        object is already here costs a link, not a copy. A source file that
+        *is* an object (hard-linked, as a merge of registry versions is) is
+        neither read nor copied. The staged files are verified, and the
+        version appears with one rename. Version allocation, the rename and
+        tag moves happen under the name's lock, so concurrent publishers
+        never collide.
 
         Args:
           source: a dataset directory (pipeline output or recording).
@@ -454,12 +519,15 @@ class Registry:
           tags: tags to point at the new version.
           lineage: extra lineage merged into the manifest (the dataset's own
             metadata.json lineage is always kept with its files).
-          progress: optional callable(bytes) for progress bars.
+          progress: optional callable(bytes) for progress bars (bytes copied).
+          sign_key: a PEM ed25519 private key file: sign the manifest with it
+            (`rlif_data.registry.signing`).
 
         Raises:
           VersionExistsError: `version` is already published.
           RegistryError: the source is not a dataset directory, or the copy did
             not verify; nothing became visible.
+          KeyFileError: `sign_key` is not an ed25519 private key.
         """
         check_name(name)
         for tag in tags:
@@ -470,31 +538,22 @@ class Registry:
         if kind is None:
             raise RegistryError(f"{source} is not a dataset directory (no dataset_info.json) "
                                 f"nor a policy directory (no {POLICY_CONFIG_FILE})")
+        key = None
+        if sign_key:
+            from rlif_data.registry import signing
+
+            key = signing.load_private_key(sign_key)
         self._assert_not_in_use(source)
-        with self._staging("publish") as staging:
+        with self.objects_lock(), self._staging("publish") as staging:
             target = os.path.join(staging, "version")
             os.makedirs(target)
-            files = {}
-            for rel in checksums.list_files(source):
-                if os.path.basename(rel).startswith("."):
-                    continue  # lock files, temporary files of a live writer
-                src, dst = os.path.join(source, rel), os.path.join(target, rel)
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                try:
-                    with open(src, "rb") as fi, open(dst, "wb") as fo:
-                        size, digest = checksums.copy_and_hash(fi, fo, progress)
-                        fo.flush()
-                        os.fsync(fo.fileno())
-                except OSError as exc:
-                    if exc.filename is None:
-                        exc.filename = dst  # a failed write() names no file; say which disk
-                    raise
-                files[rel] = {"size": size, "sha256": digest}
+            files = self._stage_files(source, target, progress)
             problems = checksums.check_files(target, files, full=False)
             if problems:
                 raise RegistryError(f"copy of {source} did not verify: {'; '.join(problems)}")
             if kind == DATASET:
                 self._check_dataset_files(target, source)
+            self.objects.store_files(target, files)
             checkpoint("publish.copied")
             with self._name_lock(name):
                 chosen = wanted or next_version(self.versions(name), bump)
@@ -503,13 +562,52 @@ class Registry:
                     raise VersionExistsError(
                         f"{name}:{chosen} is already published; versions are immutable, "
                         "publish a new version instead")
-                checksums.write_manifest(target, files, {
+                manifest = checksums.build_manifest(files, {
                     "name": name, "version": str(chosen), "kind": kind, "created": _now(),
-                    "published_by": current_user(), "source": source, "lineage": lineage or {},
-                })
+                    "source": source, "lineage": lineage or {}, **publisher_fields()})
+                if key is not None:
+                    manifest = signing.sign_manifest(manifest, key)
+                checksums.save_manifest(target, manifest)
                 self._rename_in(target, name, chosen, tags)
                 self._finish_after_commit(name)
         return self.info(f"{name}:{chosen}")
+
+    def _stage_files(self, source: str, target: str, progress=None) -> dict[str, dict[str, Any]]:
+        """Copy and hash (or link, if it is an object) every file of `source` into `target`.
+
+        Returns:
+          The manifest's ``files``: {relative path: {"size", "sha256"}}.
+        """
+        files = {}
+        for rel in checksums.list_files(source):
+            if os.path.basename(rel).startswith("."):
+                continue  # lock files, temporary files of a live writer
+            src, dst = os.path.join(source, rel), os.path.join(target, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            known = self.objects.known_inode(os.stat(src))
+            if known is not None and self._link_known(src, dst):
+                files[rel] = {"size": known[1], "sha256": known[0]}
+                continue
+            try:
+                with open(src, "rb") as fi, open(dst, "wb") as fo:
+                    size, digest = checksums.copy_and_hash(fi, fo, progress)
+                    fo.flush()
+                    os.fsync(fo.fileno())
+            except OSError as exc:
+                if exc.filename is None:
+                    exc.filename = dst  # a failed write() names no file; say which disk
+                raise
+            files[rel] = {"size": size, "sha256": digest}
+        return files
+
+    @staticmethod
+    def _link_known(src: str, dst: str) -> bool:
+        """Link a source file that is an object into staging; False where links fail (copy it)."""
+        try:
+            os.link(src, dst)
+            return True
+        except OSError:
+            return False
 
     def _rename_in(self, staged: str, name: str, version: Version, tags: tuple[str, ...],
                    move: Callable[[str, str], None] = os.rename) -> None:
@@ -599,31 +697,36 @@ class Registry:
         check_features_json(staged)
         tags = tuple(check_tag(tag) for tag in tags)
         checkpoint("install.verified")
-        with self._name_lock(name) as name_dir:
-            final = self.version_dir(name, version)
-            if os.path.exists(os.path.join(final, checksums.MANIFEST)):
-                try:
-                    local = checksums.read_manifest(final)
-                except ValueError:
-                    local = None  # a damaged manifest: only a repair may replace it
-                if local is None and not replace_damaged:
-                    raise IntegrityError(f"{name}:{version} at {final} has an unreadable "
-                                         "manifest; pull it again to repair it")
-                if local is not None and (local.get("content_sha256")
-                                          != manifest.get("content_sha256")):
-                    raise VersionExistsError(
-                        f"{name}:{version} already exists locally with different content; "
-                        "versions are immutable")
-                if replace_damaged:
-                    self._replace_version(staged, final, name_dir)
-                self._change_tags(name, dict.fromkeys(tags, version))
-            else:
-                if os.path.lexists(final):  # a leftover, not a version: swap it out
-                    self._rename_in(staged, name, version, tags,
-                                    move=lambda a, b: self._replace_version(a, b, name_dir))
+        with self.objects_lock():
+            if replace_damaged or not os.path.exists(
+                    os.path.join(self.version_dir(name, version), checksums.MANIFEST)):
+                # Its files become objects (or links to the ones already here).
+                self.objects.store_files(staged, manifest["files"])
+            with self._name_lock(name) as name_dir:
+                final = self.version_dir(name, version)
+                if os.path.exists(os.path.join(final, checksums.MANIFEST)):
+                    try:
+                        local = checksums.read_manifest(final)
+                    except ValueError:
+                        local = None  # a damaged manifest: only a repair may replace it
+                    if local is None and not replace_damaged:
+                        raise IntegrityError(f"{name}:{version} at {final} has an unreadable "
+                                             "manifest; pull it again to repair it")
+                    if local is not None and (local.get("content_sha256")
+                                              != manifest.get("content_sha256")):
+                        raise VersionExistsError(
+                            f"{name}:{version} already exists locally with different content; "
+                            "versions are immutable")
+                    if replace_damaged:
+                        self._replace_version(staged, final, name_dir)
+                    self._change_tags(name, dict.fromkeys(tags, version))
                 else:
-                    self._rename_in(staged, name, version, tags)
-                self._finish_after_commit(name)
+                    if os.path.lexists(final):  # a leftover, not a version: swap it out
+                        self._rename_in(staged, name, version, tags,
+                                        move=lambda a, b: self._replace_version(a, b, name_dir))
+                    else:
+                        self._rename_in(staged, name, version, tags)
+                    self._finish_after_commit(name)
         return self.info(f"{name}:{version}")
 
     @staticmethod
@@ -826,32 +929,63 @@ class Registry:
     def lineage(self, ref: str | Ref) -> dict[str, Any]:
         """The lineage tree of a version back to raw logs.
 
+        Ancestors that are not here are drawn from the records a pull
+        brought along (`lineage_records`), marked ``"local": False`` with the
+        remote they came from; one with no record is marked ``"missing"``.
+
         Returns:
-          ``{"ref", "job", "params", "created", "inputs": [subtree | raw input]}``;
-          an input inside this registry is expanded recursively.
+          ``{"ref", "job", "params", "created", "code_version", "content_sha256",
+          "published_by", "local", "inputs": [subtree | raw input]}``; an
+          input that names a registry version is expanded recursively. A
+          subtree whose content digest differs from the one its child
+          recorded carries ``"mismatch": <recorded digest>``.
         """
         info = self.info(ref)
         return self._lineage_node(info, seen=set())
 
+    def known_record(self, ref: str) -> Optional[dict[str, Any]]:
+        """The lineage record of ``name:version`` kept here (an ancestor not pulled), or None."""
+        parsed = parse_ref(ref)
+        if parsed.version is None:
+            return None
+        return lineage_records.read_local(self.root, parsed.name, parsed.version)
+
     def _lineage_node(self, info: VersionInfo, seen: set) -> dict[str, Any]:
-        record = lineage.lineage_of(lineage.read_record(info.path),
-                                    info.manifest.get(lineage.LINEAGE_KEY),
-                                    info.manifest.get("source"))
-        node = {"ref": info.ref, "job": record.job, "params": dict(record.params),
-                "created": info.manifest.get("created"), "code_version": record.code_version,
-                "content_sha256": info.manifest.get("content_sha256"), "inputs": []}
-        seen.add(info.ref)
-        for item in record.inputs:
+        job = lineage.lineage_of(lineage.read_record(info.path),
+                                 info.manifest.get(lineage.LINEAGE_KEY),
+                                 info.manifest.get("source"))
+        return self._expand(_lineage_fields(info.ref, info.manifest, job, local=True), job, seen)
+
+    def _expand(self, node: dict[str, Any], job: "lineage.JobRecord", seen: set) -> dict[str, Any]:
+        seen.add(node["ref"])
+        for item in job.inputs:
             parent = item.ref or self._ref_of_path(item.path)
             if parent and parent in seen:
                 # Already drawn elsewhere in this tree (a merge and a policy share inputs).
                 node["inputs"].append({"ref": parent, "job": "(shown above)", "params": {},
                                        "inputs": []})
             elif parent:
-                node["inputs"].append(self._lineage_node(self.info(parent), seen))
+                node["inputs"].append(self._parent_node(parent, item.content_sha256, seen))
             else:
                 node["inputs"].append({"raw": item.to_json()})
         return node
+
+    def _parent_node(self, ref: str, recorded: Optional[str], seen: set) -> dict[str, Any]:
+        """An ancestor's subtree: from its version here, else from its lineage record."""
+        try:
+            child = self._lineage_node(self.info(ref), seen)
+        except (UnknownDatasetError, ValueError):
+            record = self.known_record(ref) if ":" in ref else None
+            if record is None:
+                return {"ref": ref, "job": "(not here)", "params": {}, "inputs": [],
+                        "content_sha256": recorded, "local": False, "missing": True}
+            job = lineage_records.job_of(record["manifest"], record.get("metadata_json"))
+            child = _lineage_fields(ref, record["manifest"], job, local=False)
+            child["remote"] = record.get("remote")
+            child = self._expand(child, job, seen)
+        if recorded and child.get("content_sha256") not in (None, recorded):
+            child["mismatch"] = recorded
+        return child
 
     def _ref_of_path(self, path: Optional[str]) -> Optional[str]:
         """``name:version`` of a version directory of this registry (old records hold paths)."""
@@ -865,17 +999,29 @@ class Registry:
 
     # -- garbage collection ------------------------------------------------------
     @disk_errors("gc")
-    def gc(self) -> list[str]:
-        """Clean up after killed writers; returns what was removed.
+    def gc(self, grace_s: float = GC_GRACE_S) -> "GcReport":
+        """Clean up after killed writers and remove objects no version uses.
 
         * applies the tag change a killed publish, install or tag move
           recorded (or drops it, if its version never appeared), exactly as
           the next writer of that name would;
         * removes temporary tags files (``.tags-*.json``) of killed writers;
         * removes staging directories of crashed publishes, pulls and imports;
-          one whose lock is held by a live process is skipped.
+          one whose lock is held by a live process is skipped;
+        * removes objects that no version's manifest names and that are older
+          than `grace_s`, unless a publish, pull or import holds the object
+          lock (then the sweep is skipped and the report says why), or a
+          manifest cannot be read (the sweep never guesses what is in use).
+
+        Args:
+          grace_s: minimum age in seconds of an object gc may remove.
+
+        Returns:
+          A `GcReport`: the removed paths (a list), with bytes freed.
         """
-        removed = []
+        from rlif_data.registry import upkeep
+
+        removed = GcReport()
         for name in self._name_dirs():
             with self._name_lock(name) as name_dir:  # applies a pending tag change
                 for entry in sorted(os.listdir(name_dir)):
@@ -884,14 +1030,14 @@ class Registry:
                         removed.append(os.path.join(name_dir, entry))
             checkpoint("gc.tags_recovered")
         base = self.staging_dir()
-        if not os.path.isdir(base):
-            return removed
-        for entry in sorted(os.listdir(base)):
+        for entry in sorted(os.listdir(base)) if os.path.isdir(base) else []:
             path = os.path.join(base, entry)
             lock = os.path.join(path, STAGING_LOCK)
+            size = upkeep.unshared_bytes(path)
             if not os.path.exists(lock):
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
+                removed.bytes_freed += size
                 continue
             try:
                 with _flock(lock, timeout=0):
@@ -905,7 +1051,22 @@ class Registry:
             except RegistryError:
                 continue  # a live publisher
             removed.append(path)
+            removed.bytes_freed += size
+        removed.extend(upkeep.remove_stale_records_tmp(self.root, grace_s))
+        paths, freed, removed.objects_skipped = upkeep.sweep_objects(self, grace_s)
+        removed.extend(paths)
+        removed.objects_removed = len(paths)
+        removed.bytes_freed += freed
         return removed
+
+    def upgrade(self) -> "upkeep.UpgradeReport":
+        """Turn full-copy versions (written before objects existed) into links to objects.
+
+        See `rlif_data.registry.upkeep.upgrade`.
+        """
+        from rlif_data.registry import upkeep
+
+        return upkeep.upgrade(self)
 
     def _name_dirs(self) -> list[str]:
         """Names that have a directory (with or without versions yet)."""
@@ -919,6 +1080,15 @@ class Registry:
             except ValueError:
                 continue  # not a directory the registry made
         return [n for n in names if os.path.isdir(os.path.join(base, n))]
+
+
+def _lineage_fields(ref: str, manifest: dict[str, Any], job: "lineage.JobRecord",
+                    local: bool) -> dict[str, Any]:
+    """One node of a lineage tree, without its inputs. Pure."""
+    return {"ref": ref, "job": job.job, "params": dict(job.params),
+            "created": manifest.get("created"), "code_version": job.code_version,
+            "content_sha256": manifest.get("content_sha256"),
+            "published_by": manifest.get("published_by"), "local": local, "inputs": []}
 
 
 def _remove(path: str) -> None:

@@ -12,7 +12,8 @@ Layout of WORK::
     rec/        a recording of 3 episodes (s/0..s/2)
     rec-killed/ the same plus s/3, whose writer was killed between shard and index
     root/       a registry: d:1.0.0 (stable), d:1.1.0 (latest)
-    remote/     a remote root: d:1.1.0, d:2.0.0 (latest)
+    remote/     a remote root: d:1.1.0, d:2.0.0 (latest), f:1.0.0 (whose lineage names
+                e:1.0.0, pushed only as a lineage record)
     e.tar       an archive of e:1.0.0
 """
 
@@ -64,8 +65,11 @@ def prepare(work: str) -> None:
     other_rec = write_recording(os.path.join(work, "other-rec"), _episodes(10, 2))
     other.publish(other_rec, "d", version="2.0.0")
     remote.push(other, "d:2.0.0", url, tags=("latest",))
-    other.publish(other_rec, "e")
+    e = other.publish(other_rec, "e")
     archive.export_version(other, "e:1.0.0", os.path.join(work, "e.tar"))
+    other.publish(other_rec, "f", lineage={"job": "merge", "inputs": [
+        {"ref": e.ref, "content_sha256": e.manifest["content_sha256"]}]})
+    remote.push(other, "f:1.0.0", url, tags=())
 
 
 # -- the operations (run in the child) -------------------------------------------------
@@ -124,6 +128,16 @@ def op_pull_repair(work: str) -> None:
     remote.pull(_registry(work), "d:1.1.0", os.path.join(work, "remote"))
 
 
+def op_pull_lineage(work: str) -> None:
+    from rlif_data.registry import remote
+
+    remote.pull(_registry(work), "f:1.0.0", os.path.join(work, "remote"))
+
+
+def op_upgrade(work: str) -> None:
+    _registry(work).upgrade()
+
+
 def op_import(work: str) -> None:
     from rlif_data.registry import archive
 
@@ -180,10 +194,42 @@ def setup_pull_repair(work: str) -> None:
 
 
 def setup_gc(work: str) -> None:
-    """What killed writers leave: a tag change not applied, a dead publish's staging directory."""
+    """What killed writers leave: a tag change not applied, a dead publish's staging directory,
+    and an object no version names, older than gc's grace period."""
+    import hashlib
+
     for scenario, fault in (("tag", "tag.intent_written"), ("publish", "publish.copied")):
         killed = run_child(scenario, work, fault)
         assert killed.returncode < 0, killed.stderr[-2000:]
+    registry = _registry(work)
+    data = b"an object of a publish killed long ago"
+    path = registry.objects.path(hashlib.sha256(data).hexdigest())
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    os.utime(path, (1, 1))
+
+
+def setup_upgrade(work: str) -> None:
+    """Turn the registry into today's full-copy layout: each version holds its own copies."""
+    to_legacy_layout(os.path.join(work, "root"))
+
+
+def to_legacy_layout(root: str) -> None:
+    """Rewrite a registry as the release before objects wrote it (copies, no objects/)."""
+    from rlif_data.registry import checksums
+
+    base = os.path.join(root, "datasets")
+    for name in os.listdir(base):
+        for entry in os.listdir(os.path.join(base, name)):
+            path = os.path.join(base, name, entry)
+            if not os.path.exists(os.path.join(path, checksums.MANIFEST)):
+                continue
+            for rel in checksums.read_manifest(path)["files"]:
+                file_path = os.path.join(path, rel)
+                shutil.copyfile(file_path, f"{file_path}.copy")
+                os.replace(f"{file_path}.copy", file_path)
+    shutil.rmtree(os.path.join(root, "objects"), ignore_errors=True)
 
 
 def no_setup(work: str) -> None:
@@ -227,6 +273,8 @@ SCENARIOS = {
     "untag": Scenario(REGISTRY, op_untag),
     "pull": Scenario(REGISTRY, op_pull),
     "pull-repair": Scenario(REGISTRY, op_pull_repair, setup_pull_repair),
+    "pull-lineage": Scenario(REGISTRY, op_pull_lineage),
+    "upgrade": Scenario(REGISTRY, op_upgrade, setup_upgrade),
     "import": Scenario(REGISTRY, op_import),
     "gc": Scenario(REGISTRY, op_gc, setup_gc),
     "job": Scenario(JOB, op_job, target="jobs/out"),
@@ -244,6 +292,9 @@ PROTOCOLS = {
     "repair": ("pull-repair",),
     "pull": ("pull",),
     "import": ("import",),
+    "object": ("pull", "import"),
+    "lineage": ("pull-lineage",),
+    "upgrade": ("upgrade",),
     "job": ("job",),
     "gc": ("gc",),
 }
