@@ -17,8 +17,11 @@ fi
 # into separate packages; install them when we can (root on Debian).
 need_apt=()
 "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
+system_pkgs=(libegl1 libgl1-mesa-dri)
+# The test suite also drives Debian's Chromium headless (the `view` report test).
+[ "${RLIF_SETUP_FOR_TESTS:-0}" = "1" ] && system_pkgs+=(chromium)
 if command -v dpkg-query >/dev/null 2>&1; then
-  for pkg in libegl1 libgl1-mesa-dri; do
+  for pkg in "${system_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
   done
 fi
