@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from rlif_cli.common import console, headless_rendering, user_errors
+from rlif_cli.common import console, err_console, headless_rendering, user_errors
 
 
 def robot_session(
@@ -22,11 +22,16 @@ def robot_session(
     policy_version: str = typer.Option("", help="Stored with each episode (default: --policy)."),
     round_: int = typer.Option(0, "--round", help="RLIF round number."),
     seed: int = typer.Option(0),
-    quiet: bool = typer.Option(False, help="No progress bar."),
+    quiet: bool = typer.Option(False, help="No live status (who is in control) and no key map."),
 ):
-    """Record a robot session: policy control with human takeovers through an input device."""
+    """Record a robot session: policy control with human takeovers through an input device.
+
+    The keyboard prints its key map first; a terminal shows who is in control
+    live. A replay's file times count from the control loop's first step.
+    """
     from robot.env import make_robot_env
-    from robot.session import SessionConfig, make_device, make_policy, run_session
+    from robot.session import (SessionConfig, describe_events, make_device, make_policy,
+                               run_session)
 
     with user_errors():
         if image_size:
@@ -36,6 +41,9 @@ def robot_session(
             raise ValueError("give the replay file: --device replay:FILE")
         schema = robot.episode_schema()
         dev = make_device(device)
+        if not quiet:
+            for line in how_to_take_over(device, schema.action_dim):
+                err_console.print(line, highlight=False, markup=False)
         config = SessionConfig(out=str(out), episodes=episodes, rate_hz=rate, operator=operator,
                                robot=env, policy_version=policy_version or policy, round=round_,
                                seed=seed)
@@ -48,8 +56,28 @@ def robot_session(
         f"{s.intervention_rate:.0%}) to {s.directory}\n"
         f"control period at {rate:g} Hz: p50 {t['p50_ms']:.1f} ms, p99 {t['p99_ms']:.1f} ms, "
         f"max {t['max_ms']:.1f} ms, missed deadlines {t['missed_deadlines']}\n"
-        f"events: {result['events'] or 'none'}"
+        f"session events: {describe_events(result['events'])}",
+        highlight=False,
     )
+
+
+def how_to_take_over(device: str, action_dim: int) -> list[str]:
+    """What the operator does to take over with `device`, printed before the session.
+
+    Args:
+      device: the --device value.
+      action_dim: the robot's action size (keys of unused axes are marked).
+
+    Returns:
+      Lines of text (the keyboard's key map; one line for the other devices).
+    """
+    if device == "keyboard":
+        from robot.keyboard_device import key_map_lines
+
+        return key_map_lines(action_dim)
+    if device == "spacemouse":
+        return ["spacemouse: move it or press a button to take over, let go to hand back"]
+    return [f"replaying {device.split(':', 1)[1]} from the first control step"]
 
 
 def register(app: typer.Typer) -> None:

@@ -33,6 +33,8 @@ POINTS: dict[str, str] = {
     # rlif_data.recording.store.EpisodeStore.write_episode
     "record.shard_written": "the episode's temporary shard is complete and fsynced, not renamed",
     "record.shard_renamed": "the shard is in place, the index does not list it yet",
+    # rlif_data.recording.envlogger_backend.StoreBackend (its writer thread)
+    "writer.episode_taken": "the writer thread holds a finished episode, nothing of it on disk",
     # rlif_data.recording.store.write_info (the index write of record, creation and recover)
     "index.staged": "the new index files are in a hidden staging directory, none moved in",
     "index.partly_moved": "metadata.json and features.json are replaced, dataset_info.json not",

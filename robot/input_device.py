@@ -84,6 +84,19 @@ class InputDevice(abc.ABC):
           An `InputSample` stamped with the device clock.
         """
 
+    def start_timeline(self) -> None:
+        """The control loop takes its first step now: a scripted device starts its timeline.
+
+        Live devices (SpaceMouse, keyboard) have no timeline and ignore this. A
+        replay plays its file from here, not from `start()`: what happens
+        between the two (opening the store, loading TFDS and envlogger, the
+        first render) takes seconds, and a timeline started earlier would put
+        every scripted takeover that far too early or past the session's end.
+
+        Raises:
+          RuntimeError: the device is not started.
+        """
+
     def engaged(self) -> bool:
         """`TakeoverSignal`: True while the operator is taking over.
 

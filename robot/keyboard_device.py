@@ -50,6 +50,35 @@ BUTTON_NAMES = ("close", "open")
 """`InputSample.buttons` of the keyboard: (close key held, open key held)."""
 
 DEFAULT_HOLD_TIME = 0.6
+AXIS_NAMES = ("x", "y", "z", "rx", "ry", "rz")
+
+
+def key_map_lines(action_dim: int = 6, hold_time: float = DEFAULT_HOLD_TIME) -> list[str]:
+    """The key map as the operator reads it before a session, built from `MOTION_KEYS`. Pure.
+
+    Args:
+      action_dim: how many action entries the robot uses (the sim arm: 2, x and y);
+        keys of the axes beyond it are listed as unused, the gripper keys need 7.
+      hold_time: how long a press counts as held, seconds.
+
+    Returns:
+      Lines of text: how to take over and hand back, one line per key pair.
+    """
+    pairs: dict[int, dict[float, str]] = {}
+    for key, (axis, direction) in MOTION_KEYS.items():
+        pairs.setdefault(axis, {})[direction] = key
+    unused = "not used by this robot"
+    lines = [f"keyboard: hold a key to take over, let go to hand back (a press holds "
+             f"{hold_time:g} s);",
+             "          space latches a takeover until pressed again; Ctrl-C ends the session"]
+    for axis in sorted(pairs):
+        name = AXIS_NAMES[axis]
+        lines.append(f"  {pairs[axis][1.0]} / {pairs[axis][-1.0]}   {f'+{name} / -{name}':<22}"
+                     f"{'' if axis < action_dim else unused}".rstrip())
+    lines.append(f"  {GRIPPER_CLOSE_KEY} / {GRIPPER_OPEN_KEY}   {'close / open gripper':<22}"
+                 f"{'' if action_dim >= 7 else unused}".rstrip())
+    lines.append(f"  space   {'latch / release':<22}operator in control, zero action")
+    return lines
 
 
 def split_keys(text: str) -> list[str]:

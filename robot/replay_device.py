@@ -273,7 +273,10 @@ def load_replay(path: Union[str, os.PathLike]) -> Replay:
 
 
 class ReplayDevice(InputDevice):
-    """Plays a `Replay` against a clock; time 0 is the `start()` call.
+    """Plays a `Replay` against a clock; time 0 is the `start()` call, or `start_timeline()`.
+
+    A robot session calls `start_timeline()` at its control loop's first tick,
+    so the file's times are times since the first control step.
 
     Args:
       replay: a `Replay` or a path to a replay file.
@@ -306,6 +309,16 @@ class ReplayDevice(InputDevice):
         """Start playing: replay time 0 is now."""
         self._t0 = self._clock()
         self._interpreter.tracker.reset()
+
+    def start_timeline(self) -> None:
+        """Restart the replay: replay time 0 is now (`run_session` calls this at its first tick).
+
+        Raises:
+          RuntimeError: not started.
+        """
+        if self._t0 is None:
+            raise RuntimeError("ReplayDevice not started; call start() first")
+        self.start()
 
     def stop(self) -> None:
         """Stop playing; `read` needs a new `start`."""

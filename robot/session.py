@@ -7,7 +7,11 @@ source of intervened steps is `Source.HUMAN`, and a `ControlRate` paces the
 loop at the robot's control rate. Per-step timing is in each step's
 `timestamp_us`; what happened around the data (device disconnects and
 reconnects, clipped actions, control-loop overruns) goes to
-`session_events.jsonl` next to the episodes, one JSON object per line.
+`session_events.jsonl` next to the episodes, one JSON object per line, one
+line per change of state (a condition that lasts is logged when it begins
+and when it ends, not at every step). The input device's timeline starts at
+the loop's first tick, and each finished episode is written on the store's
+writer thread, durable before the next episode's first step.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TextIO
 
 import numpy as np
 
@@ -26,6 +31,7 @@ from rlif_data.recording.recorder import RolloutRecorder, SessionInfo, SessionSu
 from rlif_data.recording.store import EpisodeStore, WriteTiming
 from robot.env import RobotEnv
 from robot.input_device import InputDevice
+from robot.live_status import LiveStatus
 from robot.timing import ControlRate, period_stats
 
 EVENTS_FILE = "session_events.jsonl"
@@ -86,14 +92,39 @@ def read_events(directory: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-class _Watcher:
-    """Observes each step: device connection changes, device flags, clipped actions."""
+def describe_events(counts: dict[str, int]) -> str:
+    """The session's events for its summary line: how often each condition began. Pure.
 
-    def __init__(self, env: RobotEnv, device: InputDevice, events: EventLog):
+    Args:
+      counts: event name -> lines logged (`EventLog.counts`).
+
+    Returns:
+      e.g. ``"action_clipped 3, device_replay_finished 1 (in session_events.jsonl)"``, or "none".
+    """
+    begun = {k: v for k, v in sorted(counts.items()) if not k.endswith("_end")}
+    if not begun:
+        return "none"
+    return ", ".join(f"{k} {v}" for k, v in begun.items()) + f" (in {EVENTS_FILE})"
+
+
+class _Watcher:
+    """Observes each step: logs each change of the device's state once, feeds the live status.
+
+    A condition that lasts (a latched takeover, a finished replay, a stuck
+    button, clipped actions) is logged when it begins (``device_<flag>``,
+    ``action_clipped``) and when it ends (``device_<flag>_end``,
+    ``action_clipped_end`` with the number of steps), not at every step.
+    """
+
+    def __init__(self, env: RobotEnv, device: InputDevice, events: EventLog,
+                 status: Optional[LiveStatus] = None):
         self._env = env
         self._device = device
         self._events = events
+        self._status = status
         self._connected = True
+        self._flags: frozenset[str] = frozenset()
+        self._clipped_run = 0
 
     def __call__(self, episode_id: str, step: int, action: np.ndarray, timestep: Any) -> None:
         sample = self._device.read()
@@ -101,12 +132,52 @@ class _Watcher:
             self._connected = sample.connected
             self._events.log("device_disconnected" if not sample.connected else
                              "device_reconnected", episode=episode_id, step=step)
-        for flag in sample.flags:
-            if flag != "disconnected":
-                self._events.log(f"device_{flag}", episode=episode_id, step=step)
+        flags = frozenset(f for f in sample.flags if f != "disconnected")
+        for flag in sorted(flags - self._flags):
+            self._events.log(f"device_{flag}", episode=episode_id, step=step)
+        for flag in sorted(self._flags - flags):
+            self._events.log(f"device_{flag}_end", episode=episode_id, step=step)
+        self._flags = flags
+        self._watch_clipping(episode_id, step, action)
+        if self._status is not None:
+            self._status.step(step, sample.engaged, sample.flags)
+
+    def _watch_clipping(self, episode_id: str, step: int, action: np.ndarray) -> None:
         if self._env.last_action_clipped:
-            self._events.log("action_clipped", episode=episode_id, step=step,
-                             action=[float(x) for x in action])
+            if not self._clipped_run:  # what was asked at the first clipped step
+                self._events.log("action_clipped", episode=episode_id, step=step,
+                                 action=[float(x) for x in action])
+            self._clipped_run += 1
+        elif self._clipped_run:
+            self._events.log("action_clipped_end", episode=episode_id, step=step,
+                             steps=self._clipped_run)
+            self._clipped_run = 0
+
+
+class _TimelineStartsAtFirstTick:
+    """The session's pacer; its first tick starts the input device's timeline.
+
+    Everything before the loop (opening the store, loading envlogger and TFDS,
+    the first reset and render) takes seconds; a replay started before it
+    would be that far ahead, and its takeovers would land late or never.
+    """
+
+    def __init__(self, pacer: ControlRate, device: InputDevice):
+        self._pacer = pacer
+        self._device = device
+        self._started = False
+
+    def reset(self) -> None:
+        """Start a new episode (see `ControlRate.reset`)."""
+        self._pacer.reset()
+
+    def wait(self) -> float:
+        """Wait for the next tick (see `ControlRate.wait`); the first one starts the timeline."""
+        late = self._pacer.wait()
+        if not self._started:
+            self._started = True
+            self._device.start_timeline()
+        return late
 
 
 def _device_action(device: InputDevice, action_dim: int):
@@ -181,8 +252,13 @@ def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.n
                 schema: sc.EpisodeSchema, config: SessionConfig,
                 pacer: Optional[ControlRate] = None, progress: bool = True,
                 clock: Callable[[], float] = time.monotonic,
-                on_write: Optional[Callable[[WriteTiming], None]] = None) -> dict[str, Any]:
+                on_write: Optional[Callable[[WriteTiming], None]] = None,
+                status_stream: Optional[TextIO] = None,
+                background_commit: bool = True) -> dict[str, Any]:
     """Record `config.episodes` episodes of policy control with human takeovers.
+
+    The device's timeline (a replay's file times) starts at the loop's first
+    tick (`InputDevice.start_timeline`), not when the device was started.
 
     Args:
       env: the robot environment (safety-clipped).
@@ -191,16 +267,19 @@ def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.n
       schema: recording schema matching `env`'s observations.
       config: session metadata and rate.
       pacer: control-rate pacer (default: `ControlRate(config.rate_hz)`).
-      progress: show a progress bar.
+      progress: show who is in control (`robot.live_status.LiveStatus`): a live
+        line on a terminal, one line per episode elsewhere.
       clock: monotonic clock of the step timestamps (the pacer's and the device's).
       on_write: the store's timing hook (`EpisodeStore.on_write`), e.g. for benchmarks.
+      status_stream: where the progress goes (default: standard error).
+      background_commit: write each finished episode on the store's writer
+        thread (see `StoreBackend`); False writes it inside the last control step.
 
     Returns:
       ``{"summary": SessionSummary, "timing": period_stats(...), "events": counts}``.
     """
-    from tqdm.auto import tqdm
-
     pacer = pacer or ControlRate(config.rate_hz, clock=clock)
+    status = LiveStatus(status_stream or sys.stderr, config.episodes) if progress else None
     store = EpisodeStore.open(config.out, schema,
                               metadata={"robot": config.robot, "task": config.task},
                               on_write=on_write)
@@ -213,23 +292,32 @@ def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.n
     recorder = RolloutRecorder(
         env, store, policy, _device_action(device, schema.action_dim),
         iv.ExternalTakeover(device, device=type(device).__name__), session,
-        clock=clock, pacer=pacer, observer=_Watcher(env, device, events),
+        clock=clock, pacer=_TimelineStartsAtFirstTick(pacer, device),
+        observer=_Watcher(env, device, events, status), background_commit=background_commit,
     )
     results = []
     t0 = time.monotonic()
     overruns_before = pacer.overruns
     try:
-        with tqdm(total=config.episodes, desc="session", unit="ep", disable=not progress) as bar:
-            for _ in range(config.episodes):
-                results.append(recorder.run_episode())
-                bar.update(1)
+        for index in range(config.episodes):
+            if status is not None:
+                status.begin_episode(index)
+            result = recorder.run_episode()
+            results.append(result)
+            if status is not None:
+                status.end_episode(result.transitions, result.intervened_steps,
+                                   result.takeovers)
+        recorder.flush()
         if pacer.overruns > overruns_before:
             events.log("control_overruns", count=pacer.overruns - overruns_before)
     finally:
-        total = store.num_episodes
-        recorder.close()
-        events.close()
-    summary = SessionSummary(store.directory, recorder.session_id, results, total,
+        if status is not None:
+            status.close()
+        try:
+            recorder.close()
+        finally:
+            events.close()
+    summary = SessionSummary(store.directory, recorder.session_id, results, store.num_episodes,
                              time.monotonic() - t0)
     return {"summary": summary, "timing": period_stats(pacer.periods, pacer.period),
             "events": dict(events.counts)}

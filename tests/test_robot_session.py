@@ -1,6 +1,9 @@
 """Robot sessions on the simulated arm, driven by the replay device (no hardware here)."""
 
+import io
 import json
+import re
+import threading
 
 import numpy as np
 import pytest
@@ -9,8 +12,10 @@ from rlif_data import schema as sc
 from rlif_data.episodes import check_observation
 from rlif_data.recording.reader import read_episodes
 from robot.env import SafetyLimits, SimArmEnv, make_robot_env, reach_expert
+from robot.keyboard_device import MOTION_KEYS, KeyboardDevice, key_map_lines
+from robot.live_status import control_line, episode_line
 from robot.replay_device import ReplayDevice
-from robot.session import SessionConfig, make_policy, read_events, run_session
+from robot.session import SessionConfig, describe_events, make_policy, read_events, run_session
 from robot.timing import ControlRate, period_stats
 
 
@@ -34,6 +39,7 @@ def replay_file(tmp_path, lines):
 
 
 def run(tmp_path, lines, steps=40, episodes=1, image_size=0, limits=None):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     clock = FakeClock()
     device = ReplayDevice(replay_file(tmp_path, lines), clock=clock)
     env = SimArmEnv(image_size=image_size, cameras=("front", "side"), max_steps=steps, seed=0,
@@ -86,18 +92,25 @@ def test_device_unplugged_mid_episode_keeps_recording_policy_steps(tmp_path):
 
 
 def test_burst_of_out_of_range_values_never_takes_over(tmp_path):
-    lines = TAKEOVER[:2] + [{"t": 1.0, "event": "burst", "duration": 0.5,
+    lines = TAKEOVER[:2] + [{"t": 1.05, "event": "burst", "duration": 0.5,
                              "axes": [9, 9, 9, 0, 0, 0]}]
     result, eps = run(tmp_path, lines)
     assert not eps[0][sc.STEPS][sc.INTERVENTION].any()
-    assert result["events"].get("device_out_of_range", 0) >= 4
+    # A burst over steps 11..15 is one condition: logged when it begins and when it ends.
+    burst = [(e["event"], e["step"]) for e in read_events(str(tmp_path / "rec"))
+             if e["event"].startswith("device_out_of_range")]
+    assert burst == [("device_out_of_range", 11), ("device_out_of_range_end", 16)]
 
 
 def test_actions_beyond_safety_limits_are_clipped_and_flagged(tmp_path):
     limits = SafetyLimits((-0.2, -0.2), (0.2, 0.2))
     result, eps = run(tmp_path, TAKEOVER, limits=limits)
-    assert result["events"]["action_clipped"] >= 10
-    clipped = [e for e in read_events(str(tmp_path / "rec")) if e["event"] == "action_clipped"]
+    events = [e for e in read_events(str(tmp_path / "rec")) if e["event"].startswith("action_")]
+    # Runs of clipped steps: begin (with what was asked) and end (with the run's length) alternate.
+    assert [e["event"] for e in events[:2]] == ["action_clipped", "action_clipped_end"]
+    assert all(a["event"] != b["event"] for a, b in zip(events, events[1:]))
+    assert sum(e["steps"] for e in events if e["event"] == "action_clipped_end") >= 10
+    clipped = [e for e in events if e["event"] == "action_clipped"]
     assert max(abs(a) for e in clipped for a in e["action"]) > 0.2  # what was asked, logged
 
 
@@ -167,3 +180,172 @@ def test_cli_robot_session_with_replay(tmp_path):
     bad = CliRunner().invoke(app, ["robot-session", "--device", "joystick", "--out",
                                    str(tmp_path / "x")])
     assert bad.exit_code == 2 and "unknown device 'joystick'" in bad.output
+
+
+# -- issue 13 item 8: a replay's timeline starts with the control loop -------------------------
+
+TWO_TAKEOVERS = [
+    {"format": "rlif-input-replay", "version": 1, "frame": "robot", "duration": 8.0},
+    {"t": 0.0, "axes": [0, 0, 0, 0, 0, 0], "buttons": [0, 0]},
+    {"t": 1.0, "axes": [0.8, -0.4, 0, 0, 0, 0], "buttons": [0, 0]},
+    {"t": 2.0, "axes": [0, 0, 0, 0, 0, 0], "buttons": [0, 0]},
+    {"t": 3.5, "axes": [-0.6, 0.6, 0, 0, 0, 0], "buttons": [0, 0]},
+    {"t": 4.2, "axes": [0, 0, 0, 0, 0, 0], "buttons": [0, 0]},
+]
+
+
+def scripted_windows(lines, release_time=0.5, deadzone=0.1):
+    """[start, end) replay times the file puts the operator in control: motion, plus the release."""
+    samples = [x for x in lines if "axes" in x and "event" not in x]
+    ends = [x["t"] for x in samples[1:]] + [float("inf")]
+    return [(x["t"], end + release_time) for x, end in zip(samples, ends)
+            if any(abs(a) > deadzone for a in x["axes"])]
+
+
+def test_replay_takeovers_land_where_the_file_puts_them_after_a_slow_set_up(tmp_path):
+    clock = FakeClock()
+    device = ReplayDevice(replay_file(tmp_path, TWO_TAKEOVERS), clock=clock)
+    env = SimArmEnv(image_size=0, max_steps=60, seed=0)
+    device.start()
+    clock.t += 10.0  # what the CLI spends between starting the device and the first step
+    result = run_session(env, device, make_policy("random", env), env.episode_schema(),
+                         SessionConfig(out=str(tmp_path / "rec")),
+                         pacer=ControlRate(10.0, clock=clock, sleep=clock.sleep),
+                         progress=False, clock=clock)
+    flags = read_episodes(str(tmp_path / "rec"))[0][sc.STEPS][sc.INTERVENTION][:-1]
+    period = 0.1
+    times = np.arange(len(flags)) * period  # step k is decided k periods after the first tick
+    windows = scripted_windows(TWO_TAKEOVERS)
+    expected = np.array([any(a <= t < b for a, b in windows) for t in times])
+    near_edge = np.array([min(abs(t - x) for w in windows for x in w) <= period for t in times])
+    assert expected.sum() > 10 and (flags == expected)[~near_edge].all(), (flags, expected)
+    assert result["summary"].episodes[0].takeovers == 2
+
+
+# -- issue 13 item 10: one event per change of state; who is in control, live ---------------------
+
+
+class Typist(FakeClock):
+    """A keyboard session's fake clock: each key is pressed once the loop's sleep reaches its time."""
+
+    def __init__(self, keys):
+        super().__init__()
+        self.keys = sorted(keys)
+        self.device = None
+
+    def sleep(self, dt):
+        super().sleep(dt)
+        while self.keys and self.keys[0][0] <= self.t - 100.0:
+            self.device.on_key(self.keys.pop(0)[1])
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def keyboard_session(tmp_path, keys, steps=40, stream=None):
+    clock = Typist(keys)
+    clock.device = KeyboardDevice(clock=clock)
+    env = SimArmEnv(image_size=0, max_steps=steps, seed=0)
+    result = run_session(env, clock.device, make_policy("random", env), env.episode_schema(),
+                         SessionConfig(out=str(tmp_path / "rec")),
+                         pacer=ControlRate(10.0, clock=clock, sleep=clock.sleep),
+                         progress=stream is not None, status_stream=stream, clock=clock)
+    return result, read_episodes(str(tmp_path / "rec"))[0][sc.STEPS]
+
+
+def test_a_latched_keyboard_takeover_is_one_event_and_shown_live(tmp_path):
+    screen = Terminal()
+    result, steps = keyboard_session(tmp_path, [(1.05, " "), (2.05, " ")], stream=screen)
+    flags = steps[sc.INTERVENTION][:-1]
+    assert flags[11:21].all() and not flags[:11].any() and not flags[21:].any()
+    latch = [(e["event"], e["step"]) for e in read_events(str(tmp_path / "rec"))
+             if e["event"].startswith("device_latched")]
+    assert latch == [("device_latched", 11), ("device_latched_end", 21)]
+    shown = screen.getvalue()
+    assert "OPERATOR in control (latched: space hands back)" in shown
+    assert "step   21  policy in control" in shown
+    assert shown.endswith("episode 1/1: 40 steps, operator in control 25% (1 takeover)\n")
+
+
+def test_a_finished_replay_is_logged_once(tmp_path):
+    run(tmp_path, TAKEOVER, steps=40)  # 10 s of replay, 4 s of session: not finished
+    assert not [e for e in read_events(str(tmp_path / "rec")) if "finished" in e["event"]]
+    short = [{**TAKEOVER[0], "duration": 1.95}] + TAKEOVER[1:]
+    run(tmp_path / "short", short, steps=40)
+    finished = [e for e in read_events(str(tmp_path / "short" / "rec"))
+                if e["event"].startswith("device_replay_finished")]
+    assert [(e["event"], e["step"]) for e in finished] == [("device_replay_finished", 20)]
+
+
+def test_status_lines_and_key_map_are_pure_text():
+    assert control_line(2, 5, 37, True, ("latched",)) == (
+        "episode 2/5  step   37  OPERATOR in control (latched: space hands back)")
+    assert control_line(1, 1, 0, False, ("disconnected",)).endswith(
+        "policy in control (input device disconnected)")
+    assert episode_line(1, 3, 100, 23, 2) == (
+        "episode 1/3: 100 steps, operator in control 23% (2 takeovers)")
+    lines = key_map_lines(action_dim=2)
+    text = "\n".join(lines)
+    pairs = [re.match(r"  (\S) / (\S) ", line) for line in lines]
+    listed = {key for m in pairs if m for key in m.groups()}
+    assert listed == set(MOTION_KEYS) | {"c", "v"} and "  space " in text
+    assert "w / s   +x / -x" in text and "not used" not in lines[2]
+    assert "not used by this robot" in next(x for x in lines if "+z" in x)
+    assert describe_events({}) == "none"
+    assert describe_events({"device_latched": 2, "device_latched_end": 2}) == (
+        "device_latched 2 (in session_events.jsonl)")
+
+
+# -- issue 13 item 11: the episode commit runs on a writer thread -------------------------------
+
+
+class LoggingRate(ControlRate):
+    def __init__(self, log, clock):
+        super().__init__(10.0, clock=clock, sleep=clock.sleep)
+        self.log = log
+
+    def reset(self):
+        super().reset()
+        self.log.append(("reset",))
+
+    def wait(self):
+        late = super().wait()
+        self.log.append(("tick",))
+        return late
+
+
+def test_each_episode_is_written_off_the_control_thread_before_the_next_one_starts(tmp_path):
+    log = []
+    clock = FakeClock()
+    device = ReplayDevice(replay_file(tmp_path, TAKEOVER), clock=clock)
+    env = SimArmEnv(image_size=0, max_steps=5, seed=0)
+    device.start()
+    result = run_session(
+        env, device, make_policy("random", env), env.episode_schema(),
+        SessionConfig(out=str(tmp_path / "rec"), episodes=3),
+        pacer=LoggingRate(log, clock), progress=False, clock=clock,
+        on_write=lambda timing: log.append(("write", threading.current_thread().name)))
+    writes = [i for i, entry in enumerate(log) if entry[0] == "write"]
+    resets = [i for i, entry in enumerate(log) if entry[0] == "reset"] + [len(log)]
+    assert len(writes) == 3 and {log[i][1] for i in writes} == {"episode-writer"}
+    for k, at in enumerate(writes):
+        last_tick = max(i for i in range(resets[k], resets[k + 1]) if log[i] == ("tick",))
+        next_first_tick = next((i for i in range(resets[k + 1], len(log))
+                                if log[i] == ("tick",)), len(log))
+        assert last_tick < at < next_first_tick  # after its last step, before the next first
+    assert result["summary"].total_episodes_in_directory == 3
+
+
+def test_a_failed_commit_stops_the_session_at_the_next_episode_keeping_earlier_ones(
+        tmp_path, monkeypatch):
+    from rlif_data import errors, faults
+
+    monkeypatch.setattr(faults, "_hits", {})
+    monkeypatch.setenv(faults.ENV, "record.shard_written@2=ENOSPC")  # episode 1's write fails
+    with pytest.raises(errors.RecordingError,
+                       match=r"episode '\w+/00001' \(disk full\); the 1 episodes written before"):
+        run(tmp_path, TAKEOVER, steps=5, episodes=3)
+    monkeypatch.delenv(faults.ENV)
+    assert [e[sc.EPISODE_ID][-5:] for e in read_episodes(str(tmp_path / "rec"))] == ["00000"]

@@ -3,7 +3,8 @@
 At every step the learner proposes an action, the expert's action is computed
 (for DAgger labels and value-based models), the intervention model decides who
 is in control, and the chosen action goes to the environment, which envlogger
-wraps; `StoreBackend` writes each finished episode durably.
+wraps; `StoreBackend` writes each finished episode durably, on a writer thread
+that the next episode's first step waits for (see its module).
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ class RolloutRecorder:
         ``wait()`` before each step (e.g. `robot.timing.ControlRate`).
       observer: called after every step with (episode id, step index,
         applied action, new timestep): session logs hook in here.
+      background_commit: write finished episodes on the store's writer thread
+        (`StoreBackend`); False writes each inside its last step.
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class RolloutRecorder:
         clock: Callable[[], float] = time.monotonic,
         pacer: Optional[Any] = None,
         observer: Optional[Callable[[str, int, np.ndarray, Any], None]] = None,
+        background_commit: bool = True,
     ):
         import envlogger
 
@@ -131,7 +135,7 @@ class RolloutRecorder:
         self._pacer = pacer
         self._observer = observer
         self._pending: Optional[episodes.StepInfo] = None
-        self._backend = StoreBackend(store)
+        self._backend = StoreBackend(store, background=background_commit)
         self._env = envlogger.EnvLogger(env, step_fn=self._step_fn, backend=self._backend)
         self._episode_counter = store.num_episodes
 
@@ -195,11 +199,17 @@ class RolloutRecorder:
         return action
 
     def run_episode(self) -> EpisodeResult:
-        """Record one episode to its end; it is durable when this returns.
+        """Record one episode to its end and hand it to the store's writer.
+
+        It is durable before the next episode's first step is recorded, or
+        when `flush` or `close` returns; a kill before that loses it (and
+        nothing else: one episode at most is ever not on disk).
 
         Raises:
           InvalidActionError / SchemaError: bad action or observation; the
             episode in flight is dropped, earlier episodes are intact.
+          RecordingError / SchemaError: the previous episode could not be
+            written (raised at this episode's reset); earlier ones are intact.
         """
         index = self._episode_counter
         seed = self._session.seed + index
@@ -213,7 +223,7 @@ class RolloutRecorder:
         timestep = self._env.reset()
         metadata = self._episode_metadata(index, seed)
         self._backend.set_episode_metadata(metadata)
-        written_before = len(self._backend.written)
+        handed_off_before = self._backend.handed_off
         step = 0
         intervened = takeovers = 0
         prev = False
@@ -237,7 +247,7 @@ class RolloutRecorder:
             self._backend.discard_episode()
             raise
         self._episode_counter += 1
-        if len(self._backend.written) == written_before:
+        if self._backend.handed_off == handed_off_before:
             raise RuntimeError(f"episode {metadata[sc.EPISODE_ID]} ended but was not written")
         return EpisodeResult(
             episode_id=metadata[sc.EPISODE_ID],
@@ -248,8 +258,20 @@ class RolloutRecorder:
             terminated=float(timestep.discount) == 0.0,
         )
 
+    def flush(self) -> None:
+        """Wait until every finished episode is durable.
+
+        Raises:
+          RecordingError / SchemaError: the last episode could not be written.
+        """
+        self._backend.flush()
+
     def close(self) -> None:
-        """Close envlogger, the environment and the store."""
+        """Close envlogger, the environment and the store (after the last episode is durable).
+
+        Raises:
+          RecordingError / SchemaError: the last episode could not be written.
+        """
         self._env.close()
 
 
@@ -293,8 +315,8 @@ def record_session(
                 bar.update(1)
                 bar.set_postfix(steps=result.transitions,
                                 interv=f"{result.intervened_steps / max(result.transitions, 1):.0%}")
+        recorder.flush()
     finally:
-        total = store.num_episodes
         recorder.close()
-    return SessionSummary(store.directory, recorder.session_id, results, total,
+    return SessionSummary(store.directory, recorder.session_id, results, store.num_episodes,
                           time.monotonic() - t0)

@@ -39,6 +39,7 @@ def main() -> None:
     print("READY", flush=True)
     while True:
         r = recorder.run_episode()
+        recorder.flush()  # DONE means durable; run_episode returns while the writer writes
         print(f"DONE {r.episode_id} {r.transitions} {r.intervened_steps}", flush=True)
 
 

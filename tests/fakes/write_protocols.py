@@ -90,6 +90,55 @@ def op_record(work: str) -> None:
     _record_into(os.path.join(work, "rec"), 3)
 
 
+def op_record_thread(work: str) -> None:
+    """Episodes s/3..s/5 through the envlogger backend, committed on its writer thread.
+
+    Prints DONE for an episode once it is durable: when the next episode's
+    reset has been recorded (the backend's barrier), or after the close.
+    """
+    import dm_env
+    from envlogger import step_data
+
+    from rlif_data import episodes as ep
+    from rlif_data import schema as sc
+    from rlif_data.recording.envlogger_backend import StoreBackend
+    from rlif_data.recording.store import EpisodeStore
+    from tests.fakes.episodes import SCHEMA
+
+    backend = StoreBackend(EpisodeStore.open(os.path.join(work, "rec"), SCHEMA))
+    episodes = _episodes(3, 3)
+    reported = 0
+
+    def report() -> None:
+        nonlocal reported
+        for episode in episodes[reported:len(backend.written)]:
+            print("DONE", episode[sc.EPISODE_ID], flush=True)
+        reported = len(backend.written)
+
+    for episode in episodes:
+        steps = episode[sc.STEPS]
+        n = len(steps[sc.IS_FIRST]) - 1
+        backend.record_step(step_data.StepData(dm_env.restart(steps[sc.OBSERVATION][0]), None,
+                                               None), is_new_episode=True)
+        report()
+        backend.set_episode_metadata({k: episode[k] for k in sc.EPISODE_METADATA_FIELDS})
+        for t in range(n):
+            obs, reward = steps[sc.OBSERVATION][t + 1], steps[sc.REWARD][t]
+            if t < n - 1:
+                timestep = dm_env.transition(reward, obs, steps[sc.DISCOUNT][t])
+            elif steps[sc.IS_TERMINAL][-1]:
+                timestep = dm_env.termination(reward, obs)
+            else:
+                timestep = dm_env.truncation(reward, obs, steps[sc.DISCOUNT][t])
+            info = ep.StepInfo(bool(steps[sc.INTERVENTION][t]), steps[sc.POLICY_ACTION][t],
+                               steps[sc.EXPERT_ACTION][t], sc.Source(int(steps[sc.SOURCE][t])),
+                               t * 0.1)
+            backend.record_step(step_data.StepData(timestep, steps[sc.ACTION][t], info),
+                                is_new_episode=False)
+    backend.close()
+    report()
+
+
 def op_record_create(work: str) -> None:
     _record_into(os.path.join(work, "new-rec"), 0)
 
@@ -189,6 +238,7 @@ def setup_pull_repair(work: str) -> None:
 
     path = _registry(work).version_dir("d", "1.1.0")
     name = sorted(checksums.list_files(path))[-1]
+    os.chmod(os.path.join(path, name), 0o644)  # objects are read-only: this is damage
     with open(os.path.join(path, name), "r+b") as f:
         f.write(b"\0damaged\0")
 
@@ -265,6 +315,9 @@ SCENARIOS = {
     "record": Scenario(RECORDING, op_record, hit=2, target="rec",
                        kept=("s/0", "s/1", "s/2"), in_flight=True),
     "record-create": Scenario(RECORDING, op_record_create, target="new-rec", in_flight=True),
+    # Through the envlogger backend: each commit on its writer thread.
+    "record-thread": Scenario(RECORDING, op_record_thread, hit=2, target="rec",
+                              kept=("s/0", "s/1", "s/2"), in_flight=True),
     # s/1's shard is damaged (lost), s/3's is complete but not indexed (kept).
     "recover": Scenario(RECORDING, op_recover, setup_recover, target="rec-killed",
                         kept=("s/0", "s/2", "s/3")),
@@ -282,8 +335,9 @@ SCENARIOS = {
 
 # Which scenarios reach every point of a protocol (the part of a point's name before the dot).
 PROTOCOLS = {
-    "record": ("record", "record-create"),
-    "index": ("record", "record-create", "recover"),
+    "record": ("record", "record-create", "record-thread"),
+    "index": ("record", "record-create", "record-thread", "recover"),
+    "writer": ("record-thread",),
     "recover": ("recover",),
     "publish": ("publish",),
     "tag": ("tag", "untag", "publish", "pull", "import"),
