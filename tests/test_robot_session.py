@@ -2,7 +2,11 @@
 
 import io
 import json
+import os
 import re
+import select
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -17,6 +21,9 @@ from robot.live_status import control_line, episode_line
 from robot.replay_device import ReplayDevice
 from robot.session import SessionConfig, describe_events, make_policy, read_events, run_session
 from robot.timing import ControlRate, period_stats
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class FakeClock:
@@ -349,3 +356,43 @@ def test_a_failed_commit_stops_the_session_at_the_next_episode_keeping_earlier_o
         run(tmp_path, TAKEOVER, steps=5, episodes=3)
     monkeypatch.delenv(faults.ENV)
     assert [e[sc.EPISODE_ID][-5:] for e in read_episodes(str(tmp_path / "rec"))] == ["00000"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_cli_keyboard_session_prints_its_key_map_and_who_is_in_control(tmp_path):
+    """The real CLI on a pseudo-terminal: a person holding "w" takes over and sees it."""
+    master, slave = os.openpty()
+    env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"), TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rlif_cli.main", "robot-session", "--device", "keyboard",
+         "--out", str(tmp_path / "rec"), "--max-steps", "30", "--image-size", "0"],
+        stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, env=env, close_fds=True)
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+            if b"keyboard: hold" in out and proc.poll() is None:
+                os.write(master, b"w")  # like a held key's auto-repeat
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        os.close(master)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text[-3000:]
+    assert "w / s   +x / -x" in text and "space latches a takeover" in text
+    assert "OPERATOR in control" in text
+    share = int(re.search(r"recorded 1 episodes \(30 steps, operator in control (\d+)%", text)[1])
+    assert share > 0
+    assert read_episodes(str(tmp_path / "rec"))[0][sc.STEPS][sc.INTERVENTION].any()
