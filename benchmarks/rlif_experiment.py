@@ -118,7 +118,7 @@ class ExperimentConfig:
     num_qs: int = 10
     utd: int = 4
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 3e-4
     discount: float = 0.95
     init_temperature: float = 0.1
     alpha: float = 0.97
