@@ -1,4 +1,5 @@
-"""Registry commands: publish, ls, show, tag, untag, lineage, verify, push, pull, export, import, gc."""
+"""Registry commands: publish, ls, show, tag, untag, lineage, verify, push, pull, export, import,
+gc, upgrade, keygen."""
 
 from __future__ import annotations
 
@@ -45,18 +46,26 @@ def publish(
     tag: list[str] = typer.Option([], help="Tags to point at the new version (repeatable)."),
     latest: bool = typer.Option(True, "--latest/--no-latest",
                                 help="Also move the `latest` tag to the new version."),
+    sign_key: Optional[Path] = typer.Option(None, help="Sign the manifest with this ed25519 "
+                                            "private key (PEM; `rlif-data keygen` makes one)."),
     root: Optional[Path] = typer.Option(None, help=ROOT_HELP),
 ):
-    """Publish a dataset directory as a new immutable version."""
+    """Publish a dataset directory as a new immutable version (only new files are stored)."""
     tags = publish_tags(tag, latest)
     with user_errors():
-        info = _registry(root).publish(str(source), name, version, bump, tags)
-    console.print(f"published {info.ref} ({_size(info.size)}, {len(info.manifest['files'])} files)"
-                  f" tags: {', '.join(info.tags) or 'none'}")
+        info = _registry(root).publish(str(source), name, version, bump, tags,
+                                       sign_key=str(sign_key) if sign_key else None)
+    signed = ", signed" if "signature" in info.manifest else ""
+    console.print(f"published {info.ref} ({_size(info.size)}, {len(info.manifest['files'])} files"
+                  f"{signed}) tags: {', '.join(info.tags) or 'none'}")
 
 
-def ls(root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
-    """List every dataset version with its tags and size."""
+def ls(remote: Optional[str] = typer.Argument(None, help="A remote (fsspec URL): list its "
+                                              "versions and tags without pulling anything."),
+       root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
+    """List every dataset version with its tags and size (here, or on REMOTE)."""
+    if remote is not None:
+        return _ls_remote(remote)
     with user_errors():
         reg = _registry(root)
         infos = reg.list()
@@ -67,6 +76,22 @@ def ls(root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
     for info in infos:
         table.add_row(info.name, str(info.version), ", ".join(info.tags), _size(info.size),
                       str(len(info.manifest["files"])), str(info.manifest.get("created", ""))[:19])
+    console.print(table)
+
+
+def _ls_remote(url: str) -> None:
+    from rlif_data.registry import remote as remote_lib
+
+    with user_errors():
+        entries = remote_lib.list_remote(url)
+    if not entries:
+        console.print(f"{url}: no datasets")
+        return
+    table = Table("dataset", "version", "tags", "size", "files", "created", "by", "signed")
+    for e in entries:
+        table.add_row(e["name"], e["version"], ", ".join(e["tags"]), _size(e["size"]),
+                      str(e["files"]), str(e["created"] or "")[:19], str(e["published_by"] or ""),
+                      "yes" if e["signed"] else "")
     console.print(table)
 
 
@@ -88,7 +113,9 @@ def show(ref: str = typer.Argument(..., help="name@tag, name:version or name."),
             schema = json.load(f).get(sc.SCHEMA_KEY)
     console.print(f"[bold]{info.ref}[/]  tags: {', '.join(info.tags) or 'none'}  "
                   f"size: {_size(info.size)}  created: {info.manifest.get('created')}  "
-                  f"by: {info.manifest.get('published_by')}")
+                  f"by: {info.manifest.get('published_by')}  code: "
+                  f"{info.manifest.get('code_version', 'unknown')}"
+                  + ("  signed" if "signature" in info.manifest else ""))
     console.print(f"episodes: {stats.episodes}  steps: {stats.transitions}  intervention rate: "
                   f"{stats.intervention_rate:.1%}  takeovers/episode: "
                   f"{stats.takeovers_per_episode:.2f}  mean return: {stats.mean_return:.1f}")
@@ -145,7 +172,17 @@ def lineage(ref: str = typer.Argument(...), root: Optional[Path] = typer.Option(
 
 def _label(n: dict) -> str:
     params = json.dumps(n["params"], sort_keys=True) if n["params"] else ""
-    return f"[bold]{n['ref']}[/]  {n['job']} {params}  {str(n.get('created') or '')[:19]}"
+    digest = f"  sha256 {n['content_sha256'][:12]}" if n.get("content_sha256") else ""
+    where = ""
+    if n.get("missing"):
+        where = "  [yellow](not here, no record: pull it from the remote that has it)[/]"
+    elif n.get("local") is False:
+        where = (f"  [cyan](not pulled: rlif-data pull {n['ref']} "
+                 f"{n.get('remote') or 'REMOTE'})[/]")
+    if n.get("mismatch"):
+        where += f"  [red](its child recorded content {n['mismatch'][:12]})[/]"
+    return (f"[bold]{n['ref']}[/]  {n['job']} {params}  {str(n.get('created') or '')[:19]}"
+            f"{digest}{where}")
 
 
 def verify(ref: str = typer.Argument(...), quick: bool = typer.Option(False, help="Sizes only."),
@@ -168,19 +205,26 @@ def push(ref: str = typer.Argument(...), remote: str = typer.Argument(..., help=
 
     with user_errors():
         out = remote_lib.push(_registry(root), ref, remote)
-    what = "already there" if out["skipped"] else f"{out['uploaded_files']} files uploaded"
+    what = ("already there" if out["skipped"] else
+            f"{out['uploaded_files']} new objects uploaded ({_size(out['uploaded_bytes'])})")
     console.print(f"pushed {out['ref']} to {remote}: {what}; tags {out['tags'] or 'none'}")
 
 
 def pull(ref: str = typer.Argument(...), remote: str = typer.Argument(..., help="fsspec URL."),
+         trust: list[str] = typer.Option([], help="Accept only a version signed by this "
+                                         "ed25519 public key (a .pub file or 64 hex digits; "
+                                         "repeatable)."),
          root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
-    """Download a version from a remote root (resumable, checksums verified)."""
+    """Download a version from a remote root: only missing files, resumable, checksums verified."""
     from tqdm.auto import tqdm
 
     from rlif_data.registry import remote as remote_lib
+    from rlif_data.registry.signing import load_public_key
 
+    with user_errors():
+        keys = [load_public_key(k) for k in trust] if trust else None
     with user_errors(), tqdm(unit="B", unit_scale=True, desc="pull") as bar:
-        info = remote_lib.pull(_registry(root), ref, remote, progress=bar.update)
+        info = remote_lib.pull(_registry(root), ref, remote, progress=bar.update, trust=keys)
     console.print(f"pulled {info.ref} ({_size(info.size)}); tags {', '.join(info.tags) or 'none'}")
 
 
@@ -207,23 +251,52 @@ def import_(archive_path: Path = typer.Argument(..., metavar="ARCHIVE"),
 
 def gc(root: Optional[Path] = typer.Option(None, help=ROOT_HELP),
        jobs: list[Path] = typer.Option([], help="Also remove the staging directories that "
-                                        "killed jobs left in this output folder (repeatable).")):
-    """Remove what crashed publishes, pulls, imports, tag moves and jobs left behind."""
+                                        "killed jobs left in this output folder (repeatable)."),
+       grace: float = typer.Option(3600.0, help="Keep unreferenced objects younger than this "
+                                   "many seconds.")):
+    """Remove what crashed writers left behind, and objects no version uses."""
     from pipelines.output import remove_stale_staging
 
+    if grace < 0:
+        raise typer.BadParameter("--grace must be 0 or more seconds")
     with user_errors():
-        removed = _registry(root).gc()
+        report = _registry(root).gc(grace_s=grace)
+        removed = list(report)
         for folder in jobs:
             if not folder.is_dir():
                 raise ValueError(f"--jobs {folder}: not a directory; give the folder that "
                                  "holds the jobs' --out directories")
             removed += remove_stale_staging(str(folder))
     console.print(f"removed {len(removed)} leftover{'' if len(removed) == 1 else 's'}"
+                  f" ({report.objects_removed} unreferenced objects), freed "
+                  f"{_size(report.bytes_freed)}"
+                  + (f"; objects not swept: {report.objects_skipped}"
+                     if report.objects_skipped else "")
                   + "".join(f"\n  {path}" for path in removed))
+
+
+def upgrade(root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
+    """Store a registry written before objects existed once per file (versions and tags stay)."""
+    with user_errors():
+        report = _registry(root).upgrade()
+    console.print(f"{report.versions} versions: {report.objects_added} files became objects, "
+                  f"{report.files_linked} copies became links ({_size(report.bytes_freed)} "
+                  "freed)" + "".join(f"\n  left as is: {p}" for p in report.damaged))
+
+
+def keygen(out: Path = typer.Argument(..., help="Path prefix: writes PREFIX.key (private, "
+                                      "0600) and PREFIX.pub.")):
+    """Make an ed25519 key pair: sign versions (publish --sign-key), trust them (pull --trust)."""
+    from rlif_data.registry.signing import generate_keypair
+
+    with user_errors():
+        fp = generate_keypair(f"{out}.key", f"{out}.pub")
+    console.print(f"wrote {out}.key (keep it private) and {out}.pub (key {fp})")
 
 
 def register(app: typer.Typer) -> None:
     """Add the registry commands."""
-    for fn in (publish, ls, show, tag, untag, lineage, verify, push, pull, export, gc):
+    for fn in (publish, ls, show, tag, untag, lineage, verify, push, pull, export, gc, upgrade,
+               keygen):
         app.command()(fn)
     app.command(name="import")(import_)

@@ -101,6 +101,7 @@ def test_tampered_and_missing_files_are_detected(reg, rec):
     path = os.path.join(info.path, shard)
     data = bytearray(open(path, "rb").read())
     data[len(data) // 2] ^= 0x01
+    os.chmod(path, 0o644)  # objects are read-only; this is damage, not a write of ours
     open(path, "wb").write(bytes(data))
     reg.path("hopper")  # same size: the cheap check passes
     with pytest.raises(IntegrityError, match=f"{shard}: SHA-256 differs"):

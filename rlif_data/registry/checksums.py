@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -37,13 +38,25 @@ def copy_and_hash(src: BinaryIO, dst: BinaryIO, progress: Optional[Callable[[int
       digest: a hashlib object already fed with earlier bytes (resumed downloads).
     """
     digest = digest or hashlib.sha256()
-    n = 0
-    while block := src.read(CHUNK):
-        digest.update(block)
+    block = src.read(CHUNK)
+    if len(block) < CHUNK:  # a small file: no thread to start
         dst.write(block)
-        n += len(block)
-        if progress:
+        digest.update(block)
+        if progress and block:
             progress(len(block))
+        return len(block), digest.hexdigest()
+    n = 0
+    # Hash each block on a second thread while this one writes it: both
+    # release the GIL, so a large file costs max(write, hash), not the sum.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        while block:
+            hashed = pool.submit(digest.update, block)
+            dst.write(block)
+            hashed.result()
+            n += len(block)
+            if progress:
+                progress(len(block))
+            block = src.read(CHUNK)
     return n, digest.hexdigest()
 
 

@@ -119,7 +119,17 @@ class ObjectStore:
             return None
         if self._inodes is None:
             self._inodes = self._inode_index()
-        return self._inodes.get((st.st_dev, st.st_ino))
+        hit = self._inodes.get((st.st_dev, st.st_ino))
+        if hit is None:
+            return None
+        # The index may be older than a gc that removed the object and a new
+        # file that reused its inode number: trust a hit only if the object
+        # is still that inode (callers hold the object lock, so it stays).
+        now = self.stat(hit[0])
+        if now is None or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            del self._inodes[(st.st_dev, st.st_ino)]
+            return None
+        return hit[0], now.st_size
 
     def _inode_index(self) -> dict[tuple[int, int], tuple[str, int]]:
         index = {}
@@ -164,13 +174,13 @@ class ObjectStore:
         os.chmod(path, READ_ONLY)
         if replace:
             tmp = f"{final}.{uuid.uuid4().hex[:8]}.tmp"
-            if not _try_link(path, tmp):
+            if not try_link(path, tmp):
                 shutil.copyfile(path, tmp)
                 os.chmod(tmp, READ_ONLY)
-            _replace(tmp, final)
+            replace_over(tmp, final)
         else:
             try:
-                if not _try_link(path, final):
+                if not try_link(path, final):
                     _copy_no_clobber(path, final)
             except FileExistsError:
                 return False  # another writer added it first: same name, same bytes
@@ -226,13 +236,13 @@ class ObjectStore:
         """
         src = self.path(sha256)
         tmp = f"{dst}.{uuid.uuid4().hex[:8]}.link"
-        if _try_link(src, tmp):
-            _replace(tmp, dst)
+        if try_link(src, tmp):
+            replace_over(tmp, dst)
             return True
         shutil.copyfile(src, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        _replace(tmp, dst)
+        replace_over(tmp, dst)
         return False
 
     # -- removing objects -------------------------------------------------------------------
@@ -273,7 +283,7 @@ class ObjectStore:
         return removed, freed
 
 
-def _replace(tmp: str, dst: str) -> None:
+def replace_over(tmp: str, dst: str) -> None:
     """Rename `tmp` over `dst`, and never leave `tmp` behind.
 
     (Renaming one hard link over another of the same file does nothing, so
@@ -291,7 +301,7 @@ def _older_than(path: str, when: float) -> bool:
         return False
 
 
-def _try_link(src: str, dst: str) -> bool:
+def try_link(src: str, dst: str) -> bool:
     """Hard-link `src` to `dst`; False where the filesystem cannot (then copy)."""
     try:
         os.link(src, dst)

@@ -50,6 +50,7 @@ from typing import Any, Callable, Iterable, Optional
 from rlif_data import errors
 from rlif_data.faults import checkpoint
 from rlif_data.registry import checksums, lineage_records, safe_paths, signing
+from rlif_data.registry import remote_lineage
 from rlif_data.registry.remote_layout import (  # noqa: F401  (re-exported: the remote API)
     MAX_JSON_BYTES,
     RemoteError,
@@ -61,7 +62,6 @@ from rlif_data.registry.remote_layout import (  # noqa: F401  (re-exported: the 
     object_path,
     open_fs as _fs,
     read_json as _read_json,
-    read_remote_record,
     remote_names,
     remote_tags,
     remote_versions,
@@ -79,7 +79,7 @@ from rlif_data.registry.store import (
     _flock,
     disk_errors,
 )
-from rlif_data.registry.versions import Version, parse_ref
+from rlif_data.registry.versions import Version
 
 log = logging.getLogger(__name__)
 Progress = Optional[Callable[[int], None]]
@@ -137,8 +137,8 @@ def push(registry: Registry, ref: str, url: str, tags: Optional[tuple[str, ...]]
                 _upload_object(fs, info, rel, files[rel], dst, url, progress)
                 uploaded += 1
                 uploaded_bytes += files[rel]["size"]
-        for record in ancestor_records(registry, info):
-            _upload_record(fs, root, record)
+        for record in remote_lineage.ancestor_records(registry, info):
+            remote_lineage.upload_record(fs, root, record)
         if existing is None:
             # The manifest last: it is what makes the remote version complete.
             tmp = _join(target, f"{checksums.MANIFEST}.{uuid.uuid4().hex[:8]}.tmp")
@@ -191,53 +191,6 @@ def _upload_object(fs, info: VersionInfo, rel: str, entry: dict[str, Any], dst: 
                              "SHA-256 differs from the one recorded at publish (nothing of it "
                              f"was made visible on {url})")
     fs.mv(part, dst)
-
-
-def ancestor_records(registry: Registry, info: VersionInfo) -> list[dict[str, Any]]:
-    """Lineage records of every ancestor of `info` known here (versions or kept records)."""
-    out, seen = [], {info.ref}
-    queue = lineage_records.parents(lineage_records.job_of(
-        info.manifest, lineage_records.read_metadata_text(info.path)))
-    while queue:
-        ref, _ = queue.pop(0)
-        if ref in seen:
-            continue
-        seen.add(ref)
-        record = _local_record(registry, ref)
-        if record is None:
-            continue  # an ancestor this machine never had: nothing to pass on
-        out.append(record)
-        queue.extend(lineage_records.parents(lineage_records.job_of(
-            record["manifest"], record.get("metadata_json"))))
-    return out
-
-
-def _local_record(registry: Registry, ref: str) -> Optional[dict[str, Any]]:
-    """The record of ``name:version`` from the version here, else from a kept record."""
-    try:
-        parsed = parse_ref(ref)
-    except ValueError:
-        return None
-    if parsed.version is None:
-        return None
-    if parsed.version in registry.versions(parsed.name):
-        path = registry.version_dir(parsed.name, parsed.version)
-        try:
-            manifest = checksums.read_manifest(path)
-        except (OSError, ValueError):
-            return None
-        return lineage_records.make_record(manifest, lineage_records.read_metadata_text(path))
-    return registry.known_record(ref)
-
-
-def _upload_record(fs, root: str, record: dict[str, Any]) -> None:
-    """Put an ancestor's lineage record on the remote unless it holds one already."""
-    manifest = record["manifest"]
-    path = _join(root, lineage_records.record_rel(manifest["name"], manifest["version"]))
-    if fs.exists(path):
-        return
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    _write_json(fs, path, {**record, "remote": None})
 
 
 # -- pull ---------------------------------------------------------------------------------
@@ -415,7 +368,7 @@ def pull(registry: Registry, ref: str, url: str, progress: Progress = None,
     manifest = check_remote_manifest(manifest, manifest_url, name, version)
     if trust is not None:
         signing.check_trusted(manifest, trust, manifest_url)
-    _check_known_content(registry, name, version, manifest, manifest_url)
+    remote_lineage.check_known_content(registry, name, version, manifest, manifest_url)
     tags = forward_tags(registry.tags(name), tags, version)
     files = manifest["files"]
     intact = _local_state(registry, name, version, manifest)
@@ -423,10 +376,10 @@ def pull(registry: Registry, ref: str, url: str, progress: Progress = None,
     if intact is not None:
         extra = set(checksums.list_files(local_dir)) - set(files)
         if intact == set(files) and not extra and not checksums.list_links(local_dir):
-            ancestors = _fetch_ancestors(fs, root, url, manifest,
-                                         lineage_records.read_metadata_text(local_dir))
+            ancestors = remote_lineage.fetch_ancestors(
+                fs, root, url, manifest, lineage_records.read_metadata_text(local_dir))
             info = registry.install_tags_only(name, version, manifest, tags)
-            _keep_ancestors(registry, ancestors)
+            remote_lineage.keep_ancestors(registry, ancestors)
             return info
         log.warning("%s:%s is damaged locally (%d of %d files intact); repairing it from %s",
                     name, version, len(intact), len(files), url)
@@ -438,15 +391,15 @@ def pull(registry: Registry, ref: str, url: str, progress: Progress = None,
         with open(os.path.join(target, checksums.MANIFEST), "w") as f:
             json.dump(manifest, f, indent=1, sort_keys=True)
         checkpoint("pull.staged")
-        ancestors = _fetch_ancestors(fs, root, url, manifest,
-                                     lineage_records.read_metadata_text(target))
+        ancestors = remote_lineage.fetch_ancestors(
+            fs, root, url, manifest, lineage_records.read_metadata_text(target))
         # Every file was hashed against the manifest as it was written (or,
         # for intact local files, just before; local objects are trusted by
         # name and size, as `verify` re-hashes them).
         info = registry.install(target, tags, hashes_verified=True,
                                 replace_damaged=intact is not None)
     shutil.rmtree(staging, ignore_errors=True)
-    _keep_ancestors(registry, ancestors)
+    remote_lineage.keep_ancestors(registry, ancestors)
     return info
 
 
@@ -508,65 +461,3 @@ def _stage_version(registry: Registry, fs, root: str, url: str, manifest: dict[s
 def _have_object(registry: Registry, sha256: str, size: int) -> bool:
     st = registry.objects.stat(sha256)
     return st is not None and st.st_size == size
-
-
-def _check_known_content(registry: Registry, name: str, version: Version,
-                         manifest: dict[str, Any], where: str) -> None:
-    """Refuse a remote manifest whose content differs from what a kept record says.
-
-    Raises:
-      RemoteError: naming both digests (the remote manifest was rewritten).
-    """
-    record = registry.known_record(f"{name}:{version}")
-    if record is None:
-        return
-    known = record["manifest"].get("content_sha256")
-    if known != manifest.get("content_sha256"):
-        raise RemoteError(f"{where} has content {str(manifest.get('content_sha256'))[:12]}..., "
-                          f"but {name}:{version} is recorded here with {str(known)[:12]}... "
-                          "(from a descendant's lineage): the remote manifest was rewritten "
-                          "(tampered); nothing was pulled")
-
-
-def _fetch_ancestors(fs, root: str, url: str, manifest: dict[str, Any],
-                     metadata_json: Optional[str]) -> list[dict[str, Any]]:
-    """The checked lineage records of every ancestor of a version that the remote has.
-
-    Raises:
-      LineageRecordError / ManifestError / RemoteError: an ancestor's record
-        does not check (its content differs from what its child recorded,
-        a rewritten job record, a malformed manifest).
-    """
-    out, seen = [], {f"{manifest['name']}:{manifest['version']}"}
-    queue = lineage_records.parents(lineage_records.job_of(manifest, metadata_json))
-    try:
-        while queue:
-            ref, expected = queue.pop(0)
-            if ref in seen:
-                continue
-            seen.add(ref)
-            try:
-                parsed = parse_ref(ref)
-            except ValueError:
-                continue  # not a name:version this release writes
-            if parsed.version is None:
-                continue
-            record = read_remote_record(fs, root, parsed.name, str(parsed.version), expected)
-            if record is None:
-                continue  # never pushed: lineage shows it as unknown
-            out.append({**record, "remote": url})
-            queue.extend(lineage_records.parents(lineage_records.job_of(
-                record["manifest"], record.get("metadata_json"))))
-    except OSError as exc:
-        raise RemoteError(f"cannot read the lineage of {manifest['name']}:"
-                          f"{manifest['version']} from {url}: {exc}") from None
-    return out
-
-
-def _keep_ancestors(registry: Registry, records: list[dict[str, Any]]) -> None:
-    """Keep the records of ancestors that are not here as versions."""
-    for record in records:
-        manifest = record["manifest"]
-        if Version.parse(manifest["version"]) in registry.versions(manifest["name"]):
-            continue  # the version itself is here: it is its own record
-        lineage_records.write_local(registry.root, record)

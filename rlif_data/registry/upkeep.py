@@ -24,7 +24,7 @@ from typing import Any, Optional
 from rlif_data.faults import checkpoint
 from rlif_data.fsutil import fsync_path
 from rlif_data.registry import checksums, lineage_records
-from rlif_data.registry.objects import OBJECTS_LOCK, ObjectStore, _replace, _try_link
+from rlif_data.registry.objects import OBJECTS_LOCK, ObjectStore, replace_over, try_link
 from rlif_data.registry.store import Registry, RegistryError, _flock, disk_errors
 
 
@@ -180,9 +180,9 @@ def _convert_version(store: ObjectStore, path: str, files: dict[str, dict[str, A
                 touched.add(os.path.dirname(store.path(sha)))
                 continue
         tmp = os.path.join(staging, uuid.uuid4().hex)
-        if not _try_link(store.path(sha), tmp):
+        if not try_link(store.path(sha), tmp):
             continue  # no hard links here: the copy stays, still correct
-        _replace(tmp, file_path)
+        replace_over(tmp, file_path)
         report.files_linked += 1
         report.bytes_freed += size if st.st_nlink == 1 else 0
         touched.add(os.path.dirname(file_path))
