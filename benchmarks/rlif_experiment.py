@@ -5,15 +5,18 @@ Setting: `InvertedPendulumPushed-v5` (InvertedPendulum-v5 whose pole gets
 From nothing, in one registry under ``--workdir``:
 
 1. **Reference data and Q^ref**: the reference controller (``lqr-aggressive``)
-   records episodes alone, clean and with Gaussian action noise (so the data
-   holds off-policy actions and falls), and an RLPD run on them with the
-   environment reward gives the critic the value-based intervention model
-   asks (Q^ref).
+   records episodes clean, with Gaussian action noise, and taking over from
+   a random learner (so the data hold off-policy actions and falls); Q^ref
+   is the reference's own action value, fitted by policy evaluation with
+   RLPD's critic step and saved in rlif-data's critic format.
 2. **Expert demonstrations**: each weak expert (``lqr-cap:1.5``,
-   ``lqr-cap:0.7`` by default) records episodes alone; BC learns from them.
+   ``lqr-cap:0.7`` by default) records episodes in control of every step;
+   BC learns from them, and they are every round method's prior (RLPD's
+   offline half with a named reward; the imitation baselines' initial data).
 3. **Rounds**: for each expert and seed, `trainers.rounds.RoundsDriver` runs
    RLIF (RLPD on the RLIF reward), HG-DAgger and DAgger, each with the same
-   expert and the same value-based intervention model (Q^ref, alpha, beta).
+   expert and the same value-based intervention model (Q^ref, alpha, beta),
+   and the ``rlif-zero`` ablation (prior reward 0) for `ablation_experts`.
 4. **Report**: final return and survival (mean and std over seeds) of every
    method, the expert alone and BC, all evaluated on the same seeded
    episodes; the intervention rate per round; a table, two PNGs and a JSON.
