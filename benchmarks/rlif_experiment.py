@@ -611,9 +611,9 @@ class Experiment:
             info = self.registry.info(raw)
             with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
                 out = relabel.run(info.path, os.path.join(tmp, "dagger"), "dagger", BEAM_ARGS)
+                source = {"ref": info.ref, "content_sha256": info.manifest["content_sha256"]}
                 self.registry.publish(out, f"{name}-dagger", tags=("latest",), lineage={
-                    "job": "rlif_experiment/relabel", "view": "dagger",
-                    "inputs": [{"ref": info.ref, "content_sha256": info.manifest["content_sha256"]}]})
+                    "job": "rlif_experiment/relabel", "view": "dagger", "inputs": [source]})
             dagger = f"{name}-dagger@latest"
         return {"raw": raw, "dagger": dagger}
 
