@@ -15,7 +15,9 @@ from rlif_cli.common import ROOT_HELP, console, dataset_dir, user_errors
 def inspect(
     dataset: str = typer.Argument(..., metavar="DATASET",
                                   help="Recording or dataset directory, name@tag or name:version."),
-    plot: Optional[Path] = typer.Option(None, help="Write the intervention timeline as a PNG "
+    plot: Optional[Path] = typer.Option(None, help="Write the intervention timeline as a PNG: "
+                                        "who acted at each step, a view's -1 rewards and "
+                                        "excluded steps; at most 40 episodes, evenly sampled "
                                         "(missing folders are created)."),
     episodes: int = typer.Option(10, help="Rows of the per-episode table."),
     root: Optional[Path] = typer.Option(None, help=ROOT_HELP),
@@ -58,8 +60,9 @@ def inspect(
         with user_errors():
             if plot.parent and not plot.parent.is_dir():
                 os.makedirs(plot.parent)
-            plot_intervention_timeline(data, str(plot), title=f"{dataset}: who was in control")
-        console.print(f"timeline written to {plot}")
+            drawn = plot_intervention_timeline(data, str(plot),
+                                               title=f"{dataset}: who was in control", view=view)
+        console.print(f"timeline written to {plot} ({drawn.caption})", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
