@@ -179,6 +179,8 @@ class RoundsDriver:
         self.log = log
         self.registry = Registry(config.root)
         self.run_id = config.run_id()
+        # Every round's policy is scored on the same episodes, so rounds compare.
+        self.eval_seed = 10_000 + config.seed
         os.makedirs(config.workdir, exist_ok=True)
 
     # -- registry state -----------------------------------------------------------
@@ -254,6 +256,7 @@ class RoundsDriver:
                 reward="rlif" if datasets else cfg.offline_reward,
                 offline_reward=cfg.offline_reward, seed=cfg.seed + k, env_id=cfg.env_id,
                 max_episode_steps=cfg.max_episode_steps, eval_episodes=cfg.eval_episodes,
+                eval_seed=self.eval_seed,
                 checkpoint_every=max(cfg.steps // 4, 1), log_every=max(cfg.steps // 20, 1),
                 init_from=init_from, root=cfg.root, agent=cfg.agent)
             self.log(f"round {k}: training {algo} on {', '.join(dataset)} for {cfg.steps} updates")
@@ -290,7 +293,7 @@ class RoundsDriver:
 
         policy = policies.load_mlp_policy(policy_dir)
         return evaluate(policy, self.config.env_id, self.config.eval_episodes,
-                        seed=10_000 + self.config.seed,
+                        seed=self.eval_seed,
                         max_episode_steps=self.config.max_episode_steps).to_json_dict()
 
     def _record(self, k: int, policy_info) -> Any:

@@ -49,6 +49,9 @@ class TrainConfig:
       max_episode_steps: evaluation time limit; None: the environment's own.
       eval_every: evaluate every this many updates (0: only at the end).
       eval_episodes: episodes per evaluation.
+      eval_seed: evaluation episode i resets with ``eval_seed + i``; None means
+        ``10_000 + seed``. The rounds driver fixes it per run, so every round's
+        policy is scored on the same episodes (and pushes).
       checkpoint_every: checkpoint every this many updates (and at the end).
       log_every: metrics record every this many updates.
       init_from: a run directory whose newest checkpoint starts this run
@@ -69,6 +72,7 @@ class TrainConfig:
     max_episode_steps: Optional[int] = None
     eval_every: int = 0
     eval_episodes: int = 5
+    eval_seed: Optional[int] = None
     checkpoint_every: int = 1000
     log_every: int = 100
     init_from: Optional[str] = None
@@ -165,7 +169,8 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     def run_eval(at: int) -> None:
         nonlocal last_eval
         result = evaluate(algo.act_fn(learner, data), env_id, config.eval_episodes,
-                          seed=10_000 + config.seed, max_episode_steps=config.max_episode_steps)
+                          seed=10_000 + config.seed if config.eval_seed is None
+                          else config.eval_seed, max_episode_steps=config.max_episode_steps)
         last_eval = result.to_json_dict()
         log.log(at, {"eval/mean_return": result.mean_return,
                      "eval/std_return": last_eval["std_return"], "eval/survival": result.survival})
