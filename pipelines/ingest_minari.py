@@ -18,6 +18,7 @@ import apache_beam as beam
 from pipelines import common, output
 from pipelines.ingest_d4rl import tfds_name
 from rlif_data import episodes
+from rlif_data import schema as sc
 from rlif_data.lineage import path_input
 from rlif_data.sources import minari_reader
 
@@ -36,7 +37,8 @@ def run(path: str, out_dir: str, dataset_id: Optional[str] = None,
         raise ValueError(f"{path}: holds no episodes")
     metadata = minari_reader.read_minari_metadata(minari_reader.find_minari_data_dir(path, dataset_id))
     name = tfds_name(str(metadata.get("dataset_id") or os.path.basename(path)))
-    schema = episodes.infer_schema(first, name=name)
+    # A relabelled view exported by rlif-data keeps its env_reward/include fields.
+    schema = episodes.infer_schema(first, name=name, derived=sc.INCLUDE in first[sc.STEPS])
 
     def source():
         return (

@@ -10,7 +10,8 @@ Minari (Farama's successor to D4RL) keeps a dataset in a directory
         rewards        [T]
         terminations   [T] bool
         truncations    [T] bool
-        infos/...      (ignored)
+        infos/...      (ignored, but for the step fields rlif-data exports there:
+                        `rlif_data.convert.minari_fields`)
 
 How an episode's arrays become RLDS steps, and which spaces are supported,
 is the pure part in `rlif_data.sources.minari_steps` (its names are
@@ -31,6 +32,7 @@ import re
 from typing import Any, Iterator, Optional, Union
 
 from rlif_data import schema
+from rlif_data.convert import minari_fields
 from rlif_data.sources.hdf5_io import open_hdf5, read_array
 from rlif_data.sources.minari_steps import (  # noqa: F401  (re-exported: the reader's API)
     ACTIONS_KEY,
@@ -60,6 +62,7 @@ MAIN_DATA_FILE = "main_data.hdf5"
 METADATA_FILE = "metadata.json"
 EPISODE_PREFIX = "episode_"
 SEED_ATTR = "seed"
+INFOS_KEY = "infos"
 
 # Keys of Minari's metadata.json read here.
 META_DATASET_ID = "dataset_id"
@@ -266,16 +269,21 @@ def read_minari_episodes(
     env_id = env_id_from_metadata(metadata)
     name = dataset_id or str(metadata.get(META_DATASET_ID) or pathlib.Path(data_dir).parent.name)
     path = data_dir / MAIN_DATA_FILE
+    # Exported by rlif-data (`rlif_data.convert.minari_writer`): its infos and
+    # episode attributes hold the intervention fields and episode metadata.
+    exported = schema.FORMAT_VERSION_KEY in metadata
+    if exported:
+        schema.check_format_version(str(metadata[schema.FORMAT_VERSION_KEY]), str(data_dir))
     with _open(path) as handle:
         ids = _episode_ids(handle, path, metadata.get(META_TOTAL_EPISODES))
         for index in ids:
             group_name = f"{EPISODE_PREFIX}{index}"
             _check_episode_layout(handle[group_name], f"{path}, {group_name}")
-    return _iter_episodes(path, ids, name, env_id)
+    return _iter_episodes(path, ids, name, env_id, exported)
 
 
 def _iter_episodes(
-    path: pathlib.Path, ids: list[int], name: str, env_id: str
+    path: pathlib.Path, ids: list[int], name: str, env_id: str, exported: bool = False
 ) -> Iterator[dict[str, Any]]:
     with _open(path) as handle:
         for index in ids:
@@ -294,4 +302,9 @@ def _iter_episodes(
             seed = group.attrs.get(SEED_ATTR)
             episode = {schema.STEPS: steps}
             episode.update(episode_metadata(name, index, env_id, 0 if seed is None else int(seed)))
+            if exported:
+                infos = _read(group, INFOS_KEY, where) if INFOS_KEY in group else {}
+                minari_fields.apply_step_infos(steps, infos if isinstance(infos, dict) else {},
+                                               where, MinariFormatError)
+                episode.update(minari_fields.metadata_from_attrs(dict(group.attrs), where))
             yield episode
