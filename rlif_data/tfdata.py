@@ -18,6 +18,8 @@ wrong transitions.
 
 from __future__ import annotations
 
+import os
+
 from typing import Any, Iterator, Optional
 
 from rlif_data import schema as sc
@@ -54,6 +56,9 @@ def as_tf_dataset(ref: str, root: Optional[str] = None) -> Any:
         interrupted (run `rlif-data recover`).
       FormatVersionError: written by an incompatible rlif-data format.
     """
+    # TensorFlow's C++ start-up banner (oneDNN, CPU features) is not news to a
+    # reader of a dataset; a caller who set the variable keeps their level.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
     from rlif_data.recording.reader import EpisodeReader, check_stored_features
