@@ -9,6 +9,7 @@ import typer
 
 from rlif_cli import (
     check_cmd,
+    convert_cmd,
     datasets_cmd,
     download_cmd,
     inspect_cmd,
@@ -27,7 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 for module in (record_cmd, inspect_cmd, quickstart_cmd, pipelines_cmd, robot_cmd, datasets_cmd,
-               train_cmd, check_cmd, view_cmd, download_cmd):
+               train_cmd, check_cmd, view_cmd, download_cmd, convert_cmd):
     module.register(app)
 
 

@@ -22,6 +22,7 @@ JOBS = {
     "relabel": ("pipelines.relabel", "RLIF rewards (or a baseline view) from session logs."),
     "ingest-d4rl": ("pipelines.ingest_d4rl", "D4RL HDF5 file -> RLDS dataset."),
     "ingest-minari": ("pipelines.ingest_minari", "Local Minari dataset -> RLDS dataset."),
+    "ingest-lerobot": ("pipelines.ingest_lerobot", "Local LeRobotDataset v3.0 -> RLDS dataset."),
     "ingest-human": ("pipelines.ingest_human", "Robot session logs and demo files -> RLDS dataset."),
     "downsample": ("pipelines.downsample", "Seeded subset of whole episodes."),
     "merge": ("pipelines.merge", "Combine datasets of one schema without copying shards."),
