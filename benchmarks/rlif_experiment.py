@@ -63,6 +63,8 @@ DEMO_VIEW_OF_METHOD = {"rlif": "raw", "rlif-zero": "raw", "hg-dagger": "raw", "d
 recording (rewards named separately), HG-DAgger its expert-controlled steps
 (all of them), DAgger needs the `dagger` view."""
 ALL_METHODS = ("expert", "bc") + METHODS
+INTERVENTIONS = ("value", "value-official")
+"""The value-based models a run may use (`trainers.rounds.INTERVENTIONS`)."""
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT_DIR = os.path.dirname(HERE)
 
@@ -87,6 +89,9 @@ class ExperimentConfig:
       lr: learning rate of every learner (RLPD: actor, critic and temperature).
       discount: RLPD's discount.
       init_temperature: RLPD's initial entropy temperature.
+      intervention: the value-based model of every round method: "value"
+        (paper: decided every step) or "value-official" (decided only
+        outside takeovers, which last 4 steps).
       alpha: relative margin of the value-based intervention model.
       beta: intervention probability when the margin is crossed.
       offline: the prior of every round method: "none" (round 0 is an
@@ -96,7 +101,10 @@ class ExperimentConfig:
         keeps for its D4RL half, or "zero"); ``rlif-zero`` always uses "zero".
       ablation_experts: the experts ``rlif-zero`` runs for (it costs as
         much as RLIF).
-      eval_episodes: evaluation episodes per round and for the final table.
+      eval_episodes: evaluation episodes per round and for the final table
+        (every round and the expert and BC meet the same seeded episodes).
+      warn_steps: k of the fall-warning measure: a fall under the learner
+        counts as warned when an intervention came within the k steps before.
       ref_mix: the reference data for Q^ref, as "KIND:VALUE:EPISODES" entries:
         ``noise:S:N`` -- N episodes of the reference with N(0, S) action
         noise; ``takeover:R:N`` -- N episodes of a random learner from which
@@ -124,11 +132,13 @@ class ExperimentConfig:
     lr: float = 3e-4
     discount: float = 0.95
     init_temperature: float = 0.1
+    intervention: str = "value"
     alpha: float = 0.97
     beta: float = 0.95
     offline: str = "demos"
     offline_reward: str = "env"
-    eval_episodes: int = 10
+    eval_episodes: int = 20
+    warn_steps: int = 10
     ref_mix: tuple[str, ...] = ("noise:0:4", "noise:0.5:4", "noise:1.5:4", "takeover:0.5:40")
     qref_steps: int = 3000
     qref_discount: float = 0.95
@@ -140,10 +150,13 @@ class ExperimentConfig:
         unknown = sorted(set(self.methods) - set(METHODS))
         if unknown:
             raise ValueError(f"unknown methods {unknown}; choose from {list(METHODS)}")
+        if self.intervention not in INTERVENTIONS:
+            raise ValueError(f"intervention must be one of {list(INTERVENTIONS)}, "
+                             f"got {self.intervention!r}")
         if self.offline not in ("none", "demos"):
             raise ValueError(f"offline must be 'none' or 'demos', got {self.offline!r}")
         for name in ("rounds", "episodes", "episode_steps", "rlpd_steps", "bc_steps",
-                     "eval_episodes", "qref_steps", "demo_episodes"):
+                     "eval_episodes", "qref_steps", "demo_episodes", "warn_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.experts or not self.seeds:
@@ -206,6 +219,44 @@ def slug(spec: str) -> str:
     return spec.replace(":", "").replace(".", "-")
 
 
+def fall_warning(intervention: np.ndarray, terminal: bool, k: int) -> tuple[bool, bool]:
+    """Did the episode end in a fall under the learner, and was it warned?
+
+    Args:
+      intervention: (T,) intervention flag of each action taken (the
+        final observation's row excluded).
+      terminal: whether the episode ended in a true termination (a fall).
+      k: how many steps before the fall an intervention counts as a warning.
+
+    Returns:
+      ``(learner_fall, warned)``: the last action was the learner's and the
+      episode terminated; and, if so, whether any of the `k` actions before
+      the last one was the expert's.
+    """
+    flags = np.asarray(intervention, bool)
+    if not terminal or not flags.size or flags[-1]:
+        return False, False
+    return True, bool(flags[max(0, flags.size - 1 - k):-1].any())
+
+
+def warned_fraction(episodes: Sequence[tuple[np.ndarray, bool]], k: int) -> tuple[int, int]:
+    """Falls under the learner and how many of them were warned, over `episodes`.
+
+    Args:
+      episodes: ``(intervention flags, terminal)`` per episode (see `fall_warning`).
+      k: the warning window.
+
+    Returns:
+      ``(falls, warned)``.
+    """
+    falls = warned = 0
+    for flags, terminal in episodes:
+        fell, hit = fall_warning(flags, terminal, k)
+        falls += fell
+        warned += hit
+    return falls, warned
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and population std of `values` (nan, nan when empty)."""
     arr = np.asarray(values, np.float64)
@@ -224,7 +275,9 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
 
     Returns:
       ``{expert: {method: {"return": (m, s), "survival": (m, s), "seeds": n,
-      "round_return": [(m, s)...], "round_interventions": [(m, s)...]}}}``.
+      "round_return": [(m, s)...], "round_interventions": [(m, s)...],
+      "falls_warned": (warned, falls)}}}``; the last sums the recorded
+      rounds' falls under the learner (when the rows carry them).
     """
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for expert in dict.fromkeys(r["expert"] for r in runs):
@@ -243,21 +296,32 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
                                          for k in range(n)]
                 entry["round_interventions"] = [
                     mean_std([r["rows"][k]["intervention_rate"] for r in mine]) for k in range(n)]
+                if all("learner_falls" in row for r in mine for row in r["rows"]):
+                    entry["falls_warned"] = (
+                        sum(row["warned_falls"] for r in mine for row in r["rows"]),
+                        sum(row["learner_falls"] for r in mine for row in r["rows"]))
             out[expert][method] = entry
     return out
 
 
 def format_table(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
     """The final-results table (Markdown), one block of rows per expert."""
-    lines = ["| expert | method | final return | survival | intervention rate per round |",
-             "|---|---|---|---|---|"]
+    lines = ["| expert | method | final return | survival | intervention rate per round "
+             "| learner falls warned |", "|---|---|---|---|---|---|"]
     for expert, methods in summary.items():
         for method, e in methods.items():
             rates = " → ".join(f"{100 * m:.0f}%" for m, _ in e.get("round_interventions", []))
             lines.append(f"| {expert} | {method} | {e['return'][0]:.0f} ± {e['return'][1]:.0f} "
                          f"| {100 * e['survival'][0]:.0f} ± {100 * e['survival'][1]:.0f} % "
-                         f"| {rates or '–'} |")
+                         f"| {rates or '–'} | {_warned_text(e.get('falls_warned'))} |")
     return "\n".join(lines)
+
+
+def _warned_text(falls_warned) -> str:
+    if not falls_warned:
+        return "–"
+    warned, falls = falls_warned
+    return f"{warned}/{falls}" + (f" ({100 * warned / falls:.0f}%)" if falls else "")
 
 
 # -- plots -----------------------------------------------------------------------------
@@ -410,9 +474,9 @@ def fit_reference_q(refs: Sequence[str], out: str, cfg: "ExperimentConfig", root
 
     from rlif_data.envs.pushed_pendulum import make_env
     from rlif_data.policies import from_spec
-    from rlif_data.policies.critic import CriticConfig, save_critic
     from trainers.agents import batch as bk
     from trainers.agents.rlpd import RLPDLearner
+    from trainers.agents.rlpd.export import save_critic
     from trainers.configs import RLPDConfig
     from trainers.data import load_transitions, normalize_actions
 
@@ -440,11 +504,7 @@ def fit_reference_q(refs: Sequence[str], out: str, cfg: "ExperimentConfig", root
         agent, losses = run(agent, data, sub, steps=n)
         done += n
         log(f"  Q^ref step {done}: critic loss {float(np.mean(np.asarray(losses))):.4f}")
-    critic_config = CriticConfig(
-        obs_dim=agent.obs_dim, action_dim=agent.action_dim, hidden_dims=tuple(cfg.hidden),
-        num_qs=cfg.num_qs, layer_norm=True, action_low=tuple(float(v) for v in low),
-        action_high=tuple(float(v) for v in high))
-    return save_critic(out, critic_config, {"params": agent.critic_params})
+    return str(save_critic(out, agent, [float(v) for v in low], [float(v) for v in high]))
 
 
 BEAM_ARGS = ["--runner=DirectRunner", "--direct_num_workers=1",
@@ -620,7 +680,7 @@ class Experiment:
     def rounds(self, expert: str, method: str, seed: int, qref: str,
                demos: dict[str, str]) -> list[dict[str, Any]]:
         """One rounds run; returns its table as dicts."""
-        from trainers.rounds import RoundsConfig, RoundsDriver
+        from trainers.rounds import RoundsConfig, RoundsDriver, round_tag
 
         cfg = self.cfg
         rlpd = ALGO_OF_METHOD[method] == "rlpd"
@@ -628,7 +688,7 @@ class Experiment:
         name = f"{method}-{slug(expert)}-s{seed}"
         rc = RoundsConfig(
             name=name, env_id=ENV_ID, rounds=cfg.rounds, episodes=cfg.episodes, expert=expert,
-            algo=ALGO_OF_METHOD[method], intervention="value", alpha=cfg.alpha, beta=cfg.beta,
+            algo=ALGO_OF_METHOD[method], intervention=cfg.intervention, alpha=cfg.alpha, beta=cfg.beta,
             qref=qref, offline=offline,
             offline_reward="zero" if method == "rlif-zero" else cfg.offline_reward,
             steps=cfg.rlpd_steps if rlpd else cfg.bc_steps,
@@ -636,11 +696,27 @@ class Experiment:
             max_episode_steps=cfg.episode_steps, eval_episodes=cfg.eval_episodes, seed=seed,
             workdir=os.path.join(self.workdir, "rounds", name), root=self.root)
         driver = RoundsDriver(rc, progress=False, log=lambda line: self.log(f"  {name}: {line}"))
-        rows = self._timed(f"rounds {method}", driver.run)
-        return [r.to_json_dict() for r in rows]
+        rows = [r.to_json_dict() for r in self._timed(f"rounds {method}", driver.run)]
+        for k, row in enumerate(rows):
+            row["learner_falls"], row["warned_falls"] = self.fall_warnings(
+                f"{rc.raw_name}@{round_tag(k)}")
+        return rows
+
+    def fall_warnings(self, raw_ref: str) -> tuple[int, int]:
+        """Falls under the learner in a recorded round, and how many were warned."""
+        from rlif_data import schema as sc
+        from rlif_data.recording.reader import EpisodeReader
+
+        episodes = []
+        with EpisodeReader(self.registry.path(raw_ref), repair=False) as reader:
+            for i in range(len(reader)):
+                steps = reader[i][sc.STEPS]
+                episodes.append((np.asarray(steps[sc.INTERVENTION], bool)[:-1],
+                                 bool(np.asarray(steps[sc.IS_TERMINAL])[-1])))
+        return warned_fraction(episodes, self.cfg.warn_steps)
 
     def bc(self, expert: str, seed: int, demos: str, eval_seed: int) -> dict[str, Any]:
-        """BC on the expert's demonstrations; its evaluation on the final round's episodes."""
+        """BC on the expert's demonstrations; its evaluation on the rounds' episodes."""
         from trainers import train as train_lib
 
         cfg = self.cfg
@@ -672,7 +748,7 @@ class Experiment:
             max_episode_steps=self.cfg.episode_steps).to_json_dict())
 
     def expert_alone(self, expert: str, eval_seed: int) -> dict[str, Any]:
-        """The expert evaluated on the same episodes as the final round's policies."""
+        """The expert evaluated on the same episodes as the rounds' policies."""
         from rlif_data.policies import from_spec
         from rlif_data.envs.pushed_pendulum import make_env
 
@@ -687,9 +763,9 @@ class Experiment:
         for expert in cfg.experts:
             demos = self.demos(expert)
             for seed in cfg.seeds:
-                # The final round k = rounds-1 evaluates from 10_000 + seed + k
-                # (trainers.train); BC and the expert meet the same episodes.
-                eval_seed = 10_000 + seed + cfg.rounds - 1
+                # Every round evaluates from 10_000 + seed (trainers.rounds), so
+                # rounds, BC and the expert all meet the same episodes.
+                eval_seed = 10_000 + seed
                 runs.append({"expert": expert, "method": "expert", "seed": seed,
                              "final": self.expert_alone(expert, eval_seed)})
                 runs.append({"expert": expert, "method": "bc", "seed": seed,

@@ -37,6 +37,11 @@ def test_config_validate_names_the_field(rx):
         rx.ExperimentConfig(offline="all").validate()
     with pytest.raises(ValueError, match="rounds"):
         rx.ExperimentConfig(rounds=0).validate()
+    with pytest.raises(ValueError, match="intervention must be one of"):
+        rx.ExperimentConfig(intervention="random").validate()
+    with pytest.raises(ValueError, match="warn_steps"):
+        rx.ExperimentConfig(warn_steps=0).validate()
+    rx.ExperimentConfig(intervention="value-official").validate()
     rx.QUICK.validate()
 
 
@@ -108,6 +113,9 @@ def test_aggregate_means_and_stds_over_seeds(rx):
     runs = [_run("e", "expert", 0, 100.0, 0.2), _run("e", "expert", 1, 300.0, 0.4),
             _run("e", "rlif", 0, 400.0, 1.0, rows=[(10.0, 0.5), (400.0, 0.1)]),
             _run("e", "rlif", 1, 200.0, 0.0, rows=[(30.0, 0.3), (200.0, 0.3)])]
+    for run, counts in zip(runs[2:], ([(4, 1), (2, 2)], [(3, 0), (1, 0)])):
+        for row, (falls, warned) in zip(run["rows"], counts):
+            row["learner_falls"], row["warned_falls"] = falls, warned
     summary = rx.aggregate(runs)
     assert summary["e"]["expert"]["return"] == pytest.approx((200.0, 100.0))
     assert summary["e"]["expert"]["survival"] == pytest.approx((0.3, 0.1))
@@ -116,8 +124,9 @@ def test_aggregate_means_and_stds_over_seeds(rx):
     assert rlif["round_return"] == [pytest.approx((20.0, 10.0)), pytest.approx((300.0, 100.0))]
     assert rlif["round_interventions"][1] == pytest.approx((0.2, 0.1))
     table = rx.format_table(summary)
-    assert "| e | rlif | 300 ± 100 | 50 ± 50 % | 40% → 20% |" in table
-    assert "| e | expert | 200 ± 100 | 30 ± 10 % | – |" in table
+    assert rlif["falls_warned"] == (3, 10)
+    assert "| e | rlif | 300 ± 100 | 50 ± 50 % | 40% → 20% | 3/10 (30%) |" in table
+    assert "| e | expert | 200 ± 100 | 30 ± 10 % | – | – |" in table
 
 
 def test_plots_are_written(rx, tmp_path):
@@ -128,3 +137,26 @@ def test_plots_are_written(rx, tmp_path):
                 rx.plot_interventions(summary, str(tmp_path / "i.png"))):
         with open(png, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fall_warning_counts_only_learner_falls_and_the_window(rx):
+    f, t = False, True
+    # The learner acts last and the pole falls; the expert intervened 3 steps before.
+    flags = np.array([f, f, t, f, f, f])
+    assert rx.fall_warning(flags, True, k=3) == (True, True)
+    assert rx.fall_warning(flags, True, k=2) == (True, False)  # outside the window
+    # No fall (time limit) or a fall while the expert acts: not a learner fall.
+    assert rx.fall_warning(flags, False, k=3) == (False, False)
+    assert rx.fall_warning(np.array([f, f, t]), True, k=3) == (False, False)
+    # The last step itself does not warn; an all-learner episode is unwarned.
+    assert rx.fall_warning(np.array([f] * 5), True, k=10) == (True, False)
+    assert rx.fall_warning(np.array([t, f]), True, k=10) == (True, True)
+    assert rx.fall_warning(np.array([], bool), True, k=3) == (False, False)
+
+
+def test_warned_fraction_sums_over_episodes(rx):
+    f, t = False, True
+    episodes = [(np.array([f, t, f]), True), (np.array([f, f, f]), True),
+                (np.array([t, f, f]), False), (np.array([f, f, t]), True)]
+    assert rx.warned_fraction(episodes, k=2) == (2, 1)
+    assert rx.warned_fraction([], k=2) == (0, 0)
