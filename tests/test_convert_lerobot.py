@@ -288,7 +288,8 @@ def test_real_lerobot_loads_the_export(export, lerobot_python, tmp_path):
     np.testing.assert_array_equal(column("observation.state"),
                                   stacked(lambda s: s[sc.OBSERVATION][sc.STATE_KEY]))
     np.testing.assert_array_equal(column("action"), stacked(lambda s: s[sc.ACTION]))
-    np.testing.assert_array_equal(column("next.reward").reshape(-1), stacked(lambda s: s[sc.REWARD]))
+    np.testing.assert_array_equal(column("next.reward").reshape(-1),
+                                  stacked(lambda s: s[sc.REWARD]))
     for field, name in [(sc.INTERVENTION, lay.INTERVENTION_COLUMN),
                         (sc.POLICY_ACTION, "complementary_info.policy_action"),
                         (sc.EXPERT_ACTION, "complementary_info.expert_action"),

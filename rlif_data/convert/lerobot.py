@@ -282,7 +282,8 @@ def read_info(dataset_dir: str) -> dict[str, Any]:
     if not isinstance(info.get("features"), dict) or not info["features"]:
         raise LeRobotFormatError(f"{path}: no 'features'")
     if not isinstance(info.get("fps"), (int, float)) or info["fps"] <= 0:
-        raise LeRobotFormatError(f"{path}: 'fps' must be a positive number, got {info.get('fps')!r}")
+        raise LeRobotFormatError(f"{path}: 'fps' must be a positive number, "
+                                 f"got {info.get('fps')!r}")
     return info
 
 

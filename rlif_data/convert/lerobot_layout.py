@@ -595,7 +595,8 @@ def foreign_episode(frames: Mapping[str, np.ndarray], layout: Layout, *, episode
                                LeRobotFormatError) if NEXT_DONE in frames
             else np.zeros(n, np.bool_))
     terminated = bool(done[t - 1])
-    stamps = np.asarray(frames[TIMESTAMP], np.float64).reshape(n)[:t] if TIMESTAMP in frames else None
+    stamps = (np.asarray(frames[TIMESTAMP], np.float64).reshape(n)[:t]
+              if TIMESTAMP in frames else None)
     if INTERVENTION_COLUMN in frames:
         flags = arrays.flag_column(np.asarray(frames[INTERVENTION_COLUMN]).reshape(n),
                                    INTERVENTION_COLUMN, where, LeRobotFormatError)[:t]

@@ -66,7 +66,7 @@ def info_fields(derived: bool) -> tuple[str, ...]:
 
 
 def minari_columns(episode: Mapping[str, Any]) -> dict[str, Any]:
-    """An episode's Minari arrays: observations (T+1), actions, rewards, terminations, truncations (T).
+    """An episode's Minari arrays: T+1 observations; T actions, rewards, terminations, truncations.
 
     A terminated episode sets its last termination flag, any other its last
     truncation flag (time limit, cut, abandoned).

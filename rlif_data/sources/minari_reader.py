@@ -48,10 +48,12 @@ from rlif_data.sources.minari_steps import (  # noqa: F401  (re-exported: the re
     TRUNCATIONS_KEY,
     MinariFormatError,
     check_episode_rows,
+    check_episode_shapes,
     check_spaces,
     env_id_from_metadata,
     episode_metadata,
     episode_steps,
+    space_shapes,
 )
 
 PathLike = Union[str, os.PathLike]
@@ -274,12 +276,32 @@ def read_minari_episodes(
     exported = schema.FORMAT_VERSION_KEY in metadata
     if exported:
         schema.check_format_version(str(metadata[schema.FORMAT_VERSION_KEY]), str(data_dir))
+    expected = space_shapes(metadata, str(data_dir / METADATA_FILE))
+    against = "the metadata's spaces"
     with _open(path) as handle:
         ids = _episode_ids(handle, path, metadata.get(META_TOTAL_EPISODES))
         for index in ids:
             group_name = f"{EPISODE_PREFIX}{index}"
-            _check_episode_layout(handle[group_name], f"{path}, {group_name}")
+            where = f"{path}, {group_name}"
+            _check_episode_layout(handle[group_name], where)
+            shapes = _row_shapes(handle[group_name])
+            if not expected:  # no spaces in the metadata: the first episode sets the shapes
+                expected, against = shapes, f"{EPISODE_PREFIX}0"
+            check_episode_shapes(shapes, expected, where, against)
     return _iter_episodes(path, ids, name, env_id, exported)
+
+
+def _row_shapes(group) -> dict[str, tuple]:
+    """The shape of one row of each observation entry and of the actions (from h5py, no read)."""
+    import h5py
+
+    obs = group[OBSERVATIONS_KEY]
+    if isinstance(obs, h5py.Group):
+        shapes = {f"{OBSERVATIONS_KEY}/{n}": tuple(d.shape[1:]) for n, d in obs.items()}
+    else:
+        shapes = {OBSERVATIONS_KEY: tuple(obs.shape[1:])}
+    shapes[ACTIONS_KEY] = tuple(group[ACTIONS_KEY].shape[1:])
+    return shapes
 
 
 def _iter_episodes(

@@ -275,6 +275,50 @@ def episode_metadata(dataset_id: str, index: int, env_id: str, seed: int = 0) ->
     )
 
 
+def space_shapes(metadata: Mapping[str, Any], where: str) -> dict[str, tuple]:
+    """The row shapes the metadata's spaces promise, by key ("observations[/name]", "actions").
+
+    Spaces absent from the metadata are left out (the first episode then sets them).
+    """
+    out: dict[str, tuple] = {}
+    obs = _space(metadata, META_OBSERVATION_SPACE, where)
+    if obs is not None:
+        if obs["type"] == "Dict":
+            for name, sub in dict(obs.get("subspaces", {})).items():
+                out[f"{OBSERVATIONS_KEY}/{name}"] = tuple(sub.get("shape", ()))
+        else:
+            out[OBSERVATIONS_KEY] = tuple(obs.get("shape", ()))
+    act = _space(metadata, META_ACTION_SPACE, where)
+    if act is not None:
+        out[ACTIONS_KEY] = tuple(act.get("shape", ()))
+    return out
+
+
+def check_episode_shapes(shapes: Mapping[str, tuple], expected: Mapping[str, tuple], where: str,
+                         against: str) -> None:
+    """Every episode's observation entries and actions have the dataset's per-row shapes.
+
+    Args:
+      shapes: this episode's ``{key: shape of one row}`` (observation entries, actions).
+      expected: the same for the dataset (from its spaces, else its first episode).
+      where: file and episode, for messages.
+      against: where `expected` comes from, for messages ("the metadata's spaces").
+
+    Raises:
+      MinariFormatError: other observation entries, or a row shape that differs.
+    """
+    obs_keys = sorted(k for k in shapes if k.split("/")[0] == OBSERVATIONS_KEY)
+    want_keys = sorted(k for k in expected if k.split("/")[0] == OBSERVATIONS_KEY)
+    if want_keys and obs_keys != want_keys:
+        raise MinariFormatError(f"{where}: observation entries {obs_keys} differ from "
+                                f"{want_keys} of {against}")
+    for key, shape in shapes.items():
+        if key in expected and tuple(shape) != tuple(expected[key]):
+            raise MinariFormatError(
+                f"{where}: '{key}' rows have shape {tuple(shape)}, but {against} give "
+                f"{tuple(expected[key])}; every episode of a dataset has the same shapes")
+
+
 def check_episode_rows(rows: dict[str, int], where: str) -> None:
     """Observations (every leaf) one row more than actions; rewards and flags as many."""
     arrays.check_rows(rows, ACTIONS_KEY, where, MinariFormatError,
