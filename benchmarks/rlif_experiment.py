@@ -93,6 +93,8 @@ class ExperimentConfig:
         (paper: decided every step) or "value-official" (decided only
         outside takeovers, which last 4 steps).
       alpha: relative margin of the value-based intervention model.
+      delta: absolute margin (``Q(a_pi) < Q(a_exp) - delta``); replaces
+        `alpha` when set.
       beta: intervention probability when the margin is crossed.
       offline: the prior of every round method: "none" (round 0 is an
         untrained policy) or "demos" (the expert's own demonstrations: RLPD's
@@ -134,6 +136,7 @@ class ExperimentConfig:
     init_temperature: float = 0.1
     intervention: str = "value"
     alpha: float = 0.97
+    delta: Optional[float] = None
     beta: float = 0.95
     offline: str = "demos"
     offline_reward: str = "env"
@@ -688,8 +691,8 @@ class Experiment:
         name = f"{method}-{slug(expert)}-s{seed}"
         rc = RoundsConfig(
             name=name, env_id=ENV_ID, rounds=cfg.rounds, episodes=cfg.episodes, expert=expert,
-            algo=ALGO_OF_METHOD[method], intervention=cfg.intervention, alpha=cfg.alpha, beta=cfg.beta,
-            qref=qref, offline=offline,
+            algo=ALGO_OF_METHOD[method], intervention=cfg.intervention, alpha=cfg.alpha,
+            delta=cfg.delta, beta=cfg.beta, qref=qref, offline=offline,
             offline_reward="zero" if method == "rlif-zero" else cfg.offline_reward,
             steps=cfg.rlpd_steps if rlpd else cfg.bc_steps,
             agent=rlpd_agent(cfg) if rlpd else bc_agent(cfg),
@@ -816,7 +819,8 @@ def main(argv=None) -> None:
                         help="only redraw the table and plots from a results JSON")
     for field in dataclasses.fields(ExperimentConfig):
         default = getattr(ExperimentConfig(), field.name)
-        kind = str if isinstance(default, (tuple, str)) else type(default)
+        kind = (str if isinstance(default, (tuple, str))
+                else float if default is None else type(default))
         parser.add_argument("--" + field.name.replace("_", "-"), dest=field.name, type=kind,
                             default=None, help=f"default {default}")
     args = parser.parse_args(argv)

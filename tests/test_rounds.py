@@ -105,6 +105,28 @@ def test_value_based_rounds_load_q_ref_from_a_published_policy(tmp_path):
     assert '"alpha": 0.97' in episode[sc.INTERVENTION_PARAMS]
     assert 0.0 <= rows[0].intervention_rate <= 1.0
 
+    # The absolute trigger reaches the recorder: its params carry delta, not alpha.
+    absolute = _config(tmp_path, rounds=1, name="vd", intervention="value",
+                       qref="ref-policy@round-1", delta=0.1, beta=0.95)
+    RoundsDriver(absolute, progress=False, log=lambda line: None).run()
+    params = read_episodes(registry.path("vd-raw@round-0"))[0][sc.INTERVENTION_PARAMS]
+    assert '"delta": 0.1' in params and '"alpha": null' in params
+
+
+def test_run_id_ignores_an_unset_delta_so_older_runs_continue(tmp_path):
+    import hashlib
+    import json
+
+    config = _config(tmp_path)
+    data = dataclasses.asdict(config)
+    for key in ("workdir", "root", "rounds", "delta"):
+        data.pop(key)
+    old = hashlib.sha256(json.dumps(data, sort_keys=True, default=list).encode()).hexdigest()[:16]
+    assert config.run_id() == old
+    assert _config(tmp_path, delta=0.1).run_id() != old
+    with pytest.raises(ValueError, match="delta must be finite"):
+        _config(tmp_path, delta=-1.0).validate()
+
 
 def test_bad_rounds_configs_fail_with_one_line(tmp_path):
     with pytest.raises(ValueError, match="needs --qref"):

@@ -14,7 +14,7 @@ def record_round(*, env_id: str, out: str, policy_dir: str, policy_ref: str, exp
                  intervention: str,
                  rate: float, alpha: float, beta: float, qref: Optional[str], episodes: int,
                  round: int, seed: int, max_episode_steps: Optional[int],
-                 progress: bool = True):
+                 progress: bool = True, delta: Optional[float] = None):
     """Record `episodes` episodes of a round into `out`.
 
     Args:
@@ -30,6 +30,7 @@ def record_round(*, env_id: str, out: str, policy_dir: str, policy_ref: str, exp
       seed: base seed; episode i uses seed + i.
       max_episode_steps: the time limit.
       progress: show a progress bar.
+      delta: absolute trigger of the value-based models (replaces `alpha` when set).
 
     Returns:
       The recorder's `SessionSummary`.
@@ -39,5 +40,6 @@ def record_round(*, env_id: str, out: str, policy_dir: str, policy_ref: str, exp
     config = RecordConfig(
         env_id=env_id, out=out, episodes=episodes, intervention=intervention, rate=rate,
         learner=policy_dir, policy_version=policy_ref, expert=expert, seed=seed, max_episode_steps=max_episode_steps,
-        round=round, operator=f"simulated:{expert}", qref=qref, alpha=alpha, beta=beta)
+        round=round, operator=f"simulated:{expert}", qref=qref, alpha=alpha, beta=beta,
+        delta=delta)
     return record_from_config(config, progress=progress)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 from typing import Any, Optional
@@ -70,6 +71,8 @@ class RoundsConfig:
         (decide outside takeovers, 4-step takeovers), "random" or "random-official".
       rate: target intervention rate of the random models.
       alpha: relative margin of the value-based models (paper 0.97).
+      delta: absolute margin of the value-based models
+        (``Q(s, a_pi) < Q(s, a_exp) - delta``); replaces `alpha` when set.
       beta: intervention probability when the margin is crossed (paper 0.95).
       qref: the Q^ref of the value-based models: a run directory or a
         registry ref of a policy that carries a critic.
@@ -93,6 +96,7 @@ class RoundsConfig:
     intervention: str = "value"
     rate: float = 0.5
     alpha: float = 0.97
+    delta: Optional[float] = None
     beta: float = 0.95
     qref: Optional[str] = None
     offline: tuple[str, ...] = ()
@@ -114,6 +118,8 @@ class RoundsConfig:
         if self.intervention.startswith("value") and not self.qref:
             raise ValueError("value-based intervention needs --qref (a run directory or policy "
                              "ref whose critic gives Q^ref)")
+        if self.delta is not None and not (math.isfinite(self.delta) and self.delta >= 0):
+            raise ValueError(f"delta must be finite and >= 0, got {self.delta!r}")
         for field in ("rounds", "episodes", "steps", "eval_episodes"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
@@ -123,6 +129,8 @@ class RoundsConfig:
         data = dataclasses.asdict(self)
         for key in ("workdir", "root", "rounds"):
             data.pop(key)  # more rounds may be added to the same run later
+        if data["delta"] is None:
+            data.pop("delta")  # runs from before `delta` existed keep their id
         blob = json.dumps(data, sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -306,7 +314,7 @@ class RoundsDriver:
         summary = collect.record_round(
             env_id=cfg.env_id, out=out, policy_dir=policy_info.path, policy_ref=policy_info.ref,
             expert=cfg.expert, intervention=cfg.intervention, rate=cfg.rate, alpha=cfg.alpha,
-            beta=cfg.beta, qref=self._qref_path(), episodes=cfg.episodes, round=k, seed=cfg.seed + 1000 * k,
+            beta=cfg.beta, delta=cfg.delta, qref=self._qref_path(), episodes=cfg.episodes, round=k, seed=cfg.seed + 1000 * k,
             max_episode_steps=cfg.max_episode_steps, progress=self.progress)
         inputs = [{"ref": policy_info.ref, "content_sha256": policy_info.manifest["content_sha256"]}]
         info = self.registry.publish(out, cfg.raw_name, tags=(round_tag(k), "latest"),
