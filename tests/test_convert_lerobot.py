@@ -261,6 +261,7 @@ def lerobot_python():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first run builds the LeRobot environment (~4 min on 2 cores)
 def test_real_lerobot_loads_the_export(export, lerobot_python, tmp_path):
     dump = tmp_path / "dump"
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
