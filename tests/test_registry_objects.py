@@ -21,7 +21,7 @@ from rlif_cli.main import app
 from rlif_data import faults
 from rlif_data.recording.reader import read_episodes
 from rlif_data.registry import checksums, lineage_records, remote, signing
-from rlif_data.registry.store import IntegrityError, Registry
+from rlif_data.registry.store import IntegrityError, Registry, UnknownDatasetError
 from rlif_data.registry.versions import Version
 from tests.fakes.episodes import make_episode, write_recording
 from tests.fakes.write_protocols import to_legacy_layout
@@ -180,6 +180,9 @@ def test_pull_brings_the_ancestors_records_and_any_ancestor_can_be_pulled(rounds
     result = runner.invoke(app, ["lineage", "merged", "--root", bob.root])
     assert result.exit_code == 0 and "not pulled: rlif-data pull raw-a:1.0.0" in " ".join(
         result.output.split())
+    with pytest.raises(UnknownDatasetError, match=f"known from lineage only: `rlif-data pull "
+                       f"raw-a:1.0.0 {url}`"):
+        bob.path("raw-a:1.0.0")
     # On demand: the ancestor's data, once pushed, is pulled like any version.
     remote.push(alice, "raw-a:1.0.0", url)
     got = []

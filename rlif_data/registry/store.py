@@ -400,12 +400,13 @@ class Registry:
             raise UnknownDatasetError(
                 f"no dataset {ref.name!r} in the local registry {self.root}"
                 + (f"; known: {', '.join(names)}" if names else "; it is empty")
-                + ". If it exists on a remote, `rlif-data pull` it first.")
+                + (self._pull_hint(ref) or ". If it exists on a remote, `rlif-data pull` it "
+                   "first."))
         if ref.version is not None:
             if ref.version not in known:
                 raise UnknownDatasetError(
                     f"{ref} is not in the local registry; versions of {ref.name}: "
-                    f"{', '.join(map(str, known)) or 'none'}")
+                    f"{', '.join(map(str, known)) or 'none'}" + (self._pull_hint(ref) or ""))
             return ref.name, ref.version
         tags = self.tags(ref.name)
         if ref.tag not in tags:
@@ -419,6 +420,14 @@ class Registry:
                 f"{ref} points at {ref.name}:{version}, which is no longer in the registry "
                 f"(deleted?); re-tag it with `rlif-data tag`")
         return ref.name, version
+
+    def _pull_hint(self, ref: Ref) -> Optional[str]:
+        """How to get a version known here only from lineage (its data was never pulled)."""
+        record = self.known_record(str(ref)) if ref.version is not None else None
+        if record is None:
+            return None
+        return (f". It is an ancestor known from lineage only: `rlif-data pull {ref} "
+                f"{record.get('remote') or 'REMOTE'}` fetches it")
 
     def info(self, ref: str | Ref) -> VersionInfo:
         """The `VersionInfo` of a reference."""
