@@ -101,6 +101,10 @@ def _add_common_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--root", default=None,
                             help=f"registry root for name@tag inputs (default ${ROOT_ENV} "
                             "or ~/.rlif_data)")
+    if "--strict" not in known:
+        parser.add_argument("--strict", action="store_true",
+                            help="fail the job when the check of what it wrote finds warnings "
+                            "too (errors always fail it)")
     if "--verbose" not in known:
         parser.add_argument("--verbose", action="store_true",
                             help="show TFDS, Beam and worker log messages")

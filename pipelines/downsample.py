@@ -44,12 +44,17 @@ def episode_infos(input_dir: str, stratify: str = "none") -> list[ds.EpisodeInfo
 
 def run(input_dir: str, out_dir: str, *, episodes: Optional[int] = None,
         transitions: Optional[int] = None, seed: int = 0, stratify: str = "none",
-        beam_args: Optional[Sequence[str]] = None) -> str:
+        beam_args: Optional[Sequence[str]] = None, strict: bool = False) -> str:
     """Write the selected episodes of `input_dir` to a new dataset at `out_dir`.
+
+    Args:
+      strict: fail the job when the check of what it wrote finds warnings too
+        (errors always fail it; `rlif_data.checks`).
 
     Raises:
       ValueError: bad selection arguments or an empty input.
       OutputExistsError: `out_dir` exists.
+      CheckFailedError: what the job wrote fails its check; nothing is published.
     """
     if stratify not in STRATA:
         raise ValueError(f"stratify must be one of {list(STRATA)}, got {stratify!r}")
@@ -79,7 +84,8 @@ def run(input_dir: str, out_dir: str, *, episodes: Optional[int] = None,
     estimated = (job.inputs[0].bytes or 0) * selection.transitions // total
     return output.write_dataset(source, out_dir, schema, job, beam_args,
                                 description="A seeded subset of whole episodes.",
-                                keys=list(selection.indices), estimated_bytes=estimated)
+                                keys=list(selection.indices), estimated_bytes=estimated,
+                                strict=strict)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -95,7 +101,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args, beam_args = common.parse_job_args(parser, argv)
     out = run(args.input, args.out, episodes=args.episodes, transitions=args.transitions,
               seed=args.seed, stratify=args.stratify,
-              beam_args=beam_args or output.default_beam_args())
+              beam_args=beam_args or output.default_beam_args(), strict=args.strict)
     print(f"downsampled {args.input} -> {out}")
 
 

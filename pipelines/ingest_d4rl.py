@@ -57,17 +57,23 @@ def env_action_shape(env_id: str) -> tuple:
 
 
 def run(path: str, out_dir: str, env_id: str = "", max_episode_steps: Optional[int] = None,
-        beam_args: Optional[Sequence[str]] = None, name: Optional[str] = None) -> str:
+        beam_args: Optional[Sequence[str]] = None, name: Optional[str] = None,
+        strict: bool = False) -> str:
     """Ingest one D4RL HDF5 file into a new dataset at `out_dir`.
 
     The file's structure is checked before the pipeline starts; NaN/inf
     values fail the job with the file, key, row and episode in the message.
+
+    Args:
+      strict: fail the job when the check of what it wrote finds warnings too
+        (errors always fail it; `rlif_data.checks`).
 
     Raises:
       FileNotFoundError, D4RLFormatError: bad input file, or actions of
         another width than `env_id`'s.
       UnknownEnvironmentError: `env_id` is not a registered environment.
       OutputExistsError: `out_dir` exists.
+      CheckFailedError: what the job wrote fails its check; nothing is published.
     """
     summary = d4rl_hdf5.inspect_d4rl(path, max_episode_steps=max_episode_steps)
     if summary["episodes"] == 0:
@@ -99,7 +105,7 @@ def run(path: str, out_dir: str, env_id: str = "", max_episode_steps: Optional[i
     return output.write_dataset(source, out_dir, schema, job, beam_args,
                                 description=f"D4RL {dataset} as RLDS episodes (source = dataset).",
                                 keys=range(summary["episodes"]),
-                                estimated_bytes=os.path.getsize(path))
+                                estimated_bytes=os.path.getsize(path), strict=strict)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -112,7 +118,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         help="time limit, to split files without `timeouts`")
     args, beam_args = common.parse_job_args(parser, argv)
     out = run(args.path, args.out, args.env_id, args.max_episode_steps,
-              beam_args or output.default_beam_args())
+              beam_args or output.default_beam_args(), strict=args.strict)
     print(f"ingested {args.path} -> {out}")
 
 

@@ -52,13 +52,18 @@ def _demo_count(path: str, operator: str, env_id: str) -> int:
 
 def run(out_dir: str, *, sessions: Sequence[str] = (), demos: Sequence[str] = (),
         operator: str = "", env_id: str = "", name: str = "human_episodes",
-        beam_args: Optional[Sequence[str]] = None) -> str:
+        beam_args: Optional[Sequence[str]] = None, strict: bool = False) -> str:
     """Ingest session logs and demo files into a new dataset at `out_dir`.
+
+    Args:
+      strict: fail the job when the check of what it wrote finds warnings too
+        (errors always fail it; `rlif_data.checks`).
 
     Raises:
       ValueError: no inputs, or an input without episodes.
       SchemaMismatchError: inputs with different observation/action layouts.
       OutputExistsError: `out_dir` exists.
+      CheckFailedError: what the job wrote fails its check; nothing is published.
     """
     resolved = [resolve_dataset_ref(p) for p in sessions]
     inputs = [("session", os.path.abspath(r.path)) for r in resolved] + [
@@ -111,7 +116,8 @@ def run(out_dir: str, *, sessions: Sequence[str] = (), demos: Sequence[str] = ()
     return output.write_dataset(source, out_dir, out_schema, job, beam_args,
                                 description="Human demonstrations and intervention sessions.",
                                 keys=keys, estimated_bytes=sum(common.input_bytes(path)
-                                                               for _, path in inputs))
+                                                               for _, path in inputs),
+                                strict=strict)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -126,7 +132,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--out", required=True, help="output dataset directory (must not exist)")
     args, beam_args = common.parse_job_args(parser, argv)
     out = run(args.out, sessions=args.sessions, demos=args.demos, operator=args.operator,
-              env_id=args.env_id, beam_args=beam_args or output.default_beam_args())
+              env_id=args.env_id, beam_args=beam_args or output.default_beam_args(),
+              strict=args.strict)
     print(f"ingested {len(args.sessions)} session dirs and {len(args.demos)} demo inputs -> {out}")
 
 

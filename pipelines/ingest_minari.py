@@ -24,12 +24,17 @@ from rlif_data.sources import minari_reader
 
 
 def run(path: str, out_dir: str, dataset_id: Optional[str] = None,
-        beam_args: Optional[Sequence[str]] = None) -> str:
+        beam_args: Optional[Sequence[str]] = None, strict: bool = False) -> str:
     """Ingest the Minari dataset at `path` into a new dataset at `out_dir`.
+
+    Args:
+      strict: fail the job when the check of what it wrote finds warnings too
+        (errors always fail it; `rlif_data.checks`).
 
     Raises:
       MinariNotFoundError / MinariFormatError: bad input (checked before the pipeline).
       OutputExistsError: `out_dir` exists.
+      CheckFailedError: what the job wrote fails its check; nothing is published.
     """
     path = os.path.abspath(path)
     first = next(minari_reader.read_minari_episodes(path, dataset_id=dataset_id), None)
@@ -56,7 +61,7 @@ def run(path: str, out_dir: str, dataset_id: Optional[str] = None,
     return output.write_dataset(source, out_dir, schema, job, beam_args,
                                 description=f"Minari {name} as RLDS episodes (source = dataset).",
                                 keys=range(_episode_count(path, dataset_id, metadata)),
-                                estimated_bytes=common.input_bytes(path))
+                                estimated_bytes=common.input_bytes(path), strict=strict)
 
 
 def _episode_count(path: str, dataset_id: Optional[str], metadata: dict) -> int:
@@ -74,7 +79,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--out", required=True, help="output dataset directory (must not exist)")
     parser.add_argument("--dataset-id", default=None)
     args, beam_args = common.parse_job_args(parser, argv)
-    out = run(args.path, args.out, args.dataset_id, beam_args or output.default_beam_args())
+    out = run(args.path, args.out, args.dataset_id, beam_args or output.default_beam_args(),
+              strict=args.strict)
     print(f"ingested {args.path} -> {out}")
 
 

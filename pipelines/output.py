@@ -18,7 +18,13 @@ handles too; `pipelines.runners`). TFDS' own Beam writer remains behind
 * Beam's worker processes import `pipelines.worker_guard` (``--beam_plugins``)
   and die with the job, even when it is SIGKILLed;
 * a job started from the command line keeps what the workers print in a log
-  file: a failure is one line naming that file, not pages of worker logs.
+  file: a failure is one line naming that file, not pages of worker logs;
+* a DirectRunner job not told how to run picks in-process or 2 worker
+  processes by its size (`runners.choose_direct_mode`, recorded in the
+  lineage's ``run``);
+* before the rename the job runs `rlif_data.checks.check_dataset` over what it
+  wrote: errors (with ``strict``, warnings too) fail the job and nothing is
+  published; the findings per kind go to the lineage's ``check``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import json
 import logging
 import os
 import re
@@ -146,6 +153,7 @@ def write_dataset(
     *,
     keys: Optional[Sequence[int]] = None,
     estimated_bytes: int = 0,
+    strict: bool = False,
 ) -> str:
     """Run the Beam graph `source` and publish its episodes at `out_dir`.
 
@@ -162,7 +170,10 @@ def write_dataset(
       keys: every key `source` produces (the sink plans its shards from
         them and checks that each one was written).
       estimated_bytes: expected size of the output, to size the shards
-        (about `sink.TARGET_SHARD_BYTES` each, at least one per worker).
+        (about `sink.TARGET_SHARD_BYTES` each, at least one per worker) and,
+        with the number of keys, to run a small DirectRunner job in-process
+        (`runners.choose_direct_mode`; options in `beam_args` win).
+      strict: fail the job on check warnings too (errors always fail it).
 
     Returns:
       `out_dir`, now holding a complete TFDS dataset.
@@ -174,6 +185,8 @@ def write_dataset(
         and episode, or (command-line jobs) gives the failure's last line and
         the log file with everything the workers printed. Nothing is left at
         `out_dir`.
+      CheckFailedError: what the job wrote fails `rlif_data.checks` (one line:
+        counts, the first finding, the path of the full JSON report).
       DaskSchedulerError: the Dask scheduler does not answer or has no workers.
       UnsafeGraphError: the job's graph breaks a rule of `pipelines.graph_rules`.
       ValueError: no `keys`, or a key given twice.
@@ -195,13 +208,17 @@ def write_dataset(
     staging = make_staging_dir(out_dir)
     metadata = {sc.FORMAT_VERSION_KEY: sc.FORMAT_VERSION, sc.SCHEMA_KEY: schema.to_json(),
                 "lineage": job.metadata()}
-    args = list(beam_args or default_beam_args()) + [f"--beam_plugins={WORKER_GUARD}"]
+    args = list(beam_args or default_beam_args())
+    mode = runners.choose_direct_mode(args, len(keys), estimated_bytes)
+    args += [*mode.args, f"--beam_plugins={WORKER_GUARD}"]
     try:
         with _job_processes(staging):
             setup, plan, notes = _run_sink(source, staging, out_dir, schema, job, args,
-                                           list(keys), estimated_bytes)
-            sink.write_metadata(staging, schema, _with_run(metadata, setup, plan, notes),
+                                           list(keys), estimated_bytes, mode)
+            sink.write_metadata(staging, schema, _with_run(metadata, setup, plan, notes, mode),
                                 description, plan, notes)
+            _record_in_lineage(staging, "check", check_output(staging, out_dir, job.job,
+                                                               strict))
             checkpoint("job.built")
             os.rename(staging, out_dir)  # atomic: readers see nothing or everything
             checkpoint("job.renamed")
@@ -218,7 +235,8 @@ def _input_label(job: JobInfo) -> str:
 
 
 def _run_sink(source: EpisodeSource, staging: str, out_dir: str, schema: sc.EpisodeSchema,
-              job: JobInfo, args: list[str], keys: list[int], estimated_bytes: int):
+              job: JobInfo, args: list[str], keys: list[int], estimated_bytes: int,
+              mode: "runners.DirectMode"):
     """Run the job's graph and the sink into `staging`; returns (setup, plan, checked notes).
 
     The runner's set-up (a local Dask cluster's worker processes included)
@@ -230,8 +248,8 @@ def _run_sink(source: EpisodeSource, staging: str, out_dir: str, schema: sc.Epis
                 args, items=len(keys), estimated_bytes=estimated_bytes) as setup:
             plan = sink.plan_shards(keys, estimated_bytes, setup.workers)
             log.info("building dataset %s under %s: %d episodes in %d shards on %s "
-                     "(%d workers)", schema.name, staging, plan.num_episodes,
-                     plan.num_shards, setup.runner, setup.workers)
+                     "(%d workers; %s: %s)", schema.name, staging, plan.num_episodes,
+                     plan.num_shards, setup.runner, setup.workers, mode.mode, mode.reason)
             sink.run_sink(source(), schema, plan, staging, setup.options, _input_label(job),
                           graph_check=graph_rules.check)
     except (graph_rules.UnsafeGraphError, runners.DaskSchedulerError):
@@ -252,13 +270,97 @@ def _run_sink(source: EpisodeSource, staging: str, out_dir: str, schema: sc.Epis
 
 
 def _with_run(metadata: dict[str, Any], setup: "runners.RunnerSetup",
-                  plan: "sink.ShardPlan", notes: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """`metadata` with the run's runner, workers, shards and the processes that wrote them."""
+              plan: "sink.ShardPlan", notes: Sequence[dict[str, Any]],
+              mode: "runners.DirectMode") -> dict[str, Any]:
+    """`metadata` with the run's runner, mode, workers, shards and the processes that wrote them."""
     lineage = dict(metadata["lineage"])
-    lineage["run"] = {"runner": setup.runner, "workers": setup.workers,
-                      "shards": plan.num_shards,
+    lineage["run"] = {"runner": setup.runner, "mode": mode.mode, "mode_reason": mode.reason,
+                      "workers": setup.workers, "shards": plan.num_shards,
                       "writers": sorted({str(n["writer"]) for n in notes})}
     return {**metadata, "lineage": lineage}
+
+
+def check_output(staging: str, out_dir: str, job: str, strict: bool = False) -> dict[str, Any]:
+    """Run `rlif_data.checks` over a job's staged output; returns what the lineage records.
+
+    Args:
+      staging: the built dataset, before its rename.
+      out_dir: where it is going (reports name it).
+      job: the job's name.
+      strict: warnings fail the job too.
+
+    Returns:
+      ``{"errors", "warnings", "counts" (findings per kind), "strict", "seconds"}``.
+
+    Raises:
+      CheckFailedError: the output fails the check; one line with the counts,
+        the first finding and the path of the full JSON report (the staged
+        data is removed by the caller, so `rlif-data check` has nothing to read).
+    """
+    from rlif_data import checks
+
+    # Making the episodes' env (for its action bounds) prints MuJoCo's warnings
+    # on fd 2; a quiet job keeps them with the job's log, dropped when done.
+    noise = _job_log_path(f"{job}-check") if _capture["worker_output"] else None
+    try:
+        with _stderr_to(noise):
+            report = checks.check_dataset(staging)
+    finally:
+        _discard_log(noise)
+    report.dataset = out_dir  # the path a user knows; staging is renamed or removed
+    log.info("check: %s (%.2f s)", report.summary(), report.seconds)
+    try:
+        checks.enforce(report, strict=strict)
+    except checks.CheckFailedError:
+        raise checks.CheckFailedError(check_failure_line(report, job, strict,
+                                                         _check_report_path(report, job)))
+    return {"errors": len(report.errors), "warnings": len(report.warnings),
+            "counts": report.counts(), "strict": strict, "seconds": round(report.seconds, 3)}
+
+
+def check_failure_line(report: Any, job: str, strict: bool, report_path: Optional[str]) -> str:
+    """The one line a job that fails its check ends with. Pure.
+
+    Args:
+      report: the `rlif_data.checks.Report` (its `dataset` the job's output path).
+      job: the job's name.
+      strict: whether warnings failed it.
+      report_path: where the full JSON report went (None: it could not be written).
+    """
+    first = (report.errors or report.findings)[0]
+    where = f"episode {first.episode}" + (f" step {first.step}" if first.step is not None else "")
+    counts = ", ".join(f"{kind} {n}" for kind, n in sorted(report.counts().items()))
+    fix = ("fix the input or drop --strict to accept warnings" if strict and not report.errors
+           else "fix the input it was made from")
+    full = f"; full report: {report_path}" if report_path else ""
+    return (f"job {job!r} wrote data that fails its check, nothing was written to "
+            f"{report.dataset}: {len(report.errors)} error(s), {len(report.warnings)} "
+            f"warning(s) ({counts}); first: {where}: {first.kind}: {first.message}; "
+            f"{fix}{full}")
+
+
+def _check_report_path(report: Any, job: str) -> Optional[str]:
+    """Write a failed check's full report beside the job logs; its path, or None."""
+    from rlif_data import checks
+
+    path = _job_log_path(f"{job}-check", suffix=".json")
+    if path is None:
+        return None
+    try:
+        return checks.write_report(report, path)
+    except OSError:
+        return None
+
+
+def _record_in_lineage(directory: str, key: str, value: Any) -> None:
+    """Add ``lineage[key] = value`` to a built dataset's metadata file (atomically)."""
+    path = os.path.join(directory, sc.METADATA_FILE)
+    with open(path) as f:
+        metadata = json.load(f)
+    metadata["lineage"] = {**metadata.get("lineage", {}), key: value}
+    with open(path + ".tmp", "w") as f:
+        json.dump(metadata, f)
+    os.replace(path + ".tmp", path)
 
 
 @contextlib.contextmanager
@@ -409,13 +511,13 @@ def _job_processes(staging: str):
 # -- what the workers print -------------------------------------------------------------
 
 
-def _job_log_path(job: str) -> Optional[str]:
-    """A new log file for a job's worker output, or None if none can be made."""
+def _job_log_path(job: str, suffix: str = ".log") -> Optional[str]:
+    """A new log file for a job's worker output (or check report), or None if none can be made."""
     directory = os.path.join(tempfile.gettempdir(), "rlif-data-logs")
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, path = tempfile.mkstemp(prefix=f"{job}-{stamp}-", suffix=".log", dir=directory)
+        fd, path = tempfile.mkstemp(prefix=f"{job}-{stamp}-", suffix=suffix, dir=directory)
         os.close(fd)
     except OSError:
         return None  # no room even there: the output stays on the terminal
@@ -464,9 +566,22 @@ def _job_failure(job: str, out_dir: str, exc: BaseException,
         return None
     else:
         text = _log_failure(job_log, exc)
-        fix = errors.os_error_fix(errors.errno_in_text(text))
+        fix = errors.os_error_fix(errors.errno_in_text(text)) or worker_death_fix(text)
         where = failure_summary(text) + (f"; {fix}" if fix else "") + f"; full log: {job_log}"
     return PipelineFailedError(f"job {job!r} failed, nothing was written to {out_dir}: {where}")
+
+
+# What a failure says when a worker process died under the job (SIGKILL, the
+# kernel's OOM killer): Beam's DirectRunner loses its data channel, Dask gives
+# up on a task after its workers died running it.
+_WORKER_DEATH = ("Channel closed prematurely", "KilledWorker", "workers died while running")
+
+
+def worker_death_fix(text: str) -> Optional[str]:
+    """The fix for a failure caused by a worker process that died, or None. Pure."""
+    if not any(marker in text for marker in _WORKER_DEATH):
+        return None
+    return "a worker process died (killed, or out of memory: see `dmesg`); run the job again"
 
 
 def _discard_log(path: Optional[str]) -> None:
@@ -498,15 +613,18 @@ def failure_summary(text: str, limit: int = 400) -> str:
 
 
 def default_beam_args(verbose: bool = False) -> list[str]:
-    """DirectRunner with 2 worker processes: what a 2-core machine does best.
+    """The DirectRunner, its mode left to `write_dataset` (`runners.choose_direct_mode`).
+
+    A small job then runs in its own process and a large one on 2 worker
+    processes; ``--direct_num_workers`` / ``--direct_running_mode`` given
+    after these win.
 
     Args:
       verbose: let worker processes log warnings; by default they log errors
         only (Beam's "No semi_persistent_directory found" and "Discarding
         unparseable args" warnings are noise to a local user).
     """
-    return ["--runner=DirectRunner", "--direct_num_workers=2",
-            "--direct_running_mode=multi_processing",
+    return ["--runner=DirectRunner",
             f"--default_sdk_harness_log_level={'WARNING' if verbose else 'ERROR'}"]
 
 

@@ -25,13 +25,19 @@ from rlif_data.registry.store import resolve_dataset_ref
 
 
 def run(input_dir: str, out_dir: str, view: str = "paper",
-        beam_args: Optional[Sequence[str]] = None, name: Optional[str] = None) -> str:
+        beam_args: Optional[Sequence[str]] = None, name: Optional[str] = None,
+        strict: bool = False) -> str:
     """Relabel every episode of `input_dir` into a new dataset at `out_dir`.
+
+    Args:
+      strict: fail the job when the check of what it wrote finds warnings too
+        (errors always fail it; `rlif_data.checks`).
 
     Raises:
       ValueError: unknown view.
       OutputExistsError: `out_dir` exists.
       CorruptRecordingError / FormatVersionError / SchemaError: bad input.
+      CheckFailedError: what the job wrote fails its check; nothing is published.
     """
     if view not in rl.VIEWS:
         raise ValueError(f"unknown relabel view {view!r}; choose one of {list(rl.VIEWS)}")
@@ -57,7 +63,8 @@ def run(input_dir: str, out_dir: str, view: str = "paper",
     job = output.JobInfo("relabel", {"view": view}, [common.dataset_input(resolved)])
     return output.write_dataset(source, out_dir, out_schema, job, beam_args,
                                 description=f"RLIF episodes relabelled with the {view!r} view.",
-                                keys=range(count), estimated_bytes=job.inputs[0].bytes or 0)
+                                keys=range(count), estimated_bytes=job.inputs[0].bytes or 0,
+                                strict=strict)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -68,7 +75,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--out", required=True, help="output dataset directory (must not exist)")
     parser.add_argument("--view", default="paper", choices=rl.VIEWS)
     args, beam_args = common.parse_job_args(parser, argv)
-    path = run(args.input, args.out, args.view, beam_args or output.default_beam_args())
+    path = run(args.input, args.out, args.view, beam_args or output.default_beam_args(),
+               strict=args.strict)
     print(f"relabelled {args.input} ({args.view}) -> {path}")
 
 

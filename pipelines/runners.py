@@ -11,7 +11,11 @@ Jobs take Beam's own pipeline options. Two things are added here:
   an address that does not answer is one clear error before anything runs,
   and its workers are counted: the sink makes at least that many shards and
   the job's input is split into ``--dask_npartitions`` partitions sized by
-  bytes (Beam's Dask translation keeps a partition's output in memory).
+  bytes (Beam's Dask translation keeps a partition's output in memory);
+* a DirectRunner job given no ``--direct_num_workers`` / ``--direct_running_mode``
+  picks them by size (`choose_direct_mode`): small jobs run in the job's own
+  process (no worker start-up, which costs more than their whole run), larger
+  ones on 2 worker processes.
 """
 
 from __future__ import annotations
@@ -34,6 +38,21 @@ DEFAULT_DASK_TIMEOUT_S = 10
 # Bytes of job output per Dask partition: the translation holds a
 # partition's whole output in a worker's memory between two steps.
 PARTITION_BYTES = 64 << 20
+# A DirectRunner job writing at most this much (bytes, episodes) runs in its
+# own process unless told otherwise. Measured (docs/scaling.md): starting 2
+# worker processes costs ~1-3 s on 2 cores, a 20-episode job's whole run
+# in-process is under 1 s, and even a 1M-step (190 MB) relabel ran no faster
+# on 2 workers of a shared 2-core box; one target shard (`sink.TARGET_SHARD_BYTES`)
+# of output is where splitting the work starts to be worth a worker's start-up
+# on a machine with idle cores.
+IN_PROCESS_MAX_BYTES = 128 << 20
+# Recordings hold one shard file per episode: past this many, opening them
+# is itself worth spreading over workers.
+IN_PROCESS_MAX_EPISODES = 2000
+IN_PROCESS_ARGS = ("--direct_num_workers=1", "--direct_running_mode=in_memory")
+PARALLEL_ARGS = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
+_DIRECT_MODE_FLAGS = ("--direct_num_workers", "--direct_running_mode")
+_DIRECT_NAMES = ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
 
 
 class DaskSchedulerError(errors.RlifDataError):
@@ -56,6 +75,74 @@ class RunnerSetup:
     workers: int
     runner: str
     dask_workers: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectMode:
+    """How a job runs on the DirectRunner, and why (recorded in its lineage).
+
+    Attributes:
+      mode: "in_memory" (the job's own process), "multi_processing" (worker
+        processes), "as given" (the job's options named the mode or worker
+        count) or "not direct" (another runner).
+      args: Beam options to append to the job's (empty unless chosen here).
+      reason: one line saying why, e.g. "20 episodes, 2.6 MB: small job,
+        in-process".
+    """
+
+    mode: str
+    args: tuple[str, ...]
+    reason: str
+
+
+def _flag_values(args: Sequence[str], flag: str) -> list[str]:
+    """Values given to `flag` (``--flag=v`` or ``--flag v``) in a command line, in order. Pure."""
+    out = []
+    for i, arg in enumerate(args):
+        if arg.startswith(flag + "="):
+            out.append(arg.split("=", 1)[1])
+        elif arg == flag and i + 1 < len(args):
+            out.append(args[i + 1])
+    return out
+
+
+def choose_direct_mode(beam_args: Sequence[str], episodes: int, num_bytes: int,
+                       max_bytes: Optional[int] = None,
+                       max_episodes: Optional[int] = None) -> DirectMode:
+    """In-process or worker processes for a DirectRunner job, by its size. Pure.
+
+    Options the job was given win: another ``--runner``, or either of
+    ``--direct_num_workers`` / ``--direct_running_mode``, leaves them as they
+    are. Otherwise a job of at most `max_episodes` episodes and `max_bytes`
+    bytes runs in its own process (``in_memory``, 1 worker) and a larger one
+    on 2 worker processes (``multi_processing``).
+
+    Args:
+      beam_args: the job's Beam options (a later ``--runner`` wins).
+      episodes: episodes the job writes.
+      num_bytes: the size of what it writes (its input's, as estimated).
+      max_bytes, max_episodes: the largest job that runs in-process (None:
+        `IN_PROCESS_MAX_BYTES`, `IN_PROCESS_MAX_EPISODES`).
+
+    Returns:
+      The `DirectMode`; its `args` go after `beam_args`.
+    """
+    runners = _flag_values(beam_args, "--runner")
+    if runners and runner_name(runners[-1]) not in _DIRECT_NAMES:
+        return DirectMode("not direct", (), f"runner {runner_name(runners[-1])}")
+    given = [f for f in _DIRECT_MODE_FLAGS if _flag_values(beam_args, f)]
+    if given:
+        return DirectMode("as given", (), f"{', '.join(given)} given")
+    max_bytes = IN_PROCESS_MAX_BYTES if max_bytes is None else max_bytes
+    max_episodes = IN_PROCESS_MAX_EPISODES if max_episodes is None else max_episodes
+    size = f"{episodes} episodes, {num_bytes / 1e6:.1f} MB"
+    if episodes <= max_episodes and num_bytes <= max_bytes:
+        return DirectMode("in_memory", IN_PROCESS_ARGS,
+                          f"{size} (at most {max_episodes} episodes and "
+                          f"{max_bytes >> 20} MiB): in-process, no worker start-up")
+    return DirectMode("multi_processing", PARALLEL_ARGS,
+                      f"{size} (over {max_episodes} episodes or {max_bytes >> 20} MiB): "
+                      "2 worker processes")
 
 
 def is_dask(runner: Optional[str]) -> bool:
@@ -127,7 +214,7 @@ def runner_setup(beam_args: Sequence[str], *, items: int,
     standard = options.view_as(StandardOptions)
     name = runner_name(standard.runner)
     if name != "DaskRunner":
-        local = name in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
+        local = name in _DIRECT_NAMES
         workers = direct_workers(options) if local else other_runner_workers(options)
         yield RunnerSetup(options, workers, name)
         return

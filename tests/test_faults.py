@@ -415,8 +415,10 @@ def test_workers_of_a_killed_job_die_and_its_staging_is_swept(tmp_path):
     rec = write_recording(tmp_path / "rec", [make_episode(i, length=200) for i in range(120)])
     jobs = tmp_path / "jobs"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    # Worker processes asked for explicitly: a job this small runs in-process by default.
     job = subprocess.Popen([sys.executable, "-m", "pipelines.relabel", "--input", rec,
-                            "--out", str(jobs / "out")], cwd=ROOT, env=env,
+                            "--out", str(jobs / "out"), "--direct_num_workers=2",
+                            "--direct_running_mode=multi_processing"], cwd=ROOT, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240

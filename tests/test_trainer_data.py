@@ -219,9 +219,12 @@ def test_empty_dataset_and_empty_view_are_one_line_errors(world, tmp_path):
     empty = write_recording(tmp_path / "empty", [])
     with pytest.raises(EmptyTransitionsError, match="no transitions to train on.*0 episodes"):
         load(world, empty, "env")
+    # No takeover anywhere: no flags and no takeover starts (jobs check that they agree).
     calm = write_recording(tmp_path / "calm", [
         {**make_episode(i), sc.STEPS: {**make_episode(i)[sc.STEPS],
-                                       sc.INTERVENTION: np.zeros(6, bool)}} for i in range(2)])
+                                       sc.INTERVENTION: np.zeros(6, bool),
+                                       sc.INTERVENTION_START: np.zeros(6, bool)}}
+        for i in range(2)])
     hg = relabel.run(calm, str(tmp_path / "hg"), "hg-dagger", SINGLE)
     with pytest.raises(EmptyTransitionsError, match="2 episodes, the 'hg-dagger' view") as info:
         load(world, hg, "env")

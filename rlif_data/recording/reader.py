@@ -9,6 +9,7 @@ want.
 from __future__ import annotations
 
 import collections
+import errno
 import logging
 import os
 from typing import Any, Iterator, Mapping
@@ -96,12 +97,14 @@ class EpisodeReader:
             try:
                 reader = array_record_module.ArrayRecordReader(path)
             except Exception as exc:
+                _refuse_unreadable(path, episode, str(exc))
                 raise errors.CorruptRecordingError(
                     f"{path}: episode {episode}: cannot open shard ({exc}); the file is damaged"
                 ) from None
             # A truncated shard opens "fine" with 0 records: only ok() tells.
             if not reader.ok():
                 why = _close_quietly(reader) or "damaged footer"
+                _refuse_unreadable(path, episode, why)
                 raise errors.CorruptRecordingError(
                     f"{path}: episode {episode}: truncated or damaged shard ({why}); "
                     f"`rlif-data recover {self.directory}` sets it aside")
@@ -113,11 +116,12 @@ class EpisodeReader:
 
         Raises:
           CorruptRecordingError: naming the shard file and episode `i`.
+          UnreadableShardError: the shard's permissions forbid reading it.
         """
         shard, record = self._locations[i]
         try:
             return self._reader(shard, i).read([record])[0]
-        except errors.CorruptRecordingError:
+        except (errors.CorruptRecordingError, UnreadableShardError):
             raise
         except Exception as exc:
             # The reader keeps failing once a read failed; a fresh one may read
@@ -140,7 +144,7 @@ class EpisodeReader:
         """``parse(raw record of episode i)``, failures reported as a damaged shard."""
         try:
             return parse(self.raw(i))
-        except errors.CorruptRecordingError:
+        except (errors.CorruptRecordingError, UnreadableShardError):
             raise
         except Exception as exc:
             raise errors.CorruptRecordingError(
@@ -199,6 +203,21 @@ class EpisodeReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class UnreadableShardError(errors.RlifDataError, PermissionError):
+    """A shard exists but this process may not read it: a permissions problem, not damage."""
+
+
+def _refuse_unreadable(path: str, episode: int, why: str) -> None:
+    """Raise `UnreadableShardError` when the C++ reader's failure `why` is a permission error.
+
+    `recover` would set such a shard aside as damaged; it is whole.
+    """
+    if errors.errno_in_text(why) in (errno.EACCES, errno.EPERM):
+        raise UnreadableShardError(
+            f"{path}: episode {episode}: permission denied: make the file readable by whoever "
+            "reads it (a job's every worker too), e.g. `chmod a+r`")
 
 
 def _close_quietly(reader) -> str:

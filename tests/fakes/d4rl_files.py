@@ -8,7 +8,7 @@ Layout written (as the d4rl v2 files): float32 ``observations`` [N, obs_dim],
 Values are chosen so a test can tell rows apart by value:
   observations[i, j] = i + j / 100
   next_observations[i] = observations[i] + 1000  (never equal to observations[i + 1])
-  actions[i, j] = -(i + j / 100)
+  actions[i, j] = -(i + j / 100) / 10_000  (inside every env's action bounds)
   rewards[i] = i / 2
 """
 
@@ -73,7 +73,10 @@ def d4rl_arrays(
     return {
         "observations": observations.astype(np.float32),
         "next_observations": (observations + NEXT_OBS_OFFSET).astype(np.float32),
-        "actions": -(rows + np.arange(act_dim, dtype=np.float32)[None, :] / 100).astype(np.float32),
+        # Scaled into [-1, 0]: the jobs' output check refuses actions outside the
+        # env's action space (Hopper, Walker2d, HalfCheetah: [-1, 1]).
+        "actions": (-(rows + np.arange(act_dim, dtype=np.float32)[None, :] / 100)
+                    / 10_000).astype(np.float32),
         "rewards": (np.arange(n, dtype=np.float32) / 2).astype(np.float32),
         "terminals": terminals,
         "timeouts": timeouts,
