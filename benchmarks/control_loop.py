@@ -11,8 +11,12 @@ delta actions) with two 128x128 RGB cameras:
            `env.step`, the session watcher's device read; no envlogger, no
            store, no event log;
   ``on``   `robot.session.run_session`: the real `RolloutRecorder` +
-           envlogger + `EpisodeStore` (one fsync'ed commit per episode) +
-           session event log;
+           envlogger + `EpisodeStore` (one fsync'ed commit per episode, on
+           the store's writer thread, which the next episode's reset waits
+           for) + session event log;
+  ``sync`` the same with ``background_commit=False``: the commit runs
+           inside each episode's last control step, as before issue 13
+           item 11 (the "before" of that change, measured in the same run);
   ``idle`` the pacer alone (reset per episode, a wait per step, no work): the
            machine's floor, i.e. how late this host wakes a sleeping thread.
 
@@ -39,14 +43,18 @@ What is measured. `ControlRate.periods` are the real wall-clock times between
 consecutive ticks *within* an episode: `RolloutRecorder` calls
 `ControlRate.reset()` at every episode start, so the period across an episode
 boundary is never in them. That boundary is where the recorder's episode
-commit happens: `StoreBackend` writes the episode durably when its LAST
-timestep arrives, i.e. inside the last `env.step` of the episode (a 100-step
-episode serialises to ~10 MB of raw frames; array_record compresses it on
-disk). It is reported separately: the commit time (the store's write:
-serialise, shard write + fsync + rename, index; timed by the public
-`EpisodeStore.on_write` hook, so assembling the episode's arrays is not in it),
-the "last step" (last tick to the next episode's reset, assembly and commit
-included), and the whole boundary gap
+commit happens: `StoreBackend` hands the episode over when its LAST timestep
+arrives, i.e. inside the last `env.step` of the episode (a 100-step episode
+serialises to ~10 MB of raw frames; array_record compresses it on disk), and
+the writer thread commits it while the next episode resets (``on``), or the
+last step commits it itself (``sync``). It is reported separately: the
+commit time (the store's write: serialise, shard write + fsync + rename,
+index; timed by the public `EpisodeStore.on_write` hook, so assembling the
+episode's arrays is not in it), the "last step" (last tick to the next
+episode's reset: assembly and commit included when sync), the episode
+start (reset to first tick: env reset, and the wait for the writer), the
+longest control step (``stepMax``: tick to next wait, last steps included),
+and the whole boundary gap
 (last tick of one episode to first tick of the next, env reset and episode
 metadata included). On a real robot the reset between
 episodes (moving the arm home) is where that time goes.
@@ -66,8 +74,8 @@ the nominal period, and zero missed deadlines (period > 1.05 x nominal) in a
 5-minute session (``--duration 300``).
 
 Usage:
-  .venv/bin/python benchmarks/control_loop.py                 # 6 sessions x 60 s, ~7 min
-  .venv/bin/python benchmarks/control_loop.py --quick         # 6 sessions x 10 s, ~1.5 min
+  .venv/bin/python benchmarks/control_loop.py                 # 8 sessions x 60 s, ~8.5 min
+  .venv/bin/python benchmarks/control_loop.py --quick         # 8 sessions x 10 s, ~1.5 min
   .venv/bin/python benchmarks/control_loop.py --duration 300  # 5-minute sessions, ~31 min
 """
 
@@ -258,7 +266,7 @@ def idle_session(episodes: int, episode_steps: int, pacer: ControlRate) -> dict[
 def run_cell(rate: float, mode: str, frames: str, duration: float, episode_steps: int,
              camera_hz: float, pool, replay_path: str, tmp_root: str, policy_spec: str,
              measure: bool = True) -> dict[str, Any]:
-    """One continuous session at `rate`; `mode` "on" / "off" (recording) or "idle" (pacer only)."""
+    """One continuous session at `rate`; `mode` "on" / "sync" / "off" (recording) or "idle"."""
     episodes = max(1, math.ceil(duration * rate / episode_steps))
     profile = StepProfile()
     env = TimedArmEnv(profile, cameras=CAMERAS, image_size=FRAME_SIZE,
@@ -283,11 +291,12 @@ def run_cell(rate: float, mode: str, frames: str, duration: float, episode_steps
         device.start()
         with GcMonitor(profile) as gcm:
             t0 = time.monotonic()
-            if mode == "on":
+            if mode in ("on", "sync"):
                 config = SessionConfig(out=workdir, episodes=episodes, rate_hz=rate,
                                        operator="replay", policy_version=policy_spec, seed=SEED)
                 result = run_session(env, device, policy, schema, config, pacer=pacer,
-                                     progress=False, on_write=commit_timer(profile, commits))
+                                     progress=False, on_write=commit_timer(profile, commits),
+                                     background_commit=mode == "on")
                 s = result["summary"]
                 counts = {"steps": s.transitions,
                           "intervened_steps": sum(e.intervened_steps for e in s.episodes)}
@@ -325,6 +334,9 @@ def run_cell(rate: float, mode: str, frames: str, duration: float, episode_steps
     parts = sorted({k for r in steps_rows for k in r if k not in ("kind", "episode", "tick",
                                                                   "seconds")})
     work = {"total": ms_summary(r["seconds"] for r in steps_rows)}
+    # The longest stretch of control-thread work between a tick and the next wait,
+    # the episodes' last steps (where a sync commit lands) included.
+    max_step = max((r["seconds"] for r in steps_rows + last_rows), default=0.0)
     for p in parts:
         work[p] = ms_summary(r.get(p, 0.0) for r in steps_rows)
     work["other"] = ms_summary(r["seconds"] - sum(r.get(p, 0.0) for p in parts
@@ -348,6 +360,7 @@ def run_cell(rate: float, mode: str, frames: str, duration: float, episode_steps
         "intervened_fraction": counts["intervened_steps"] / max(counts["steps"], 1),
         "periods_in_episode": stats,
         "overruns": pacer.overruns,
+        "max_control_step_ms": 1e3 * max_step,
         "lateness_ms": ms_summary(lateness),
         "work_ms": work,
         "longest_periods": [
@@ -362,6 +375,7 @@ def run_cell(rate: float, mode: str, frames: str, duration: float, episode_steps
             "gap_ms": ms_summary(boundary_gaps),
             "gaps_over_limit": int(sum(g > limit for g in boundary_gaps)),
             "last_step_ms": ms_summary(r["seconds"] for r in last_rows),
+            "commit_thread": sorted({c["thread"] for c in commits}),
             "episode_start_ms": ms_summary(r["seconds"] for r in start_rows[1:]),
             "commit_ms": ms_summary(c["commit_s"] for c in commits),
             "commit_parts_ms": {part: ms_summary(c[f"{part}_s"] for c in commits)
@@ -395,9 +409,9 @@ def run_cell(rate: float, mode: str, frames: str, duration: float, episode_steps
 def targets(cells: list[dict[str, Any]], duration: float) -> dict[str, Any]:
     out = {}
     for c in cells:
-        if c["mode"] != "on":
+        if c["mode"] not in ("on", "sync"):
             continue
-        key = f"{c['rate_hz']:g}hz_{c['frames']}"
+        key = f"{c['rate_hz']:g}hz_{c['frames']}" + ("_sync" if c["mode"] == "sync" else "")
         s = c["periods_in_episode"]
         limit = c["nominal_ms"] * (1 + TOLERANCE)
         out[key] = {
@@ -408,32 +422,39 @@ def targets(cells: list[dict[str, Any]], duration: float) -> dict[str, Any]:
                                       "five_minutes": duration >= 300,
                                       "met": s["missed_deadlines"] == 0},
             "boundary_gaps_over_limit": c["boundaries"]["gaps_over_limit"],
+            "max_control_step_ms": c["max_control_step_ms"],
         }
     return out
 
 
 def print_table(cells: list[dict[str, Any]], target_report: dict[str, Any]) -> None:
-    header = (f"{'rate':>5} {'rec':<3} {'frames':<6} {'steps':>5} {'p50':>7} {'p99':>7} "
-              f"{'max':>7} {'jit':>5} {'miss':>4} {'late99':>6} {'work50':>6} {'work99':>6} | "
-              f"{'eps':>3} {'commit50':>8} {'commitMax':>9} {'gapMax':>7} {'load':>4} "
-              f"{'steal%':>6}")
+    header = (f"{'rate':>5} {'rec':<6} {'frames':<6} {'steps':>5} {'p50':>7} {'p99':>7} "
+              f"{'max':>7} {'jit':>5} {'miss':>4} {'late99':>6} {'work50':>6} {'work99':>6} "
+              f"{'stepMax':>7} | {'eps':>3} {'commit50':>8} {'commitMax':>9} {'lastMax':>7} "
+              f"{'startMax':>8} {'gapMax':>7} {'load':>4} {'steal%':>6}")
     print(header)
     print("-" * len(header))
     for c in cells:
         s, b, w = c["periods_in_episode"], c["boundaries"], c["work_ms"]["total"]
         commit = b["commit_ms"]
-        print(f"{c['rate_hz']:4g}Hz {c['mode']:<3} {c['frames']:<6} {s['steps']:5d} "
+        nan = float("nan")
+        print(f"{c['rate_hz']:4g}Hz {c['mode']:<6} {c['frames']:<6} {s['steps']:5d} "
               f"{s['p50_ms']:7.2f} {s['p99_ms']:7.2f} {s['max_ms']:7.2f} {s['jitter_ms']:5.2f} "
               f"{s['missed_deadlines']:4d} {c['lateness_ms'].get('p99', 0):6.2f} "
-              f"{w.get('p50', 0):6.2f} {w.get('p99', 0):6.2f} | {c['episodes']:3d} "
-              f"{commit.get('p50', float('nan')):8.1f} {commit.get('max', float('nan')):9.1f} "
-              f"{b['gap_ms'].get('max', float('nan')):7.1f} {c['loadavg_after'][0]:4.1f} "
+              f"{w.get('p50', 0):6.2f} {w.get('p99', 0):6.2f} {c['max_control_step_ms']:7.1f} | "
+              f"{c['episodes']:3d} "
+              f"{commit.get('p50', nan):8.1f} {commit.get('max', nan):9.1f} "
+              f"{b['last_step_ms'].get('max', nan):7.1f} "
+              f"{b['episode_start_ms'].get('max', nan):8.1f} "
+              f"{b['gap_ms'].get('max', nan):7.1f} {c['loadavg_after'][0]:4.1f} "
               f"{c['steal_pct'] if c['steal_pct'] is not None else float('nan'):6.1f}")
     print("ms. p50/p99/max/jit(std)/miss: in-episode periods (miss = period > 1.05 x nominal); "
-          "late99: p99 of tick wake-up after its deadline;\nwork: tick -> next wait; commit: "
-          "the store's episode write (EpisodeStore.on_write; inside the episode's last step, "
-          "outside the periods); "
-          "gapMax: longest period across an episode boundary;\n"
+          "late99: p99 of tick wake-up after its deadline;\nwork: tick -> next wait; stepMax: "
+          "longest control step (tick -> next wait, the episodes' last steps included); commit: "
+          "the store's episode write (EpisodeStore.on_write; on the writer thread when on, "
+          "inside the last step when sync);\nlastMax: longest last step (last tick -> next "
+          "reset); startMax: longest episode start (reset -> first tick: env reset + the wait "
+          "for the writer); gapMax: longest period across an episode boundary;\n"
           "idle: pacer only (the machine's floor); "
           "load: 1-min loadavg after the session; steal%: CPU time taken by the hypervisor.")
     for key, t in target_report.items():
@@ -454,8 +475,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--frames", default="pool",
                    help="comma list of frame sources: pool, render, inline (see the docstring)")
     p.add_argument("--camera-hz", type=float, default=30.0, help="camera thread capture rate")
-    p.add_argument("--modes", default="idle,off,on",
-                   help="comma list: idle (pacer only, the machine's floor), off, on")
+    p.add_argument("--modes", default="idle,off,sync,on",
+                   help="comma list: idle (pacer only, the machine's floor), off, sync "
+                   "(recording, commit inside the last step), on (recording, commit on the "
+                   "writer thread)")
     p.add_argument("--policy", default="noisy-reach", help="random or noisy-reach")
     p.add_argument("--priority", default="normal", choices=PRIORITIES,
                    help="scheduling of the benchmark process: normal (default), nice (-10) or "
@@ -472,8 +495,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         if f not in FRAME_SOURCES or f == "none":
             p.error(f"unknown frame source {f!r}; use pool, render or inline")
     for m in args.modes:
-        if m not in ("idle", "on", "off"):
-            p.error(f"unknown mode {m!r}; use idle, off and/or on")
+        if m not in ("idle", "on", "off", "sync"):
+            p.error(f"unknown mode {m!r}; use idle, off, sync and/or on")
     if args.episode_steps < 2:
         p.error("--episode-steps must be >= 2")
     return args
@@ -515,7 +538,7 @@ def main(argv=None) -> int:
                      tmp_root, args.policy, measure=False)
         for frames in args.frames:
             for rate in args.rates:
-                for mode in args.modes:  # interleaved: idle, off, on per rate
+                for mode in args.modes:  # interleaved: idle, off, sync, on per rate
                     if mode == "idle" and frames != args.frames[0]:
                         continue  # the floor does not depend on the frame source
                     print(f"  {rate:g} Hz {mode:<4} frames={frames}: "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import gc
 import os
+import threading
 import time
 from typing import Any, Callable, Optional
 
@@ -158,14 +159,18 @@ class GcMonitor:
         gc.callbacks.remove(self)
 
 
-def commit_timer(profile: StepProfile, commits: list[dict[str, float]]):
+def commit_timer(profile: StepProfile, commits: list[dict[str, Any]]):
     """An `EpisodeStore.on_write` hook: each episode write (serialise + shard write + fsync +
-    rename + index) goes into the step profile as "commit" and into `commits`."""
+    rename + index) goes into `commits` (with the thread that wrote it), and into the step
+    profile as "commit" when the control (main) thread wrote it itself."""
 
     def on_write(timing: WriteTiming) -> None:
-        profile.add("commit", timing.total_s)
+        thread = threading.current_thread()
+        if thread is threading.main_thread():
+            profile.add("commit", timing.total_s)
         commits.append({"commit_s": timing.total_s, "serialize_s": timing.serialize_s,
-                        "shard_write_s": timing.write_s, "index_s": timing.index_s})
+                        "shard_write_s": timing.write_s, "index_s": timing.index_s,
+                        "thread": thread.name})
 
     return on_write
 
