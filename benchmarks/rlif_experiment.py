@@ -94,7 +94,7 @@ class ExperimentConfig:
         outside takeovers, which last 4 steps).
       alpha: relative margin of the value-based intervention model.
       delta: absolute margin (``Q(a_pi) < Q(a_exp) - delta``); replaces
-        `alpha` when set.
+        `alpha` when set (``--delta none`` selects the relative `alpha`).
       beta: intervention probability when the margin is crossed.
       offline: the prior of every round method: "none" (round 0 is an
         untrained policy) or "demos" (the expert's own demonstrations: RLPD's
@@ -134,9 +134,9 @@ class ExperimentConfig:
     lr: float = 3e-4
     discount: float = 0.95
     init_temperature: float = 0.1
-    intervention: str = "value"
+    intervention: str = "value-official"
     alpha: float = 0.97
-    delta: Optional[float] = None
+    delta: Optional[float] = 0.1
     beta: float = 0.95
     offline: str = "demos"
     offline_reward: str = "env"
@@ -799,7 +799,9 @@ def _parse_config(args) -> ExperimentConfig:
         if value is None:
             continue
         default = getattr(base, field.name)
-        if isinstance(default, tuple):
+        if field.name == "delta":  # "none" selects the relative trigger (alpha)
+            value = None if str(value).lower() == "none" else float(value)
+        elif isinstance(default, tuple):
             kind = type(default[0]) if default else str
             value = tuple(kind(v) for v in str(value).split(",") if v)
         changes[field.name] = value
@@ -819,8 +821,8 @@ def main(argv=None) -> None:
                         help="only redraw the table and plots from a results JSON")
     for field in dataclasses.fields(ExperimentConfig):
         default = getattr(ExperimentConfig(), field.name)
-        kind = (str if isinstance(default, (tuple, str))
-                else float if default is None else type(default))
+        kind = (str if isinstance(default, (tuple, str)) or field.name == "delta"
+                else type(default))
         parser.add_argument("--" + field.name.replace("_", "-"), dest=field.name, type=kind,
                             default=None, help=f"default {default}")
     args = parser.parse_args(argv)

@@ -160,3 +160,12 @@ def test_warned_fraction_sums_over_episodes(rx):
                 (np.array([t, f, f]), False), (np.array([f, f, t]), True)]
     assert rx.warned_fraction(episodes, k=2) == (2, 1)
     assert rx.warned_fraction([], k=2) == (0, 0)
+
+
+def test_parse_config_delta_none_selects_the_relative_trigger(rx):
+    import argparse
+
+    assert rx.ExperimentConfig().delta == 0.1
+    cfg = rx._parse_config(argparse.Namespace(quick=False, delta="none", seeds="0,5"))
+    assert cfg.delta is None and cfg.seeds == (0, 5)
+    assert rx._parse_config(argparse.Namespace(quick=False, delta="0.2")).delta == 0.2
