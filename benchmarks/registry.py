@@ -7,13 +7,16 @@ SINGLE VERSION: publish, verify (full SHA-256), push and pull of a ~1 GiB datase
 Each operation is timed beside the tools that bound it, run on the same files
 on the same disk in the same run:
 
-  publish  (copy + hash + fsync, one pass)   vs ``cp -r SRC DST && sync``, and vs
-           ``cp -r && sync`` followed by ``sha256sum`` of the copy (copy-then-hash);
-  verify   (full SHA-256 of every file)      vs ``sha256sum`` of the same files;
-  pull     (from a local-path remote: download with copy + hash + fsync, then
-           ``Registry.install``'s full re-verification)
-                                             vs ``cp -r && sync`` + ``sha256sum`` of the copy;
-  push     (verify + copy to the remote)     informational, vs ``sha256sum`` + ``cp -r``.
+  publish  (copy + hash + fsync, one pass, then stored as objects)
+                                             vs ``cp -r SRC DST && sync``, and vs
+           ``cp -r && sync`` followed by ``sha256sum``/``openssl`` of the copy;
+  verify   (full SHA-256 of every file)      vs ``sha256sum``/``openssl`` of the same files;
+  pull     (from a local-path remote: download with copy + hash + fsync into objects,
+           then ``Registry.install``: sizes, rename, tags)
+                                             vs ``cp -r && sync`` of the remote's objects
+                                             + ``sha256sum``/``openssl`` of the copy;
+  push     (read + hash + upload of each object the remote lacks, one pass)
+                                             vs ``cp -r && sync`` + ``openssl``.
 
 The ratio is ours_time / limit_time; the target (issue 15) is <= 1.2x of the
 strict limit, ``cp -r`` + ``sync`` + ``openssl dgst -sha256`` (rows marked
@@ -39,8 +42,8 @@ It is generated once per run in a temporary directory; everything is removed
 at the end. Each step is repeated ``--repeats`` times (default 3),
 interleaved, and the median is reported.
 The run also splits pull into its download (copy + hash + fsync) and
-`Registry.install` (a second, full SHA-256 pass) by wrapping `install` on the
-pulling registry instance (nothing in the package is changed).
+`Registry.install` by wrapping `install` on the pulling registry instance
+(nothing in the package is changed).
 
 ROUNDS (issue 15): ``--rounds`` (10) rounds, each recording ``--episodes``
 episodes of ``--steps`` steps with two 128x128 cameras, publishing the merge
