@@ -233,7 +233,7 @@ def test_replay_takeovers_land_where_the_file_puts_them_after_a_slow_set_up(tmp_
 
 
 class Typist(FakeClock):
-    """A keyboard session's fake clock: each key is pressed once the loop's sleep reaches its time."""
+    """A keyboard session's fake clock: each key is pressed when the loop's sleep gets there."""
 
     def __init__(self, keys):
         super().__init__()
