@@ -33,6 +33,15 @@ waits for, once that version's rename is done; readers (`Registry.tags`,
 name or `gc` applies it to the files (appending only the events the log
 lacks). So a kill at any step shows either the state before the whole
 operation or the state after it, and the history always agrees with the tags.
+
+Why this module is long (about 1,150 lines, over the project's ~450): the
+`Registry` class is the one place where versions, tags and the locks that
+order them meet, and every write protocol in it (publish, install, tag
+change, gc) shares the same lock and intent-record rules; splitting it by
+method would spread one protocol over several files. Object storage,
+upkeep (gc sweep, upgrade), remote layout, lineage records and signing are
+already their own modules. The tag protocol (`_set_tag_locked`,
+`_write_tags`, the pending record) is the next piece to move out.
 """
 
 from __future__ import annotations
