@@ -60,6 +60,9 @@ Usage:
   .venv/bin/python benchmarks/registry.py            # ~1 GiB + 10 rounds of 4x50 steps
   .venv/bin/python benchmarks/registry.py --quick    # 128 MiB + 10 rounds of 2x20 steps
   .venv/bin/python benchmarks/registry.py --scenario rounds --episodes 20 --steps 100
+
+Why this file is over ~450 lines: it is one benchmark with its baselines (cp,
+sync, openssl) for each operation, read top to bottom.
 """
 
 from __future__ import annotations

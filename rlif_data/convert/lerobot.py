@@ -9,6 +9,9 @@ of its own. What goes where is `rlif_data.convert.lerobot_layout`.
 Reading (``ingest-lerobot``) takes our own exports (exact, with
 ``meta/rlif.json``) and LeRobot datasets whose cameras are image features;
 video features are refused with a message (no decoder is installed here).
+
+Why this module is over ~450 lines: writing and reading are the two halves of
+one format's I/O and share the file naming, chunking and checks.
 """
 
 from __future__ import annotations

@@ -35,6 +35,10 @@ A LeRobot dataset not written by rlif-data (no ``meta/rlif.json``) is read by
 name: ``observation.state`` and ``observation.images.<cam>`` (image features
 only), ``action``, and when present ``next.reward``, ``next.done`` and
 ``complementary_info.is_intervention``; see `foreign_episode`.
+
+Why this module is over ~450 lines: it is the whole LeRobot v3.0 layout as
+pure functions (every column name, the info/episodes/stats tables, frames to
+episodes and back); splitting it would scatter one file format.
 """
 
 from __future__ import annotations

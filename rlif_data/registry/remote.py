@@ -33,6 +33,10 @@ costs N episodes of transfer, not the whole merge.
   replace their damaged objects), linked next to the good ones, and the
   repaired copy replaces the damaged one in one exchange, so a reader never
   sees a half-repaired version.
+
+Why this module is over ~450 lines: push, pull and pull's repair are one
+protocol (staging, object checks, manifest last) over one fsspec layout; the
+layout and the lineage records of a remote are already their own modules.
 """
 
 from __future__ import annotations
