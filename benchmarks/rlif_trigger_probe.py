@@ -7,10 +7,12 @@ value-based model intervenes shortly before. This probe reads the rounds an
 while the learner acts, and asks, for the `--window` learner steps before the
 fall, whether the relative trigger ``Q(a_pi) < alpha * Q(a_exp)`` or an
 absolute one ``Q(a_pi) < Q(a_exp) - delta`` holds at any of them (the
-trigger alone, before beta's coin). Beside it: the share of all learner
+trigger alone, before beta's coin). Beside it: the share of all decision
 steps where each trigger holds, i.e. what it would cost in interventions.
-The counterfactual is exact up to the first firing step, since the
-recorded trajectory is the same until then.
+Decision steps are the learner's steps and each takeover's first step (the
+learner's proposal was refused there). The counterfactual is exact up to
+the first firing step, since the recorded trajectory is the same until
+then.
 
 ```
 .venv/bin/python benchmarks/rlif_trigger_probe.py --workdir /tmp/rlif_experiment
@@ -49,11 +51,23 @@ def trigger_hits(q_pi: np.ndarray, q_exp: np.ndarray, alphas: Sequence[float],
     return out
 
 
-def fall_window(intervention: np.ndarray, terminal: bool, window: int) -> np.ndarray:
-    """Indices of the learner's steps among the last `window` actions before a fall.
+def decision_steps(intervention: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Steps where the model chose between learner and expert (bool per action).
+
+    The learner's own steps and the first step of each takeover: there the
+    learner proposed an action and the model sent the expert in; later
+    takeover steps were never the learner's to lose.
+    """
+    return ~np.asarray(intervention, bool) | np.asarray(starts, bool)
+
+
+def fall_window(intervention: np.ndarray, starts: np.ndarray, terminal: bool,
+                window: int) -> np.ndarray:
+    """Indices of the decision steps among the last `window` actions before a fall.
 
     Args:
       intervention: (T,) flag per action taken.
+      starts: (T,) takeover-start flag per action taken.
       terminal: whether the episode ended in a fall.
       window: how many final actions to look at.
 
@@ -65,7 +79,7 @@ def fall_window(intervention: np.ndarray, terminal: bool, window: int) -> np.nda
     if not terminal or not flags.size or flags[-1]:
         return np.zeros((0,), np.int64)
     idx = np.arange(max(0, flags.size - window), flags.size)
-    return idx[~flags[idx]]
+    return idx[decision_steps(flags, starts)[idx]]
 
 
 def probe(workdir: str, window: int, alphas, deltas, qref: str = "") -> dict:
@@ -89,16 +103,17 @@ def probe(workdir: str, window: int, alphas, deltas, qref: str = "") -> dict:
                 for i in range(len(reader)):
                     st = reader[i][sc.STEPS]
                     flags = np.asarray(st[sc.INTERVENTION], bool)[:-1]
+                    starts = np.asarray(st[sc.INTERVENTION_START], bool)[:-1]
                     obs = np.asarray(st[sc.OBSERVATION], np.float32)[:-1]
                     a_pi = np.asarray(st[sc.POLICY_ACTION], np.float32)[:-1]
                     a_exp = np.asarray(st[sc.EXPERT_ACTION], np.float32)[:-1]
                     hits = trigger_hits(critic.mean_q(obs, a_pi), critic.mean_q(obs, a_exp),
                                         alphas, deltas)
-                    learner = ~flags
+                    learner = decision_steps(flags, starts)
                     steps += int(learner.sum())
                     for key, h in hits.items():
                         fired[key] = fired.get(key, 0) + int(h[learner].sum())
-                    idx = fall_window(flags, bool(np.asarray(st[sc.IS_TERMINAL])[-1]), window)
+                    idx = fall_window(flags, starts, bool(np.asarray(st[sc.IS_TERMINAL])[-1]), window)
                     if idx.size:
                         falls += 1
                         gaps.append(float(np.max(critic.mean_q(obs[idx], a_exp[idx])
@@ -126,12 +141,12 @@ def main(argv=None) -> None:
                 [float(v) for v in args.deltas.split(",")], args.qref)
     for name, r in res.items():
         gaps = np.asarray(r["max_gap_before_fall"])
-        print(f"{name}: {r['learner_falls']} learner falls, {r['learner_steps']} learner steps; "
+        print(f"{name}: {r['learner_falls']} learner falls, {r['learner_steps']} decision steps; "
               f"max gap Q(a_exp)-Q(a_pi) before a fall: median "
               f"{np.median(gaps) if gaps.size else float('nan'):.3f}")
         for key in r["fired_share"]:
             print(f"  {key}: warned {r['warned'].get(key, 0)}/{r['learner_falls']}, "
-                  f"fires on {100 * r['fired_share'][key]:.1f}% of learner steps")
+                  f"fires on {100 * r['fired_share'][key]:.1f}% of decision steps")
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump(res, f, indent=1)
