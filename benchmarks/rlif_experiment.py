@@ -15,11 +15,14 @@ From nothing, in one registry under ``--workdir``:
    offline half with a named reward; the imitation baselines' initial data).
 3. **Rounds**: for each expert and seed, `trainers.rounds.RoundsDriver` runs
    RLIF (RLPD on the RLIF reward), HG-DAgger and DAgger, each with the same
-   expert and the same value-based intervention model (Q^ref, alpha, beta),
+   expert and the same value-based intervention model (Q^ref; by default
+   the official 4-step takeovers and the absolute trigger delta; beta),
    and the ``rlif-zero`` ablation (prior reward 0) for `ablation_experts`.
 4. **Report**: final return and survival (mean and std over seeds) of every
    method, the expert alone and BC, all evaluated on the same seeded
-   episodes; the intervention rate per round; a table, two PNGs and a JSON.
+   episodes; the intervention rate per round; how many of the learner's
+   falls in the recorded rounds had an intervention shortly before; a
+   table, two PNGs and a JSON.
 
 Every stage is resumable: datasets and policies live in the registry and
 rounds continue from the last published stage, so a killed run restarts
