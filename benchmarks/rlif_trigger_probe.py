@@ -113,7 +113,8 @@ def probe(workdir: str, window: int, alphas, deltas, qref: str = "") -> dict:
                     steps += int(learner.sum())
                     for key, h in hits.items():
                         fired[key] = fired.get(key, 0) + int(h[learner].sum())
-                    idx = fall_window(flags, starts, bool(np.asarray(st[sc.IS_TERMINAL])[-1]), window)
+                    fell = bool(np.asarray(st[sc.IS_TERMINAL])[-1])
+                    idx = fall_window(flags, starts, fell, window)
                     if idx.size:
                         falls += 1
                         gaps.append(float(np.max(critic.mean_q(obs[idx], a_exp[idx])

@@ -314,7 +314,8 @@ class RoundsDriver:
         summary = collect.record_round(
             env_id=cfg.env_id, out=out, policy_dir=policy_info.path, policy_ref=policy_info.ref,
             expert=cfg.expert, intervention=cfg.intervention, rate=cfg.rate, alpha=cfg.alpha,
-            beta=cfg.beta, delta=cfg.delta, qref=self._qref_path(), episodes=cfg.episodes, round=k, seed=cfg.seed + 1000 * k,
+            beta=cfg.beta, delta=cfg.delta, qref=self._qref_path(), episodes=cfg.episodes,
+            round=k, seed=cfg.seed + 1000 * k,
             max_episode_steps=cfg.max_episode_steps, progress=self.progress)
         inputs = [{"ref": policy_info.ref, "content_sha256": policy_info.manifest["content_sha256"]}]
         info = self.registry.publish(out, cfg.raw_name, tags=(round_tag(k), "latest"),
