@@ -22,9 +22,11 @@ handles too; `pipelines.runners`). TFDS' own Beam writer remains behind
 * a DirectRunner job not told how to run picks in-process or 2 worker
   processes by its size (`runners.choose_direct_mode`, recorded in the
   lineage's ``run``);
-* before the rename the job runs `rlif_data.checks.check_dataset` over what it
-  wrote: errors (with ``strict``, warnings too) fail the job and nothing is
-  published; the findings per kind go to the lineage's ``check``.
+* before the rename the job checks what it wrote, as ``rlif-data check``
+  would (`pipelines.job_checks`: per episode on the workers, the dataset-level
+  checks in the driver from the shard notes): errors (with ``strict``,
+  warnings too) fail the job and nothing is published; the findings per kind
+  go to the lineage's ``check``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
-import json
 import logging
 import os
 import re
@@ -40,11 +41,12 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 import traceback
 import uuid
 from typing import Any, Callable, Optional, Sequence
 
-from pipelines import graph_rules, processes, runners, sink
+from pipelines import graph_rules, job_checks, processes, runners, sink
 from rlif_data import errors, lineage
 from rlif_data import schema as sc
 from rlif_data.faults import checkpoint
@@ -215,10 +217,9 @@ def write_dataset(
         with _job_processes(staging):
             setup, plan, notes = _run_sink(source, staging, out_dir, schema, job, args,
                                            list(keys), estimated_bytes, mode)
-            sink.write_metadata(staging, schema, _with_run(metadata, setup, plan, notes, mode),
-                                description, plan, notes)
-            _record_in_lineage(staging, "check", check_output(staging, out_dir, job.job,
-                                                               strict))
+            metadata = _with_run(metadata, setup, plan, notes, mode)
+            metadata["lineage"]["check"] = check_output(notes, out_dir, job, strict)
+            sink.write_metadata(staging, schema, metadata, description, plan, notes)
             checkpoint("job.built")
             os.rename(staging, out_dir)  # atomic: readers see nothing or everything
             checkpoint("job.renamed")
@@ -251,7 +252,7 @@ def _run_sink(source: EpisodeSource, staging: str, out_dir: str, schema: sc.Epis
                      "(%d workers; %s: %s)", schema.name, staging, plan.num_episodes,
                      plan.num_shards, setup.runner, setup.workers, mode.mode, mode.reason)
             sink.run_sink(source(), schema, plan, staging, setup.options, _input_label(job),
-                          graph_check=graph_rules.check)
+                          graph_check=graph_rules.check, view=lineage.view_of_job(job))
     except (graph_rules.UnsafeGraphError, runners.DaskSchedulerError):
         _discard_log(job_log)  # raised before anything ran: the log holds nothing
         raise
@@ -280,42 +281,52 @@ def _with_run(metadata: dict[str, Any], setup: "runners.RunnerSetup",
     return {**metadata, "lineage": lineage}
 
 
-def check_output(staging: str, out_dir: str, job: str, strict: bool = False) -> dict[str, Any]:
-    """Run `rlif_data.checks` over a job's staged output; returns what the lineage records.
+def check_output(notes: Sequence[dict[str, Any]], out_dir: str, job: JobInfo,
+                 strict: bool = False) -> dict[str, Any]:
+    """Check a job's output from its shard notes; returns what the lineage records.
+
+    The workers ran the per-episode checks on what they wrote; this runs the
+    dataset-level ones (`job_checks.dataset_report`): the report equals
+    ``rlif-data check OUT_DIR`` once the output is in place.
 
     Args:
-      staging: the built dataset, before its rename.
-      out_dir: where it is going (reports name it).
-      job: the job's name.
+      notes: the shard notes (`sink.collect_shards`), with the episodes' summaries.
+      out_dir: where the output is going (reports name it).
+      job: the job (its name, and its view for the RLIF reward checks).
       strict: warnings fail the job too.
 
     Returns:
-      ``{"errors", "warnings", "counts" (findings per kind), "strict", "seconds"}``.
+      ``{"errors", "warnings", "counts" (findings per kind), "strict",
+      "seconds" (the driver's), "worker_seconds" (the workers', summed)}``.
 
     Raises:
       CheckFailedError: the output fails the check; one line with the counts,
-        the first finding and the path of the full JSON report (the staged
-        data is removed by the caller, so `rlif-data check` has nothing to read).
+        the first finding and the path of the full JSON report.
     """
     from rlif_data import checks
 
-    # Making the episodes' env (for its action bounds) prints MuJoCo's warnings
-    # on fd 2; a quiet job keeps them with the job's log, dropped when done.
-    noise = _job_log_path(f"{job}-check") if _capture["worker_output"] else None
+    t0 = time.perf_counter()
+    summaries = [s for note in notes for s in note.get("checks", ())]
+    # Looking up the episodes' envs (for the report's notes) makes them, and
+    # MuJoCo prints its warnings on fd 2: a quiet job drops them.
+    noise = _job_log_path(f"{job.job}-check") if _capture["worker_output"] else None
     try:
         with _stderr_to(noise):
-            report = checks.check_dataset(staging)
+            report = job_checks.dataset_report(summaries, out_dir, lineage.view_of_job(job))
     finally:
         _discard_log(noise)
-    report.dataset = out_dir  # the path a user knows; staging is renamed or removed
-    log.info("check: %s (%.2f s)", report.summary(), report.seconds)
+    report.seconds = time.perf_counter() - t0
+    workers = job_checks.worker_seconds(summaries)
+    log.info("check: %s (%.2f s in the driver, %.2f s in the workers)", report.summary(),
+             report.seconds, workers)
     try:
         checks.enforce(report, strict=strict)
     except checks.CheckFailedError:
-        raise checks.CheckFailedError(check_failure_line(report, job, strict,
-                                                         _check_report_path(report, job)))
+        raise checks.CheckFailedError(check_failure_line(report, job.job, strict,
+                                                         _check_report_path(report, job.job)))
     return {"errors": len(report.errors), "warnings": len(report.warnings),
-            "counts": report.counts(), "strict": strict, "seconds": round(report.seconds, 3)}
+            "counts": report.counts(), "strict": strict, "seconds": round(report.seconds, 3),
+            "worker_seconds": round(workers, 3)}
 
 
 def check_failure_line(report: Any, job: str, strict: bool, report_path: Optional[str]) -> str:
@@ -350,17 +361,6 @@ def _check_report_path(report: Any, job: str) -> Optional[str]:
         return checks.write_report(report, path)
     except OSError:
         return None
-
-
-def _record_in_lineage(directory: str, key: str, value: Any) -> None:
-    """Add ``lineage[key] = value`` to a built dataset's metadata file (atomically)."""
-    path = os.path.join(directory, sc.METADATA_FILE)
-    with open(path) as f:
-        metadata = json.load(f)
-    metadata["lineage"] = {**metadata.get("lineage", {}), key: value}
-    with open(path + ".tmp", "w") as f:
-        json.dump(metadata, f)
-    os.replace(path + ".tmp", path)
 
 
 @contextlib.contextmanager

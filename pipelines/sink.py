@@ -4,14 +4,17 @@ The graph, after the job's own source of ``(int key, episode)`` pairs::
 
     Encode       ParDo: serialise the episode with the project's serializer
                  (`rlif_data.recording.serialize`, the same tf.train.Example
-                 TFDS writes) and key it by its shard, looked up in a
-                 `ShardPlan` the driver computed before the run (no side input)
+                 TFDS writes), run the per-episode data checks on it
+                 (`pipelines.job_checks`) and key both by the episode's shard,
+                 looked up in a `ShardPlan` the driver computed before the run
+                 (no side input)
     GroupByShard GroupByKey
     WriteShards  ParDo: one call per shard sorts its records by key, writes
                  them to ``.part-NNNNN.tmp``, renames that to
                  ``part-NNNNN.array_record`` and leaves a note beside it
-                 (shard, episodes, first and last key, bytes, writer); a
-                 retried call rewrites the same bytes under the same names
+                 (shard, episodes, first and last key, bytes, writer, and the
+                 episodes' check summaries); a retried call rewrites the same
+                 bytes under the same names
 
 Only Create, ParDo, GroupByKey and Flatten, nothing emitted from
 ``finish_bundle``, one sink at the end (`pipelines.graph_rules`): the graph
@@ -23,8 +26,9 @@ or workers that do not share the output filesystem) fails the job, and
 nothing is published. It names the shards in TFDS' ``-NNNNN-of-NNNNN`` form,
 writes ``dataset_info.json`` and ``features.json`` from
 `rlif_data.schema.features_dict` (TensorFlow is never imported) and the
-caller renames the staging directory into place. The driver holds the plan
-and the notes, never an episode.
+caller checks the data (`pipelines.job_checks.dataset_report`, from the
+notes) and renames the staging directory into place. The driver holds the
+plan and the notes (a few hundred bytes per episode), never an episode.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import apache_beam as beam
 
-from pipelines import common
+from pipelines import common, job_checks
 from rlif_data import errors
 from rlif_data import schema as sc
 from rlif_data.fsutil import fsync_path
@@ -158,31 +162,50 @@ def episode_encoder(schema: sc.EpisodeSchema) -> Callable[[Mapping[str, Any]], b
 
 
 class EncodeToShard(beam.DoFn):
-    """(key, episode) -> (shard, (key, serialized episode)), the shard from the plan."""
+    """(key, episode) -> (shard, (key, serialized episode, check summary)), the shard from the plan.
 
-    def __init__(self, schema: sc.EpisodeSchema, plan: ShardPlan, source: str):
+    Args:
+      schema, plan, source: the output schema, the shard plan, the input (for errors).
+      view: the output's relabel view, for the checks.
+      check: run the per-episode checks (`job_checks.EpisodeChecker`); False
+        yields ``(key, record)`` pairs.
+    """
+
+    def __init__(self, schema: sc.EpisodeSchema, plan: ShardPlan, source: str,
+                 view: Optional[str] = None, check: bool = True):
         self._schema = schema
         self._plan = plan
         self._source = source
+        self._view = view
+        self._check_episodes = check
         self._encode = None
+        self._check = None
 
     def setup(self):
         self._encode = episode_encoder(self._schema)
+        if self._check_episodes:
+            self._check = job_checks.EpisodeChecker(self._view)
 
     def process(self, item):
         key, episode = item
         try:
             shard = self._plan.shard_of(key)
             record = self._encode(episode)
+            summary = self._check(key, episode) if self._check is not None else None
         except Exception as exc:
             raise common.element_error(self._source, episode.get(sc.EPISODE_ID) or key,
                                        exc) from None
-        yield shard, (key, record)
+        yield shard, ((key, record) if summary is None else (key, record, summary))
 
 
-def write_shard(directory: str, shard: int, keyed_records: Iterable[tuple[int, bytes]]
-                ) -> dict[str, Any]:
+def write_shard(directory: str, shard: int, keyed_records: Iterable[tuple]) -> dict[str, Any]:
     """Write one shard's records, in key order, and its note; returns the note.
+
+    Args:
+      directory: the job's staging directory.
+      shard: the planned shard.
+      keyed_records: ``(key, record)`` or ``(key, record, check summary)``;
+        the summaries go to the note's ``checks``, in key order.
 
     The shard goes to ``.part-NNNNN.tmp`` first and is renamed when complete,
     so ``part-NNNNN.array_record`` is whole or absent; the note follows the
@@ -198,15 +221,15 @@ def write_shard(directory: str, shard: int, keyed_records: Iterable[tuple[int, b
             f"worker {socket.gethostname()} cannot see the job's staging directory {directory}: "
             "write the output to a filesystem every worker mounts at the same path")
     items = sorted(keyed_records, key=lambda kv: kv[0])
-    for (a, _), (b, _) in zip(items, items[1:]):
-        if a == b:
-            raise ValueError(f"shard {shard}: episode key {a} arrived twice")
+    for a, b in zip(items, items[1:]):
+        if a[0] == b[0]:
+            raise ValueError(f"shard {shard}: episode key {a[0]} arrived twice")
     final = os.path.join(directory, part_name(shard))
     tmp = os.path.join(directory, f".{part_name(shard)}.tmp")
     writer = store.open_array_record_writer(tmp)
     try:
-        for _, record in items:
-            writer.write(record)
+        for item in items:
+            writer.write(item[1])
     finally:
         writer.close()
     fsync_path(tmp)
@@ -214,9 +237,12 @@ def write_shard(directory: str, shard: int, keyed_records: Iterable[tuple[int, b
     note = {"shard": shard, "episodes": len(items),
             "first_key": items[0][0] if items else None,
             "last_key": items[-1][0] if items else None,
-            "record_bytes": sum(len(r) for _, r in items),
+            "record_bytes": sum(len(item[1]) for item in items),
             "file_bytes": os.path.getsize(final),
             "writer": f"{socket.gethostname()}/{os.getpid()}"}
+    summaries = [item[2] for item in items if len(item) > 2]
+    if summaries:
+        note["checks"] = summaries
     note_path = os.path.join(directory, f"{PART_PREFIX}{shard:05d}{NOTE_SUFFIX}")
     with open(note_path + ".tmp", "w") as f:
         json.dump(note, f)
@@ -236,11 +262,12 @@ class WriteShards(beam.DoFn):
 
 
 def build_graph(pipeline: beam.Pipeline, source: Any, schema: sc.EpisodeSchema,
-                plan: ShardPlan, staging: str, source_name: str) -> None:
-    """Apply source -> Encode -> GroupByShard -> WriteShards to `pipeline`."""
+                plan: ShardPlan, staging: str, source_name: str, view: Optional[str] = None,
+                check: bool = True) -> None:
+    """Apply source -> Encode (and check) -> GroupByShard -> WriteShards to `pipeline`."""
     _ = (pipeline
          | "Source" >> source
-         | "Encode" >> beam.ParDo(EncodeToShard(schema, plan, source_name))
+         | "Encode" >> beam.ParDo(EncodeToShard(schema, plan, source_name, view, check))
          | "GroupByShard" >> beam.GroupByKey()
          | "WriteShards" >> beam.ParDo(WriteShards(staging)))
 
@@ -367,7 +394,8 @@ def write_metadata(staging: str, schema: sc.EpisodeSchema, metadata: Mapping[str
 
 def run_sink(source: Any, schema: sc.EpisodeSchema, plan: ShardPlan, staging: str,
              options: Any, source_name: str,
-             graph_check: Optional[Callable[[beam.Pipeline], None]] = None) -> None:
+             graph_check: Optional[Callable[[beam.Pipeline], None]] = None,
+             view: Optional[str] = None, check: bool = True) -> None:
     """Run the job's graph with the sink on `options`' runner until every shard is written.
 
     Args:
@@ -379,9 +407,11 @@ def run_sink(source: Any, schema: sc.EpisodeSchema, plan: ShardPlan, staging: st
       source_name: the input, named in element errors.
       graph_check: called with the constructed pipeline before it runs
         (`pipelines.graph_rules.check`).
+      view: the output's relabel view, for the per-episode checks.
+      check: run them (their summaries go to the shard notes).
     """
     pipeline = beam.Pipeline(options=options)
-    build_graph(pipeline, source, schema, plan, staging, source_name)
+    build_graph(pipeline, source, schema, plan, staging, source_name, view, check)
     if graph_check is not None:
         graph_check(pipeline)
     result = pipeline.run()

@@ -724,6 +724,20 @@ def _env_info(env_id: str, cache: dict, notes: list[str]) -> tuple:
     return info
 
 
+def env_info(env_id: str, cache: dict, notes: list[str]) -> tuple:
+    """(action low, action high, max_episode_steps) of a registered env id; Nones if not.
+
+    What `check_dataset` uses per episode, for runners that check episodes
+    elsewhere (jobs check them on their workers: `pipelines.job_checks`).
+
+    Args:
+      env_id: the episode's env id ("" for none).
+      cache: one entry per env id, kept by the caller between calls.
+      notes: gets one line per id whose bounds cannot be checked, and why.
+    """
+    return _env_info(env_id, cache, notes)
+
+
 def check_dataset(path: str, *, control_hz: Optional[float] = None,
                   deadline_slack: float = DEFAULT_DEADLINE_SLACK,
                   time_limit: Optional[int] = None, root: Optional[str] = None,

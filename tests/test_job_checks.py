@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pipelines import output, relabel, runners
+from pipelines import job_checks, output, relabel, runners
 from rlif_cli.main import app
 from rlif_data import checks
 from rlif_data import schema as sc
@@ -94,11 +94,43 @@ def test_the_command_line_job_path_imports_no_tensorflow(recording, tmp_path):
 # -- the check before the rename -----------------------------------------------------------------
 
 
-def test_every_job_records_its_check_in_the_lineage(recording, tmp_path):
-    out = relabel.run(recording, str(tmp_path / "ds"), "paper")
+def _troubled_episodes():
+    """Episodes with findings of several kinds, on a registered env (bounds and time limit)."""
+    episodes = [make_episode(i, length=6) for i in range(5)]
+    for e in episodes:
+        e[sc.ENV_ID] = "Hopper-v5"
+        steps = e[sc.STEPS]
+        steps[sc.ACTION] = np.zeros((7, 3), np.float32)
+        steps[sc.POLICY_ACTION] = np.zeros((7, 3), np.float32)
+        steps[sc.EXPERT_ACTION] = np.zeros((7, 3), np.float32)
+    episodes[1][sc.STEPS][sc.ACTION][2] = [0.0, 3.0, 0.0]  # outside Hopper's [-1, 1]
+    episodes[2][sc.STEPS][sc.OBSERVATION][4, 1] = np.nan
+    episodes[4] = {**episodes[0], sc.EPISODE_ID: "s/copy"}  # a duplicate of episode 0
+    return episodes
+
+
+def test_the_workers_checks_and_the_drivers_give_what_rlif_data_check_gives(tmp_path):
+    rec = write_recording(tmp_path / "rec", _troubled_episodes(), sc.vector_schema(3, 3, "unit"))
+    want = checks.check_dataset(rec)
+    assert {checks.ACTION_BOUNDS, checks.NON_FINITE, checks.DUPLICATE_EPISODE} <= set(
+        want.counts())
+    # As on the workers: each episode checked alone, under a key (sparse, any order).
+    check = job_checks.EpisodeChecker(view=None)
+    summaries = [check(10 * i + 3, e) for i, e in enumerate(read_episodes(rec))]
+    got = job_checks.dataset_report(summaries[::-1], rec, view=None)
+    assert got.findings == want.findings
+    assert (got.episodes, got.steps, got.notes) == (want.episodes, want.steps, want.notes)
+
+
+def test_every_job_records_its_check_in_the_lineage(tmp_path):
+    twice = make_episode(0, length=6)
+    rec = write_recording(tmp_path / "rec", [twice, make_episode(1, length=4), twice,
+                                             make_episode(3, length=6)])
+    out = relabel.run(rec, str(tmp_path / "ds"), "paper")
     check = lineage(out)["check"]
-    assert check["errors"] == 0 and check["strict"] is False
+    assert check["errors"] == 0 and check["strict"] is False and check["worker_seconds"] > 0
     assert check["counts"] == checks.check_dataset(out).counts()
+    assert check["counts"][checks.DUPLICATE_EPISODE] == 1
 
 
 def test_a_job_whose_output_fails_the_check_publishes_nothing(tmp_path):
