@@ -3,7 +3,7 @@
 1. record: simulated Hopper rollouts in which a scripted expert takes over
    from a random learner, into a local recording directory;
 2. publish the raw recording in a local registry as ``quickstart-raw``;
-3. relabel: a Beam job (DirectRunner, 2 worker processes) turns that version
+3. relabel: a Beam job (DirectRunner, in-process at this size) turns that version
    into a TFDS dataset with RLIF rewards (paper rule);
 4. publish it as ``quickstart`` (1.0.0 on the first run), tagged ``latest``,
    with lineage back to the raw logs;
