@@ -39,12 +39,12 @@ DEFAULT_DASK_TIMEOUT_S = 10
 # partition's whole output in a worker's memory between two steps.
 PARTITION_BYTES = 64 << 20
 # A DirectRunner job writing at most this much (bytes, episodes) runs in its
-# own process unless told otherwise. Measured (docs/scaling.md): starting 2
-# worker processes costs ~1-3 s on 2 cores, a 20-episode job's whole run
-# in-process is under 1 s, and even a 1M-step (190 MB) relabel ran no faster
-# on 2 workers of a shared 2-core box; one target shard (`sink.TARGET_SHARD_BYTES`)
-# of output is where splitting the work starts to be worth a worker's start-up
-# on a machine with idle cores.
+# own process unless told otherwise. Measured (docs/scaling.md): 2 worker
+# processes made a 20-episode relabel take 4.8 s instead of 1.9 s, and paid
+# off only for large state-only inputs on two idle cores (1M steps: 11.5 s
+# against 15.3 s; under load 19.3 s against 15.8 s), never for camera data.
+# One target shard (`sink.TARGET_SHARD_BYTES`) of output is about where
+# splitting the work can be worth the workers' start-up.
 IN_PROCESS_MAX_BYTES = 128 << 20
 # Recordings hold one shard file per episode: past this many, opening them
 # is itself worth spreading over workers.
