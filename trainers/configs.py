@@ -93,8 +93,32 @@ def _from_json_dict(cls: type[_C], data: Any) -> _C:
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
+class _JsonConfig:
+    """`to_json_dict` / `from_json_dict` shared by the learner configs."""
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The config as a JSON-ready dict, with its kind and format version."""
+        return _to_json_dict(self)
+
+    @classmethod
+    def from_json_dict(cls, data: Any):
+        """Inverse of `to_json_dict`.
+
+        Args:
+          data: a dict as written by `to_json_dict`.
+
+        Returns:
+          The config.
+
+        Raises:
+          ValueError: wrong kind or format version, unknown or missing
+            fields, or invalid values.
+        """
+        return _from_json_dict(cls, data)
+
+
 @dataclasses.dataclass(frozen=True)
-class RLPDConfig:
+class RLPDConfig(_JsonConfig):
     """Hyper-parameters of the RLPD learner (SAC + LayerNorm critic ensemble).
 
     Attributes:
@@ -173,29 +197,9 @@ class RLPDConfig:
             return float(self.target_entropy)
         return -action_dim / 2.0
 
-    def to_json_dict(self) -> dict[str, Any]:
-        """The config as a JSON-ready dict, with its kind and format version."""
-        return _to_json_dict(self)
-
-    @classmethod
-    def from_json_dict(cls, data: Any) -> "RLPDConfig":
-        """Inverse of `to_json_dict`.
-
-        Args:
-          data: a dict as written by `to_json_dict`.
-
-        Returns:
-          The config.
-
-        Raises:
-          ValueError: wrong kind or format version, unknown or missing
-            fields, or invalid values.
-        """
-        return _from_json_dict(cls, data)
-
 
 @dataclasses.dataclass(frozen=True)
-class BCConfig:
+class BCConfig(_JsonConfig):
     """Hyper-parameters of the BC learner (also HG-DAgger and DAgger).
 
     Attributes:
@@ -216,23 +220,3 @@ class BCConfig:
         object.__setattr__(self, "hidden_dims", _hidden_dims(owner, self.hidden_dims))
         _check_positive_float(owner, "lr", self.lr)
         _check_positive_int(owner, "batch_size", self.batch_size)
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """The config as a JSON-ready dict, with its kind and format version."""
-        return _to_json_dict(self)
-
-    @classmethod
-    def from_json_dict(cls, data: Any) -> "BCConfig":
-        """Inverse of `to_json_dict`.
-
-        Args:
-          data: a dict as written by `to_json_dict`.
-
-        Returns:
-          The config.
-
-        Raises:
-          ValueError: wrong kind or format version, unknown or missing
-            fields, or invalid values.
-        """
-        return _from_json_dict(cls, data)
