@@ -1,7 +1,6 @@
 """Jobs on Beam's DaskRunner over a real dask.distributed cluster of 2 worker processes."""
 
 import argparse
-import json
 import logging
 import os
 import socket
@@ -9,9 +8,9 @@ import socket
 import pytest
 
 from pipelines import common, downsample, ingest_d4rl, output, relabel, runners
-from rlif_data import schema as sc
 from tests.fakes.d4rl_files import write_d4rl_file
 from tests.fakes.episodes import make_episode, write_recording
+from tests.fakes.built_datasets import run_info, shard_records
 
 SINGLE = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
 
@@ -39,22 +38,6 @@ def recording(tmp_path_factory):
 
 def dask_args(address):
     return ["--runner=DaskRunner", f"--dask_client_address={address}"]
-
-
-def shard_records(directory):
-    from array_record.python import array_record_module
-
-    records = []
-    for name in sorted(n for n in os.listdir(directory) if ".array_record-" in n):
-        reader = array_record_module.ArrayRecordReader(os.path.join(directory, name))
-        records.extend(reader.read_all())
-        reader.close()
-    return records
-
-
-def run_info(directory):
-    with open(os.path.join(directory, sc.METADATA_FILE)) as f:
-        return json.load(f)["lineage"]["run"]
 
 
 def writer_pids(directory):

@@ -42,6 +42,7 @@ from rlif_data.registry.store import IntegrityError, Registry
 from rlif_data.registry.versions import Version
 from tests.fakes import write_protocols as wp
 from tests.fakes.episodes import SCHEMA, make_episode, write_recording
+from tests.fakes.processes import descendants as _descendants
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
@@ -376,23 +377,6 @@ def test_injected_error_is_raised_at_its_hit(monkeypatch):
 
 
 # -- killed Beam jobs (issue 11 item 9) ------------------------------------------------------
-
-
-def _descendants(pid):
-    children = {}
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            text = open(stat).read()
-        except OSError:
-            continue
-        fields = text.rsplit(")", 1)[1].split()
-        children.setdefault(int(fields[1]), []).append(int(text.split()[0]))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def _running(pid):

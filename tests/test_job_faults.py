@@ -1,7 +1,6 @@
 """Jobs under faults of the machines they run on: an input a worker may not read, a worker
 process killed mid-job, workers that do not see the output's filesystem (issue 17)."""
 
-import glob
 import os
 import shutil
 import signal
@@ -16,6 +15,7 @@ from pipelines import output
 from rlif_data.recording.reader import read_episodes
 from rlif_data.recording.store import shard_paths
 from tests.fakes.episodes import make_episode, write_recording
+from tests.fakes.processes import descendants as _descendants
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MULTI = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
@@ -62,23 +62,6 @@ def test_a_shard_the_job_may_not_read_is_named_with_the_fix(tmp_path, flags):
     assert f"{locked}: episode 3: permission denied" in line and "chmod a+r" in line
     assert "recover" not in line  # the shard is whole: setting it aside would be wrong
     assert not (jobs / "ds").exists() and staging_left(jobs) == []
-
-
-def _descendants(pid):
-    children = {}
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            text = open(stat).read()
-        except OSError:
-            continue
-        children.setdefault(int(text.rsplit(")", 1)[1].split()[1]), []).append(
-            int(text.split()[0]))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def _cmdline(pid):

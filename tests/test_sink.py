@@ -14,6 +14,7 @@ from rlif_data import schema as sc
 from rlif_data.recording.reader import read_episodes
 from tests.fakes.d4rl_files import write_d4rl_file
 from tests.fakes.episodes import SCHEMA, make_episode, write_recording
+from tests.fakes.built_datasets import run_info, shard_records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MULTI = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
@@ -24,23 +25,6 @@ SINGLE = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
 def recording(tmp_path_factory):
     d = tmp_path_factory.mktemp("rec") / "round-0"
     return write_recording(d, [make_episode(i, length=3 + i % 5) for i in range(12)])
-
-
-def shard_records(directory):
-    """Every record of a built dataset, in shard order (the bytes on disk)."""
-    from array_record.python import array_record_module
-
-    records = []
-    for name in sorted(n for n in os.listdir(directory) if ".array_record-" in n):
-        reader = array_record_module.ArrayRecordReader(os.path.join(directory, name))
-        records.extend(reader.read_all())
-        reader.close()
-    return records
-
-
-def run_info(directory):
-    with open(os.path.join(directory, sc.METADATA_FILE)) as f:
-        return json.load(f)["lineage"]["run"]
 
 
 # -- the plan and the notes (pure) -----------------------------------------------------------
