@@ -21,6 +21,7 @@ import dataclasses
 import os
 from typing import Any, Callable
 
+from rlif_data.lineage import registry_input
 from rlif_data.recording.sim import RecordConfig, record_from_config
 
 
@@ -52,6 +53,11 @@ def _stage_record(config: QuickstartConfig, progress: bool) -> dict[str, Any]:
     out = os.path.join(config.workdir, config.record.out)
     summary = record_from_config(dataclasses.replace(config.record, out=out), progress=progress)
     return {"recording": summary}
+
+
+def _version_input(info: Any) -> dict[str, Any]:
+    """A registry version as a lineage input: its ``name:version`` and content hash."""
+    return registry_input(info.ref, info.manifest["content_sha256"]).to_json()
 
 
 def registry_root(config: QuickstartConfig) -> str:
@@ -123,7 +129,7 @@ def _stage_round(config: QuickstartConfig, progress: bool, results: dict[str, An
     summary = record_from_config(dataclasses.replace(
         config.record, out=out, episodes=config.round_episodes, learner=policy.path,
         policy_version=policy.ref, round=1, seed=config.record.seed + 1000), progress=progress)
-    inputs = [{"ref": policy.ref, "content_sha256": policy.manifest["content_sha256"]}]
+    inputs = [_version_input(policy)]
     raw = registry.publish(out, "quickstart-raw", tags=("latest", "round-1"),
                            lineage={"inputs": inputs})
     previous = registry.info("quickstart@latest")
@@ -131,8 +137,8 @@ def _stage_round(config: QuickstartConfig, progress: bool, results: dict[str, An
         relabelled = relabel.run(raw.path, os.path.join(tmp, "relabelled"), config.relabel_view)
         merged = merge.run([previous.path, relabelled], os.path.join(tmp, "merged"))
         info = registry.publish(merged, "quickstart", tags=("latest",), lineage={"inputs": [
-            {"ref": previous.ref, "content_sha256": previous.manifest["content_sha256"]},
-            {"ref": raw.ref, "content_sha256": raw.manifest["content_sha256"]}]})
+            _version_input(previous),
+            _version_input(raw)]})
     return {"round_recording": summary, "round_raw": raw.ref, "final_dataset": info.ref}
 
 

@@ -271,11 +271,11 @@ def policy_lineage(sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Lineage inputs of a trained policy: the registry refs and hashes it learnt from."""
     out = []
     for s in sources:
-        item: dict[str, Any] = {"role": s.get("role"), "reward": s.get("reward")}
+        how = {"extra": {"role": s.get("role"), "reward": s.get("reward")}}
         if s.get("content_sha256") and ":" in str(s.get("resolved", "")):
-            item.update(ref=s["resolved"], content_sha256=s["content_sha256"])
+            item = lineage.registry_input(s["resolved"], s["content_sha256"], **how)
         else:
-            item["path"] = s.get("path")
-        out.append(item)
+            item = lineage.InputRef(path=s.get("path"), **how)
+        out.append(item.to_json())
     return out
 

@@ -45,6 +45,7 @@ import numpy as np
 from rlif_data import errors
 from rlif_data import schema as sc
 from rlif_data.fsutil import write_json_atomic
+from rlif_data.lineage import registry_input
 
 ROUNDS_FORMAT_VERSION = 1
 # The relabel view each algorithm learns from.
@@ -145,6 +146,11 @@ class RoundsConfig:
         return f"{self.name}-policy"
 
 
+def _version_input(info: Any) -> dict[str, Any]:
+    """A registry version as a lineage input: its ``name:version`` and content hash."""
+    return registry_input(info.ref, info.manifest["content_sha256"]).to_json()
+
+
 def round_tag(k: int) -> str:
     """The tag of round k."""
     return f"round-{k}"
@@ -234,7 +240,7 @@ class RoundsDriver:
         if k > 0:
             prev = self._tagged(cfg.name, k - 1)
             datasets = (prev.ref,)
-            inputs.append({"ref": prev.ref, "content_sha256": prev.manifest["content_sha256"]})
+            inputs.append(_version_input(prev))
         for ref in cfg.offline:
             inputs.append({"ref": ref})
         run_out = os.path.join(cfg.workdir, round_tag(k), "train")
@@ -317,7 +323,7 @@ class RoundsDriver:
             beta=cfg.beta, delta=cfg.delta, qref=self._qref_path(), episodes=cfg.episodes,
             round=k, seed=cfg.seed + 1000 * k,
             max_episode_steps=cfg.max_episode_steps, progress=self.progress)
-        inputs = [{"ref": policy_info.ref, "content_sha256": policy_info.manifest["content_sha256"]}]
+        inputs = [_version_input(policy_info)]
         info = self.registry.publish(out, cfg.raw_name, tags=(round_tag(k), "latest"),
                                      lineage=self._mark(k, "record", inputs))
         self.log(f"round {k}: recorded {cfg.episodes} episodes "
@@ -338,15 +344,14 @@ class RoundsDriver:
 
         cfg = self.config
         view = VIEW_OF_ALGO[cfg.algo]
-        inputs = [{"ref": raw.ref, "content_sha256": raw.manifest["content_sha256"]}]
+        inputs = [_version_input(raw)]
         with tempfile.TemporaryDirectory(dir=cfg.workdir) as tmp:
             relabelled = relabel.run(raw.path, os.path.join(tmp, "relabelled"), view,
                                      _beam_args())
             source = relabelled
             if k > 0:
                 prev = self._tagged(cfg.name, k - 1)
-                inputs.insert(0, {"ref": prev.ref,
-                                  "content_sha256": prev.manifest["content_sha256"]})
+                inputs.insert(0, _version_input(prev))
                 source = merge.run([prev.path, relabelled], os.path.join(tmp, "merged"))
             info = self.registry.publish(source, cfg.name, tags=(round_tag(k), "latest"),
                                          lineage=self._mark(k, "dataset", inputs, {"view": view}))
