@@ -28,7 +28,8 @@ def quickstart(
     from trainers.rounds import format_table
 
     config = QuickstartConfig(workdir=str(workdir))
-    config = dataclasses.replace(config, record=dataclasses.replace(config.record, episodes=episodes),
+    config = dataclasses.replace(config,
+                                 record=dataclasses.replace(config.record, episodes=episodes),
                                  train_steps=train_steps, round_episodes=round_episodes)
     rec_dir = os.path.join(config.workdir, config.record.out)
     if fresh and os.path.isdir(rec_dir):

@@ -264,7 +264,8 @@ def get(name: str) -> Any:
     try:
         return ALGORITHMS[name]
     except KeyError:
-        raise ValueError(f"unknown algorithm {name!r}; choose one of {sorted(ALGORITHMS)}") from None
+        raise ValueError(
+            f"unknown algorithm {name!r}; choose one of {sorted(ALGORITHMS)}") from None
 
 
 def policy_lineage(sources: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -39,7 +39,8 @@ def record_round(*, env_id: str, out: str, policy_dir: str, policy_ref: str, exp
 
     config = RecordConfig(
         env_id=env_id, out=out, episodes=episodes, intervention=intervention, rate=rate,
-        learner=policy_dir, policy_version=policy_ref, expert=expert, seed=seed, max_episode_steps=max_episode_steps,
+        learner=policy_dir, policy_version=policy_ref, expert=expert, seed=seed,
+        max_episode_steps=max_episode_steps,
         round=round, operator=f"simulated:{expert}", qref=qref, alpha=alpha, beta=beta,
         delta=delta)
     return record_from_config(config, progress=progress)

@@ -2,7 +2,8 @@
 
 JSONL is the record (one object per logged step, ``step`` first); TensorBoard
 event files are written beside it with ``tensorboardX`` for people who browse
-runs there (``tensorboard``'s own writer imports TensorFlow, 4 s per start). A resumed run first drops the lines logged after its checkpoint, so
+runs there (``tensorboard``'s own writer imports TensorFlow, 4 s per start).
+A resumed run first drops the lines logged after its checkpoint, so
 the log never holds a step twice.
 """
 

@@ -4,7 +4,8 @@ Round k:
 
 1. **train** policy k from the data of rounds < k (warm-started from round
    k-1's run; round 0 trains on the offline prior when one is given, else
-   its policy is an untrained MLP: near-random actions) and publish it as ``<name>-policy`` tagged ``round-k``,
+   its policy is an untrained MLP: near-random actions) and publish it as
+   ``<name>-policy`` tagged ``round-k``,
    with its evaluation (no interventions) and the datasets it learnt from;
 2. **record** `episodes` episodes in which policy k acts and the simulated
    expert intervenes, and publish them raw as ``<name>-raw`` tagged ``round-k``
@@ -115,7 +116,8 @@ class RoundsConfig:
         if self.algo not in VIEW_OF_ALGO:
             raise ValueError(f"algo must be one of {sorted(VIEW_OF_ALGO)}, got {self.algo!r}")
         if self.intervention not in INTERVENTIONS:
-            raise ValueError(f"intervention must be one of {INTERVENTIONS}, got {self.intervention!r}")
+            raise ValueError(f"intervention must be one of {INTERVENTIONS}, "
+                             f"got {self.intervention!r}")
         if self.intervention.startswith("value") and not self.qref:
             raise ValueError("value-based intervention needs --qref (a run directory or policy "
                              "ref whose critic gives Q^ref)")

@@ -189,8 +189,10 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
                 _check_finite(info, step, config.out)
                 rate = done_here / max(time.perf_counter() - started, 1e-9)
                 log.log(step, {**info, "updates_per_s": rate})
-                bar.set_postfix({"upd/s": f"{rate:.0f}",
-                                 **({"return": f"{last_eval['mean_return']:.1f}"} if last_eval else {})})
+                shown = {"upd/s": f"{rate:.0f}"}
+                if last_eval:
+                    shown["return"] = f"{last_eval['mean_return']:.1f}"
+                bar.set_postfix(shown)
             if config.eval_every and step % config.eval_every == 0 and step < config.steps:
                 run_eval(step)
             if step % config.checkpoint_every == 0 and step < config.steps:
