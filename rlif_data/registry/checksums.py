@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import hashlib
 import json
 import os
@@ -15,6 +16,9 @@ from rlif_data.registry import safe_paths
 MANIFEST = "MANIFEST.json"
 CHUNK = 4 << 20  # 4 MiB: large reads keep hashing near disk speed
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# copy_file_range refusals that mean "copy in user space instead" (other filesystem, old kernel).
+_NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF,
+                   errno.ETXTBSY)
 
 
 class ManifestError(errors.RlifDataError, ValueError):
@@ -22,12 +26,92 @@ class ManifestError(errors.RlifDataError, ValueError):
 
 
 def sha256_file(path: str) -> str:
-    """SHA-256 of a file, streamed."""
+    """SHA-256 of a file, streamed through one reused buffer."""
     digest = hashlib.sha256()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
+        while n := f.readinto(buf):
+            digest.update(view[:n])
     return digest.hexdigest()
+
+
+def _read_into(src: BinaryIO, buf: bytearray) -> int:
+    """Fill `buf` from `src` as far as the file allows; returns the byte count (0 at the end)."""
+    view = memoryview(buf)
+    n = 0
+    while n < len(buf):
+        got = src.readinto(view[n:])
+        if not got:
+            break
+        n += got
+    return n
+
+
+def _kernel_copy_and_hash(src: BinaryIO, dst: BinaryIO, progress, digest) -> Optional[int]:
+    """Copy local file to local file in the kernel, hashing what was written; None if not possible.
+
+    Why: on this project's machines ``copy_file_range`` moved a 1 GiB file in
+    1.5 s steadily where read()+write() took 1.2-4.5 s (page-cache throttling
+    of user-space writes). The hash is taken from the *destination* (read back
+    from the page cache on a second thread, block by block behind the copy),
+    so it covers the bytes stored, never a source that changed under us.
+
+    Returns:
+      The number of bytes copied, or None when either side is not a plain
+      local file, the file is small, or the kernel refuses before copying
+      (the caller then copies through user space; nothing was written).
+    """
+    try:
+        fin, fout = src.fileno(), dst.fileno()
+        src_off, dst_off = src.tell(), dst.tell()
+        if os.fstat(fin).st_size - src_off < CHUNK:
+            return None  # small: a thread and a second descriptor cost more than they save
+        dst.flush()
+        # dst is open for writing only: read the written bytes back through a
+        # second descriptor on the same file (Linux), else take the user-space path.
+        reader = os.open(f"/proc/self/fd/{fout}", os.O_RDONLY)
+    except (AttributeError, OSError, ValueError):
+        return None
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+
+    def hash_range(offset: int, length: int) -> None:
+        while length:
+            got = os.preadv(reader, [view[:min(length, CHUNK)]], offset)
+            if not got:
+                raise OSError(f"{dst.name}: shorter than what was just written to it")
+            digest.update(view[:got])
+            offset, length = offset + got, length - got
+
+    total = 0
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = []
+            while True:
+                try:
+                    n = os.copy_file_range(fin, fout, CHUNK, src_off + total, dst_off + total)
+                except OSError as exc:
+                    if total == 0 and exc.errno in _NO_KERNEL_COPY:
+                        return None
+                    raise
+                if not n:
+                    break
+                # One worker runs these in submission order: the digest sees
+                # the blocks in file order.
+                pending.append(pool.submit(hash_range, dst_off + total, n))
+                total += n
+                if progress:
+                    progress(n)
+                if len(pending) > 8:  # keep the hasher close behind the copy
+                    pending.pop(0).result()
+            for job in pending:
+                job.result()
+    finally:
+        os.close(reader)
+    src.seek(src_off + total)
+    dst.seek(dst_off + total)
+    return total
 
 
 def copy_and_hash(src: BinaryIO, dst: BinaryIO, progress: Optional[Callable[[int], None]] = None,
@@ -35,29 +119,44 @@ def copy_and_hash(src: BinaryIO, dst: BinaryIO, progress: Optional[Callable[[int
     """Copy `src` to `dst` and hash the bytes in the same pass; returns (bytes, sha256).
 
     Args:
+      src: a binary file with ``readinto`` (a local file or an fsspec file).
+      dst: a binary file to write to.
+      progress: called with the byte count of each block written.
       digest: a hashlib object already fed with earlier bytes (resumed downloads).
     """
     digest = digest or hashlib.sha256()
-    block = src.read(CHUNK)
-    if len(block) < CHUNK:  # a small file: no thread to start
+    copied = _kernel_copy_and_hash(src, dst, progress, digest)
+    if copied is not None:
+        return copied, digest.hexdigest()
+    # Two preallocated buffers, not a fresh bytes object per read: allocating
+    # and faulting in 4 MiB per block made a 1 GiB copy 2.5-4x slower (measured).
+    bufs = (bytearray(CHUNK), bytearray(CHUNK))
+    n = _read_into(src, bufs[0])
+    if n < CHUNK:  # a small file: no thread to start
+        block = memoryview(bufs[0])[:n]
         dst.write(block)
         digest.update(block)
-        if progress and block:
-            progress(len(block))
-        return len(block), digest.hexdigest()
-    n = 0
-    # Hash each block on a second thread while this one writes it: both
-    # release the GIL, so a large file costs max(write, hash), not the sum.
+        if progress and n:
+            progress(n)
+        return n, digest.hexdigest()
+    total, which, hashing = 0, 0, None
+    # Hash each block on a second thread while this one writes it and reads the
+    # next into the other buffer: both release the GIL, so a large file costs
+    # max(I/O, hash), not the sum. A buffer is refilled only after its hash is done.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        while block:
-            hashed = pool.submit(digest.update, block)
+        while n:
+            block = memoryview(bufs[which])[:n]
+            if hashing is not None:
+                hashing.result()
+            hashing = pool.submit(digest.update, block)
             dst.write(block)
-            hashed.result()
-            n += len(block)
+            total += n
             if progress:
-                progress(len(block))
-            block = src.read(CHUNK)
-    return n, digest.hexdigest()
+                progress(n)
+            which ^= 1
+            n = _read_into(src, bufs[which])
+        hashing.result()
+    return total, digest.hexdigest()
 
 
 def list_files(directory: str) -> list[str]:

@@ -188,6 +188,7 @@ def _upload_object(fs, info: VersionInfo, rel: str, entry: dict[str, Any], dst: 
     fs.makedirs(posixpath.dirname(dst), exist_ok=True)
     with open(os.path.join(info.path, rel), "rb") as fi, fs.open(part, "wb") as fo:
         size, digest = checksums.copy_and_hash(fi, fo, progress)
+        _fsync_if_local(fo)
     if (size, digest) != (entry["size"], entry["sha256"]):
         with contextlib.suppress(FileNotFoundError):
             fs.rm(part)
@@ -195,6 +196,17 @@ def _upload_object(fs, info: VersionInfo, rel: str, entry: dict[str, Any], dst: 
                              "SHA-256 differs from the one recorded at publish (nothing of it "
                              f"was made visible on {url})")
     fs.mv(part, dst)
+
+
+def _fsync_if_local(f) -> None:
+    """Make an uploaded file durable where it is a local file (a path remote); object stores
+    commit on close."""
+    try:
+        fd = f.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return
+    f.flush()
+    os.fsync(fd)
 
 
 # -- pull ---------------------------------------------------------------------------------
@@ -219,10 +231,12 @@ def _download(fs, src: str, dst: str, size: int, sha256: str, progress: Progress
         with contextlib.suppress(FileNotFoundError):
             os.unlink(part)
     # O_NOFOLLOW: a link planted in staging must not redirect the write.
-    fd = os.open(part, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    with fs.open(src, "rb") as fi, os.fdopen(fd, "ab") as fo:
+    # Not O_APPEND (the kernel copy refuses it): the write starts where the part ends.
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    with fs.open(src, "rb") as fi, os.fdopen(fd, "wb") as fo:
         if offset:
             fi.seek(offset)
+            fo.seek(offset)
         n, got = checksums.copy_and_hash(fi, fo, progress, digest)
         fo.flush()
         os.fsync(fo.fileno())
