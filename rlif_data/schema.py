@@ -82,6 +82,9 @@ DATASET_INFO_FILE = "dataset_info.json"  # TFDS: splits, shard lengths; written 
 FEATURES_FILE = "features.json"  # TFDS: the feature spec
 METADATA_FILE = "metadata.json"  # TFDS metadata: schema, format version, lineage
 MANIFEST_FILE = "MANIFEST.json"  # registry: file sizes and SHA-256 of a version
+# Operator marks of invalid episodes, one JSON object per line, appended and fsynced;
+# a side file because a committed episode's shard is never rewritten.
+INVALID_EPISODES_FILE = "invalid_episodes.jsonl"
 
 CORE_STEP_FIELDS = (OBSERVATION, ACTION, REWARD, DISCOUNT, IS_FIRST, IS_LAST, IS_TERMINAL)
 DERIVED_STEP_FIELDS = (ENV_REWARD, INCLUDE)
