@@ -261,8 +261,10 @@ def structure_findings(steps: Mapping[str, Any], episode: int = 0,
     """
     out: list[Finding] = []
     n = len(steps[sc.IS_FIRST])
-    lengths = {k: len(v) for k, v in steps.items() if k != sc.OBSERVATION}
+    lengths = {k: len(v) for k, v in steps.items() if k not in (sc.OBSERVATION, sc.INFOS)}
     lengths.update({k: len(v) for k, v in _observation_leaves(steps[sc.OBSERVATION]).items()})
+    # Extra step fields (a dict of arrays, `schema.INFOS`): one row per step too.
+    lengths.update({f"{sc.INFOS}[{k!r}]": len(v) for k, v in (steps.get(sc.INFOS) or {}).items()})
     odd = {k: v for k, v in lengths.items() if v != n}
     if odd:
         return [Finding(episode, None, STRUCTURE,
