@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import logging
+import threading
 import time
 import uuid
 from typing import Any, Callable, Optional
@@ -19,14 +21,22 @@ from typing import Any, Callable, Optional
 import dm_env
 import numpy as np
 
-from rlif_data import episodes
+from rlif_data import episodes, errors
+from rlif_data import invalid
 from rlif_data import schema as sc
 from rlif_data.intervention import DecisionContext, InterventionModel
 from rlif_data.recording.envlogger_backend import StoreBackend
-from rlif_data.recording.store import EpisodeStore
+from rlif_data.recording.store import EpisodeStore, WriteTiming
 from rlif_data.version import code_version
 
+log = logging.getLogger(__name__)
 Policy = Callable[[Any], np.ndarray]
+CURRENT = "current"
+PREVIOUS = "previous"
+
+
+class NoEpisodeToMarkError(errors.RlifDataError, ValueError):
+    """`mark_invalid` named an episode that does not exist (none in flight, none ended yet)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +117,12 @@ class RolloutRecorder:
         applied action, new timestep): session logs hook in here.
       background_commit: write finished episodes on the store's writer thread
         (`StoreBackend`); False writes each inside its last step.
+
+    The operator marks the episode in flight or the one before it invalid
+    with `mark_invalid` (`rlif_data.invalid`). A mark of an episode that is
+    not durable yet is held and appended right after its commit (on the
+    writer thread, through the store's `on_write` hook), so a kill before
+    the commit loses the episode and its mark together.
     """
 
     def __init__(
@@ -138,11 +154,109 @@ class RolloutRecorder:
         self._backend = StoreBackend(store, background=background_commit)
         self._env = envlogger.EnvLogger(env, step_fn=self._step_fn, backend=self._backend)
         self._episode_counter = store.num_episodes
+        # Invalid marks: ids of this session's episodes, the marks made, those
+        # waiting for their episode's commit; the lock orders the control
+        # thread's marks against the writer thread's commits.
+        self._marks_lock = threading.Lock()
+        self._in_flight: Optional[str] = None
+        self._previous: Optional[str] = None
+        self._committed: set[str] = set()
+        self._held: dict[str, invalid.Mark] = {}
+        self._marked: dict[str, invalid.Mark] = {}
+        self._chained_on_write = store.on_write
+        store.on_write = self._on_write
 
     @property
     def session_id(self) -> str:
         """The session's id (generated if none was given)."""
         return self._session.session_id
+
+    @property
+    def directory(self) -> str:
+        """The recording directory."""
+        return self._backend.store.directory
+
+    @property
+    def marks(self) -> list[invalid.Mark]:
+        """The marks made in this session (held or stored), in order."""
+        with self._marks_lock:
+            return list(self._marked.values())
+
+    def mark_invalid(self, reason: str, which: str = CURRENT, how: str = invalid.HOW_API,
+                     by: Optional[str] = None) -> invalid.Mark:
+        """Mark the episode in flight, or the previous one, invalid (it stays in the data).
+
+        Args:
+          reason: why (non-empty, at most `invalid.MAX_REASON_CHARS` characters).
+          which: "current": the episode being recorded; "previous": the last
+            episode of this session that ended (the one before the current).
+          how: how the operator marked it (`invalid.HOWS`).
+          by: who (default: the session's operator).
+
+        Returns:
+          The mark. Stored now if its episode is durable, else held and
+          stored right after the episode's commit.
+
+        Raises:
+          NoEpisodeToMarkError: "current" with no episode in flight, or
+            "previous" before any episode of this session ended.
+          AlreadyInvalidError: the episode is marked already (nothing changes).
+          MarkError: an empty or too long reason, an unknown `how`.
+          ValueError: `which` is neither "current" nor "previous".
+          RecordingError: the marks file could not be written.
+        """
+        if which not in (CURRENT, PREVIOUS):
+            raise ValueError(f"which must be {CURRENT!r} or {PREVIOUS!r}, got {which!r}")
+        with self._marks_lock:
+            episode_id = self._in_flight if which == CURRENT else self._previous
+            if episode_id is None:
+                raise NoEpisodeToMarkError(
+                    f"{self.directory}: no episode is being recorded; mark the previous one"
+                    if which == CURRENT else
+                    f"{self.directory}: no episode of this session has ended yet; nothing to "
+                    "mark as the previous one")
+            first = self._marked.get(episode_id)
+            if first is not None:
+                raise invalid.already_invalid(self.directory, first)
+            mark = invalid.new_mark(episode_id, reason, how, by or self._session.operator)
+            self._marked[episode_id] = mark
+            durable = episode_id in self._committed
+            if not durable:
+                self._held[episode_id] = mark
+        if durable:
+            try:
+                self._store_mark(mark)
+            except BaseException:
+                with self._marks_lock:
+                    self._marked.pop(episode_id, None)
+                raise
+        return mark
+
+    def _store_mark(self, mark: invalid.Mark) -> None:
+        try:
+            invalid.append_mark(self.directory, mark)
+        except OSError as exc:
+            raise errors.RecordingError(
+                f"{self.directory}: episode {mark.episode_id} is saved, but its invalid mark "
+                f"could not be written ({errors.describe_os_error(exc)}); mark it again with "
+                f"`rlif-data mark-invalid {self.directory} {mark.episode_id} --reason "
+                f"{json.dumps(mark.reason)}`") from exc
+
+    def _on_write(self, timing: WriteTiming) -> None:
+        """The store's hook after each durable episode: store a mark held for it."""
+        if self._chained_on_write is not None:
+            self._chained_on_write(timing)
+        with self._marks_lock:
+            self._committed.add(timing.episode_id)
+            mark = self._held.pop(timing.episode_id, None)
+        if mark is None:
+            return
+        try:
+            self._store_mark(mark)
+        except invalid.AlreadyInvalidError as exc:
+            # Marked meanwhile from elsewhere (`rlif-data mark-invalid`): it is
+            # marked, which is what the operator asked; not worth ending the session.
+            log.warning("%s", exc)
 
     def _step_fn(self, timestep, action, env) -> Optional[episodes.StepInfo]:
         # envlogger calls this right after `action` was applied: the pending
@@ -224,6 +338,8 @@ class RolloutRecorder:
         metadata = self._episode_metadata(index, seed)
         self._backend.set_episode_metadata(metadata)
         handed_off_before = self._backend.handed_off
+        with self._marks_lock:
+            self._in_flight = metadata[sc.EPISODE_ID]
         step = 0
         intervened = takeovers = 0
         prev = False
@@ -245,8 +361,16 @@ class RolloutRecorder:
                 step += 1
         except BaseException:
             self._backend.discard_episode()
+            with self._marks_lock:
+                self._in_flight = None
+                # An episode dropped before its hand-off is never written: neither is its mark.
+                if (self._backend.handed_off == handed_off_before
+                        and self._held.pop(metadata[sc.EPISODE_ID], None) is not None):
+                    self._marked.pop(metadata[sc.EPISODE_ID], None)
             raise
         self._episode_counter += 1
+        with self._marks_lock:
+            self._in_flight, self._previous = None, metadata[sc.EPISODE_ID]
         if self._backend.handed_off == handed_off_before:
             raise RuntimeError(f"episode {metadata[sc.EPISODE_ID]} ended but was not written")
         return EpisodeResult(
