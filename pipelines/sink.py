@@ -154,7 +154,8 @@ def episode_encoder(schema: sc.EpisodeSchema) -> Callable[[Mapping[str, Any]], b
     features = sc.features_dict(schema)
     serialized_info = features.get_serialized_info()
     if serialize.supports(schema):
-        return lambda episode: serialize.serialize_episode(episode, serialized_info)
+        packed = serialize.bytes_fields(schema)
+        return lambda episode: serialize.serialize_episode(episode, serialized_info, packed)
     from tensorflow_datasets.core import example_serializer
 
     serializer = example_serializer.ExampleSerializer(serialized_info)

@@ -15,13 +15,30 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import re
 from typing import Any, Mapping, Union
 
 import numpy as np
 
-# Bumped on every incompatible change of the stored layout; readers refuse
-# data written with a different major version (see `check_format_version`).
-FORMAT_VERSION = "1.0"
+# The stored layout's version, "MAJOR.MINOR", written into every dataset.
+#
+# * MAJOR moves when data written by this code could be misread, or not read,
+#   by a reader of the previous major even where it uses no new feature (a
+#   field renamed, retyped, moved or removed). Readers refuse another major
+#   (`check_format_version`), with a message naming the release to use.
+# * MINOR moves when the layout gains something *optional*. Data that does not
+#   use it has exactly the previous layout (same features.json, same schema
+#   JSON), so readers of an older minor of the same major read it as before.
+#   Data that uses it holds fields an older reader does not know: its
+#   stored-feature check (`recording.reader.check_stored_features`, run before
+#   any episode is decoded) refuses it with one line naming the unexpected
+#   fields. Readers accept every minor of their major: whatever they cannot
+#   read is caught by that check, never misread.
+#
+# 1.0: the RLDS steps and intervention fields.
+# 1.1: optional extra step fields (`INFOS`, `EpisodeSchema.infos`), e.g. D4RL's
+#      infos/qpos; schemas without them store exactly the 1.0 layout.
+FORMAT_VERSION = "1.1"
 FORMAT_VERSION_KEY = "rlif_format_version"
 SCHEMA_KEY = "rlif_schema"
 
@@ -49,6 +66,13 @@ SOURCE = "source"  # who produced `action`, a `Source` label
 # Microseconds since the episode started (monotonic clock), int64: tf.Example
 # stores float64 as float32, which would blur per-step timing in long sessions.
 TIMESTAMP_US = "timestamp_us"
+
+# Optional extra step fields (`EpisodeSchema.infos`): one step field holding a
+# dict of arrays, e.g. D4RL's ``infos/qpos`` as ``steps["infos"]["qpos"]`` (the
+# name TFDS' own D4RL datasets use). Each belongs to the transition of its step,
+# like `ACTION`: zeros on the final step. Kept and passed through, never read by
+# the learners; stored bit-exact in the dtype they came in (see `INFO_DTYPES`).
+INFOS = "infos"
 
 # ---------------------------------------------------------------------------
 # Step fields of derived (relabelled) datasets.
@@ -175,6 +199,38 @@ class ImageSpec:
 LeafSpec = Union[ArraySpec, ImageSpec]
 ObservationSpec = Union[ArraySpec, Mapping[str, LeafSpec]]
 
+# Dtypes an extra step field (`INFOS`) may have: those stored as raw bytes
+# and decoded by both NumPy and TensorFlow's ``decode_raw`` (tf.data readers).
+INFO_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16",
+               "float16", "float32", "float64")
+# An extra step field's name: a TFDS feature key ("/" would split it).
+_INFO_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def check_info_spec(name: str, spec: Any) -> None:
+    """Refuse an extra step field (`EpisodeSchema.infos` entry) rlif-data cannot store.
+
+    Args:
+      name: the field's name inside `INFOS`.
+      spec: its `ArraySpec`.
+
+    Raises:
+      ValueError: a name that is not a plain identifier-like key, a spec that
+        is not an `ArraySpec`, or a dtype outside `INFO_DTYPES`.
+    """
+    if not isinstance(name, str) or not _INFO_NAME.fullmatch(name):
+        raise ValueError(f"extra step field name {name!r} must match {_INFO_NAME.pattern} "
+                         "(no '/': it is a TFDS feature key)")
+    if not isinstance(spec, ArraySpec):
+        raise ValueError(f"extra step field {name!r} must be an ArraySpec, got {spec!r}")
+    try:
+        dtype = np.dtype(spec.dtype).name
+    except TypeError:
+        dtype = repr(spec.dtype)
+    if dtype not in INFO_DTYPES:
+        raise ValueError(f"extra step field {name!r} has dtype {spec.dtype}; "
+                         f"supported: {', '.join(INFO_DTYPES)}")
+
 
 @dataclasses.dataclass(frozen=True)
 class EpisodeSchema:
@@ -187,12 +243,15 @@ class EpisodeSchema:
       action_dim: size of the (continuous) action vector.
       name: TFDS dataset name of the recording.
       derived: the episodes carry `DERIVED_STEP_FIELDS` (relabelled views).
+      infos: optional extra step fields, name -> `ArraySpec`, stored under the
+        step field `INFOS` (empty: none, the 1.0 layout). See `INFOS`.
     """
 
     observation: ObservationSpec
     action_dim: int
     name: str = "rlif_episodes"
     derived: bool = False
+    infos: Mapping[str, ArraySpec] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.action_dim <= 0:
@@ -202,6 +261,13 @@ class EpisodeSchema:
                 raise ValueError("a dict observation spec needs at least one entry")
             # Freeze the mapping so that two equal schemas compare and hash equal.
             object.__setattr__(self, "observation", dict(sorted(self.observation.items())))
+        infos = dict(self.infos or {})
+        for name, spec in infos.items():
+            check_info_spec(name, spec)
+        # Shapes as tuples and dtypes by canonical name, so equal schemas compare equal.
+        object.__setattr__(self, "infos", {
+            name: ArraySpec(tuple(int(d) for d in spec.shape), np.dtype(spec.dtype).name)
+            for name, spec in sorted(infos.items())})
 
     # -- serialisation (stored in each dataset's metadata) --------------------
     def to_json(self) -> dict[str, Any]:
@@ -218,8 +284,11 @@ class EpisodeSchema:
             obs = {k: leaf(v) for k, v in self.observation.items()}
         else:
             obs = leaf(self.observation)
-        return {"name": self.name, "action_dim": self.action_dim, "observation": obs,
-                "derived": self.derived}
+        out = {"name": self.name, "action_dim": self.action_dim, "observation": obs,
+               "derived": self.derived}
+        if self.infos:  # absent when empty: such a schema stores the 1.0 JSON unchanged
+            out[INFOS] = {k: leaf(v) for k, v in self.infos.items()}
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "EpisodeSchema":
@@ -237,8 +306,9 @@ class EpisodeSchema:
             observation: ObservationSpec = leaf(obs)
         else:
             observation = {k: leaf(v) for k, v in obs.items()}
+        infos = {k: leaf(v) for k, v in dict(data.get(INFOS) or {}).items()}
         return cls(observation=observation, action_dim=int(data["action_dim"]), name=data["name"],
-                   derived=bool(data.get("derived", False)))
+                   derived=bool(data.get("derived", False)), infos=infos)
 
     def describe(self) -> str:
         """One line per observation entry, for `inspect` and error messages."""
@@ -297,12 +367,28 @@ def observation_feature(schema: EpisodeSchema):
     return _leaf_feature(schema.observation)
 
 
+def info_feature(spec: ArraySpec):
+    """The TFDS feature of one extra step field (`INFOS`).
+
+    Stored as raw bytes (one value per step) in its own dtype: tf.Example
+    would hold float64 (D4RL's qpos, qvel) as float32, and every integer as
+    int64.
+    """
+    import tensorflow_datasets as tfds
+
+    return tfds.features.Tensor(shape=tuple(spec.shape), dtype=np.dtype(spec.dtype),
+                                encoding=tfds.features.Encoding.BYTES)
+
+
 def step_metadata_features(schema: EpisodeSchema) -> dict[str, Any]:
-    """TFDS features of the intervention step fields."""
+    """TFDS features of the intervention step fields (and the extra ones, if any)."""
     import tensorflow_datasets as tfds
 
     action = tfds.features.Tensor(shape=(schema.action_dim,), dtype=np.float32)
     derived = {ENV_REWARD: np.float32, INCLUDE: np.bool_} if schema.derived else {}
+    if schema.infos:
+        derived[INFOS] = tfds.features.FeaturesDict(
+            {k: info_feature(v) for k, v in schema.infos.items()})
     return {
         **derived,
         INTERVENTION: np.bool_,

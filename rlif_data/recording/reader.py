@@ -180,6 +180,9 @@ class EpisodeReader:
             steps[sc.OBSERVATION] = {
                 k: _decode_frames(v, obs_spec[k]) for k, v in steps[sc.OBSERVATION].items()
             }
+        if self.schema.infos:
+            steps[sc.INFOS] = {k: _decode_rows(v, self.schema.infos[k])
+                               for k, v in steps[sc.INFOS].items()}
         out[sc.STEPS] = steps
         return out
 
@@ -282,6 +285,12 @@ def _decode_frames(values: np.ndarray, spec: sc.LeafSpec) -> np.ndarray:
 
         return np.stack([np.asarray(Image.open(io.BytesIO(f))) for f in values])
     return np.frombuffer(b"".join(values), np.uint8).reshape((len(values),) + spec.shape)
+
+
+def _decode_rows(values: np.ndarray, spec: sc.ArraySpec) -> np.ndarray:
+    """An extra step field (`schema.INFOS`) comes back as one bytes value per step."""
+    return np.frombuffer(b"".join(values), np.dtype(spec.dtype)).reshape(
+        (len(values),) + tuple(spec.shape))
 
 
 def read_episodes(directory: str) -> list[dict[str, Any]]:

@@ -11,11 +11,13 @@ difference. PNG-encoded frames still go through TFDS.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 
 from rlif_data import schema as sc
+
+_INFOS_PREFIX = f"{sc.STEPS}/{sc.INFOS}/"
 
 
 def supports(schema: sc.EpisodeSchema) -> bool:
@@ -38,12 +40,45 @@ def _frames_as_bytes(values: np.ndarray) -> list[bytes]:
     return [frame.tobytes() for frame in arr]
 
 
-def serialize_episode(episode: Mapping[str, Any], serialized_info: Mapping[str, Any]) -> bytes:
+def bytes_fields(schema: sc.EpisodeSchema) -> dict[str, sc.ArraySpec]:
+    """The byte-encoded step fields other than camera frames, by flat key, with their specs.
+
+    The extra step fields (`schema.INFOS`) are stored as one raw-bytes value
+    per step in their own dtype (`schema.info_feature`); the serialized info
+    says only "bytes", so `serialize_episode` needs their dtype and shape from
+    here.
+
+    Returns:
+      ``{"steps/infos/<name>": ArraySpec}``; empty for a schema without infos.
+    """
+    return {f"{sc.STEPS}/{sc.INFOS}/{name}": spec for name, spec in schema.infos.items()}
+
+
+def _rows_as_bytes(key: str, values: Any, spec: sc.ArraySpec) -> list[bytes]:
+    """One bytes value per step of an extra step field, checked against its spec.
+
+    Raises:
+      ValueError: another dtype (no silent cast: the reader decodes the bytes
+        by the spec's dtype) or another per-step shape.
+    """
+    arr = np.asarray(values)
+    if arr.dtype != np.dtype(spec.dtype):
+        raise ValueError(f"{key}: dtype {arr.dtype} does not match {spec.dtype}")
+    if arr.ndim < 1 or tuple(arr.shape[1:]) != tuple(spec.shape):
+        raise ValueError(f"{key}: shape {arr.shape} does not match (T+1, *{tuple(spec.shape)})")
+    arr = np.ascontiguousarray(arr)
+    return [row.tobytes() for row in arr]
+
+
+def serialize_episode(episode: Mapping[str, Any], serialized_info: Mapping[str, Any],
+                      packed: Optional[Mapping[str, sc.ArraySpec]] = None) -> bytes:
     """The serialized tf.train.Example of one episode.
 
     Args:
       episode: ``{STEPS: {field: stacked array}, <metadata>: value}``.
       serialized_info: ``features.get_serialized_info()`` of the dataset.
+      packed: `bytes_fields` of the dataset's schema (needed when it has
+        extra step fields; other bytes values are uint8 camera frames).
 
     Raises:
       KeyError / ValueError: a field is missing or has values of the wrong kind.
@@ -57,8 +92,13 @@ def serialize_episode(episode: Mapping[str, Any], serialized_info: Mapping[str, 
     for key, info, value in _leaves(serialized_info, episode, ""):
         feature = feature_map[key]
         dtype = np.dtype(info.np_dtype)
-        if dtype == object:  # strings: text metadata, or raw frames stored as bytes
-            if isinstance(value, str):
+        if dtype == object:  # strings: text metadata, raw frames or extra fields as bytes
+            if packed and key in packed:
+                feature.bytes_list.value.extend(_rows_as_bytes(key, value, packed[key]))
+            elif key.startswith(_INFOS_PREFIX):
+                raise ValueError(f"{key}: an extra step field; pass `bytes_fields(schema)` "
+                                 "as `packed` to serialize it")
+            elif isinstance(value, str):
                 feature.bytes_list.value.append(value.encode("utf-8"))
             elif isinstance(value, bytes):
                 feature.bytes_list.value.append(value)

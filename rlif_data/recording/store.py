@@ -629,6 +629,7 @@ class EpisodeStore:
         self._serialized_info = self._features.get_serialized_info()
         self._serializer = example_serializer.ExampleSerializer(self._serialized_info)
         self._fast = serialize.supports(self.schema)
+        self._packed = serialize.bytes_fields(self.schema)
         del tfds
 
     @property
@@ -640,7 +641,8 @@ class EpisodeStore:
         """Encode one episode as the dataset's TFDS features would."""
         try:
             if self._fast:
-                return serialize.serialize_episode(episode, self._serialized_info)
+                return serialize.serialize_episode(episode, self._serialized_info,
+                                                   self._packed)
             return self._serializer.serialize_example(self._features.encode_example(episode))
         except Exception as exc:
             raise errors.SchemaError(
