@@ -4,7 +4,9 @@
         --out datasets/hopper-medium [Beam pipeline options]
 
 Reads local files only; `rlif_data.sources.d4rl_catalog` lists the paper's
-datasets with their download addresses for when you are online.
+datasets with their download addresses for when you are online. The file's
+``infos/*`` columns are kept as step fields ``steps/infos/<name>`` unless
+``--drop-infos`` is given.
 """
 
 from __future__ import annotations
@@ -58,15 +60,19 @@ def env_action_shape(env_id: str) -> tuple:
 
 def run(path: str, out_dir: str, env_id: str = "", max_episode_steps: Optional[int] = None,
         beam_args: Optional[Sequence[str]] = None, name: Optional[str] = None,
-        strict: bool = False) -> str:
+        strict: bool = False, drop_infos: bool = False) -> str:
     """Ingest one D4RL HDF5 file into a new dataset at `out_dir`.
 
     The file's structure is checked before the pipeline starts; NaN/inf
     values fail the job with the file, key, row and episode in the message.
+    The file's ``infos/*`` columns (qpos, qvel, ...) become extra step fields
+    ``steps/infos/<name>`` (`rlif_data.schema.INFOS`, format 1.1), bit-exact.
 
     Args:
       strict: fail the job when the check of what it wrote finds warnings too
         (errors always fail it; `rlif_data.checks`).
+      drop_infos: leave the ``infos/*`` columns out (the 1.0 layout, which
+        rlif-data releases before format 1.1 read).
 
     Raises:
       FileNotFoundError, D4RLFormatError: bad input file, or actions of
@@ -82,8 +88,9 @@ def run(path: str, out_dir: str, env_id: str = "", max_episode_steps: Optional[i
         d4rl_hdf5.check_action_width(path, summary["action_dim"], env_id,
                                      env_action_shape(env_id))
     dataset = os.path.splitext(os.path.basename(path))[0]
-    schema = sc.vector_schema(summary["obs_dim"], summary["action_dim"],
-                              name=name or tfds_name(dataset))
+    schema = sc.EpisodeSchema(sc.ArraySpec((summary["obs_dim"],)), summary["action_dim"],
+                              name=name or tfds_name(dataset),
+                              infos={} if drop_infos else d4rl_hdf5.info_specs(summary))
 
     def source():
         return (
@@ -91,14 +98,16 @@ def run(path: str, out_dir: str, env_id: str = "", max_episode_steps: Optional[i
             | "Episodes" >> beam.FlatMap(
                 lambda p: common.indexed_episodes(p, d4rl_hdf5.read_d4rl_episodes, p,
                                                   env_id=env_id,
-                                                  max_episode_steps=max_episode_steps))
+                                                  max_episode_steps=max_episode_steps,
+                                                  infos=not drop_infos))
             # No Reshuffle (Dask drops it, graph_rules refuses it): the sink's
             # GroupByKey spreads the shards over the workers.
         )
 
     job = output.JobInfo(
         "ingest_d4rl",
-        {"env_id": env_id, "max_episode_steps": max_episode_steps},
+        {"env_id": env_id, "max_episode_steps": max_episode_steps,
+         "infos": sorted(schema.infos), "drop_infos": drop_infos},
         [path_input(path, sha256=file_sha256(path), rows=summary["rows"],
                     episodes=summary["episodes"])],
     )
@@ -116,9 +125,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--env-id", default="", help="Gymnasium env id stored with episodes")
     parser.add_argument("--max-episode-steps", type=int, default=None,
                         help="time limit, to split files without `timeouts`")
+    parser.add_argument("--drop-infos", action="store_true",
+                        help="leave out the file's infos/* columns (qpos, qvel, ...), which are "
+                             "otherwise kept bit-exact as step fields steps/infos/<name>; "
+                             "gives the layout rlif-data before format 1.1 reads")
     args, beam_args = common.parse_job_args(parser, argv)
     out = run(args.path, args.out, args.env_id, args.max_episode_steps,
-              beam_args or output.default_beam_args(), strict=args.strict)
+              beam_args or output.default_beam_args(), strict=args.strict,
+              drop_infos=args.drop_infos)
     print(f"ingested {args.path} -> {out}")
 
 

@@ -25,6 +25,9 @@ def download(
     size: Optional[int] = typer.Option(None, help="Expected size of the file in bytes."),
     ingest: bool = typer.Option(True, "--ingest/--no-ingest", help="Ingest the file after "
                                 "the download (pipelines.ingest_d4rl)."),
+    drop_infos: bool = typer.Option(False, "--drop-infos", help="Ingest without the file's "
+                                    "infos/* columns (qpos, qvel, ...), which are otherwise "
+                                    "kept bit-exact as step fields steps/infos/<name>."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ):
     """Download a D4RL file from the catalogue's address with a progress bar, check its size
@@ -65,7 +68,7 @@ def download(
 
     with user_errors():
         path = ingest_d4rl.run(result.path, out_dir, env_id=source.env_id,
-                               beam_args=output.default_beam_args())
+                               beam_args=output.default_beam_args(), drop_infos=drop_infos)
     console.print(f"ingested {source.name} -> {path}", highlight=False)
 
 

@@ -371,7 +371,8 @@ def test_inspect_summary(tmp_path):
     assert [summary[k] for k in kinds] == [1, 1, 1]
     assert (summary["obs_dim"], summary["action_dim"]) == (5, 2)
     assert summary["has_timeouts"] and summary["has_next_observations"]
-    assert "infos/qpos" in summary["other_keys"]
+    assert "infos/qpos" not in summary["other_keys"]  # kept as a step field
+    assert summary["infos"]["qpos"] == {"key": "infos/qpos", "shape": [6], "dtype": "float32"}
     assert "metadata/algorithm" in summary["other_keys"]
 
     bare = write_d4rl_file(

@@ -188,3 +188,29 @@ def end_discounts(num_transitions: int, terminated: bool) -> np.ndarray:
     if terminated and num_transitions:
         discounts[-1] = 0.0
     return discounts
+
+
+def per_transition(values: Any, num_transitions: int) -> np.ndarray:
+    """A per-transition column laid out over the T+1 RLDS steps: its first T rows, then zeros.
+
+    The final step holds no transition, so (as for actions and rewards) its
+    row is zero-filled. Rows past T (the source's last row of a truncated
+    episode whose outcome is unknown) are dropped.
+
+    Args:
+      values: the source rows, at least `num_transitions` of them; kept in
+        their dtype.
+      num_transitions: T.
+
+    Returns:
+      An array of T+1 rows, same dtype and row shape as `values`.
+
+    Raises:
+      ValueError: fewer than T rows.
+    """
+    arr = np.asarray(values)
+    if arr.ndim < 1 or len(arr) < num_transitions:
+        raise ValueError(f"{len(arr) if arr.ndim else 0} rows for {num_transitions} transitions")
+    out = np.zeros((num_transitions + 1,) + arr.shape[1:], arr.dtype)
+    out[:num_transitions] = arr[:num_transitions]
+    return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from rlif_data.sources.d4rl_steps import (  # noqa: F401  (re-exported: the read
     END_KINDS,
     END_TERMINAL,
     END_TIMEOUT,
+    INFOS_GROUP,
     INTERVENTION_MODEL,
     NEXT_OBSERVATIONS_KEY,
     OBSERVATIONS_KEY,
@@ -36,9 +37,11 @@ from rlif_data.sources.d4rl_steps import (  # noqa: F401  (re-exported: the read
     TERMINALS_KEY,
     TIMEOUTS_KEY,
     EpisodeSpan,
+    InfoColumn,
     episode_boundaries,
     episode_metadata,
     episode_steps,
+    select_info_columns,
 )
 from rlif_data.sources.hdf5_io import open_hdf5, read_array
 
@@ -59,7 +62,9 @@ class _Layout:
     terminals: np.ndarray
     timeouts: Optional[np.ndarray]
     has_next_observations: bool
-    other_keys: tuple[str, ...]
+    other_keys: tuple[str, ...]  # ignored: metadata/*, infos/* not kept
+    infos: dict  # name -> InfoColumn: the infos/* columns kept as extra step fields
+    ignored_infos: dict  # infos/* key -> why it is not kept
 
 
 def _open(path: str):
@@ -125,6 +130,10 @@ def _read_layout(handle, path: str) -> _Layout:
             f"'{OBSERVATIONS_KEY}' has {shapes[OBSERVATIONS_KEY]}"
         )
     known = set(REQUIRED_KEYS) | {TIMEOUTS_KEY, NEXT_OBSERVATIONS_KEY}
+    info_keys = [k for k in keys if k.startswith(INFOS_GROUP + "/")]
+    infos, ignored_infos = select_info_columns(
+        {k: (tuple(handle[k].shape), handle[k].dtype.name) for k in info_keys}, rows)
+    kept = {column.key for column in infos.values()}
     return _Layout(
         rows=rows,
         obs_dim=shapes[OBSERVATIONS_KEY][1],
@@ -132,7 +141,9 @@ def _read_layout(handle, path: str) -> _Layout:
         terminals=_flags(handle, path, TERMINALS_KEY),
         timeouts=_flags(handle, path, TIMEOUTS_KEY) if has_timeouts else None,
         has_next_observations=has_next,
-        other_keys=tuple(sorted(keys - known)),
+        other_keys=tuple(sorted(keys - known - kept)),
+        infos=infos,
+        ignored_infos=ignored_infos,
     )
 
 
@@ -159,13 +170,17 @@ def read_d4rl_episodes(
     env_id: str = "",
     dataset_name: Optional[str] = None,
     max_episode_steps: Optional[int] = None,
+    infos: bool = True,
 ) -> Iterator[dict[str, Any]]:
     """Read a D4RL HDF5 file as rlif-data RLDS episodes.
 
     The file's structure (keys, ranks, lengths) is checked when this function
     is called; the per-episode data (and its NaN/inf check) is read lazily, one
-    episode at a time, while iterating. Keys other than the D4RL ones
-    (``infos/*``, ``metadata/*``, ...) are ignored.
+    episode at a time, while iterating. ``infos/<name>`` columns with one row
+    per transition and a numeric dtype (`d4rl_steps.select_info_columns`)
+    become extra step fields ``steps[schema.INFOS][name]``, bit-exact in their
+    dtype and not checked for NaN/inf (learners do not read them); other keys
+    (``metadata/*``, ...) are ignored.
 
     Args:
       path: the .hdf5 file.
@@ -175,6 +190,8 @@ def read_d4rl_episodes(
         extension.
       max_episode_steps: the env's time limit, used to split files that have
         no ``timeouts`` key (see `episode_boundaries`); ignored otherwise.
+      infos: keep the ``infos/*`` columns (`info_specs` gives their schema);
+        False drops them (the layout before format 1.1).
 
     Returns:
       An iterator of episodes ``{schema.STEPS: {field: array}, <metadata>}``,
@@ -194,11 +211,13 @@ def read_d4rl_episodes(
     spans = episode_boundaries(
         layout.terminals, layout.timeouts, max_episode_steps=max_episode_steps
     )
-    return _iter_episodes(path, layout, spans, name, env_id)
+    columns = list(layout.infos.values()) if infos else []
+    return _iter_episodes(path, layout, spans, name, env_id, columns)
 
 
 def _iter_episodes(
-    path: str, layout: _Layout, spans: list[EpisodeSpan], name: str, env_id: str
+    path: str, layout: _Layout, spans: list[EpisodeSpan], name: str, env_id: str,
+    info_columns: list[InfoColumn],
 ) -> Iterator[dict[str, Any]]:
     with _open(path) as handle:
         for index, span in enumerate(spans):
@@ -215,12 +234,16 @@ def _iter_episodes(
                 final = final.astype(np.float32)
                 _check_finite(path, NEXT_OBSERVATIONS_KEY, final, span.end - 1, index, span)
                 final = final[0]
+            # As stored, but for the casts of `select_info_columns` (uint32 -> int64).
+            extras = {c.name: _read(handle, path, c.key, rows).astype(c.dtype, copy=False)
+                      for c in info_columns}
             steps = episode_steps(
                 columns[OBSERVATIONS_KEY],
                 columns[ACTIONS_KEY],
                 columns[REWARDS_KEY][:, 0],
                 span.end_kind,
                 final_observation=final,
+                infos=extras,
             )
             episode = {schema.STEPS: steps}
             episode.update(episode_metadata(f"{name}/{index}", name, env_id))
@@ -255,8 +278,10 @@ def inspect_d4rl(path: PathLike, *, max_episode_steps: Optional[int] = None) -> 
     Returns:
       A dict with ``path``, ``rows``, ``episodes``, ``terminal_episodes``,
       ``timeout_episodes``, ``cut_episodes``, ``obs_dim``, ``action_dim``,
-      ``has_timeouts``, ``has_next_observations`` and ``other_keys`` (the
-      ignored keys, e.g. "infos/qpos").
+      ``has_timeouts``, ``has_next_observations``, ``infos`` (the kept
+      ``infos/*`` columns: ``{name: {"key", "shape", "dtype"}}``, see
+      `info_specs`), ``ignored_infos`` (``{key: why it is not kept}``) and
+      ``other_keys`` (every ignored key, e.g. "metadata/algorithm").
 
     Raises:
       FileNotFoundError, D4RLFormatError: as `read_d4rl_episodes` (structural
@@ -280,5 +305,21 @@ def inspect_d4rl(path: PathLike, *, max_episode_steps: Optional[int] = None) -> 
         "action_dim": layout.action_dim,
         "has_timeouts": layout.timeouts is not None,
         "has_next_observations": layout.has_next_observations,
+        "infos": {name: {"key": c.key, "shape": list(c.shape), "dtype": c.dtype}
+                  for name, c in layout.infos.items()},
+        "ignored_infos": dict(layout.ignored_infos),
         "other_keys": list(layout.other_keys),
     }
+
+
+def info_specs(summary: Mapping[str, Any]) -> dict[str, schema.ArraySpec]:
+    """The extra step fields (`schema.EpisodeSchema.infos`) `read_d4rl_episodes` yields.
+
+    Args:
+      summary: `inspect_d4rl`'s result for the file.
+
+    Returns:
+      ``{name: ArraySpec}`` of the kept ``infos/*`` columns (empty if none).
+    """
+    return {name: schema.ArraySpec(tuple(c["shape"]), c["dtype"])
+            for name, c in summary.get("infos", {}).items()}

@@ -38,6 +38,10 @@ Transitions (`episode_steps`), the part users trip over (D4RL issues #162/#189):
     a placeholder that TD targets never read, since the discount into it is 0.
     Such an episode of n rows gives n + 1 RLDS steps.
 
+Extra columns (``infos/qpos``, ``infos/qvel``, ...) are kept as the extra step
+fields of `schema.INFOS`, in their own dtype, one row per transition (zeros on
+the final step); `rlif_data.sources.d4rl_hdf5` decides which columns qualify.
+
 Everything here works on NumPy arrays with no I/O; `rlif_data.sources.d4rl_hdf5`
 (`read_d4rl_episodes`, `inspect_d4rl`) is the thin h5py layer on top.
 """
@@ -45,7 +49,7 @@ Everything here works on NumPy arrays with no I/O; `rlif_data.sources.d4rl_hdf5`
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -61,6 +65,11 @@ TERMINALS_KEY = "terminals"
 TIMEOUTS_KEY = "timeouts"
 NEXT_OBSERVATIONS_KEY = "next_observations"
 REQUIRED_KEYS = (OBSERVATIONS_KEY, ACTIONS_KEY, REWARDS_KEY, TERMINALS_KEY)
+INFOS_GROUP = "infos"  # infos/<name>: per-row extras (qpos, qvel, action_log_probs, ...)
+
+# Stored dtype of an infos column by its file dtype, where it is not kept as
+# is: uint32 fits int64 exactly (raw bytes in the schema's INFO_DTYPES only).
+_INFO_DTYPE_CASTS = {"uint32": "int64"}
 
 # How an episode ended (`EpisodeSpan.end_kind`).
 END_TERMINAL = "terminal"  # a true termination (terminals flag set)
@@ -103,6 +112,67 @@ class EpisodeSpan:
         """True for a true termination, False for a truncation or cut."""
         return self.end_kind == END_TERMINAL
 
+
+
+@dataclasses.dataclass(frozen=True)
+class InfoColumn:
+    """An ``infos/<name>`` column of a D4RL file, kept as an extra step field.
+
+    Attributes:
+      key: the file key, e.g. "infos/qpos".
+      name: the step field's name inside `schema.INFOS`, e.g. "qpos".
+      shape: the shape of one row.
+      dtype: the stored dtype name (the file's, or `_INFO_DTYPE_CASTS`').
+    """
+
+    key: str
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def spec(self) -> schema.ArraySpec:
+        """The field's `schema.ArraySpec`."""
+        return schema.ArraySpec(self.shape, self.dtype)
+
+
+def select_info_columns(
+    columns: Mapping[str, tuple[tuple[int, ...], str]], rows: int
+) -> tuple[dict[str, InfoColumn], dict[str, str]]:
+    """Which ``infos/*`` columns become extra step fields, and why the others do not.
+
+    A column is kept when it lies directly under ``infos/``, holds one row
+    per file row, and has a numeric or bool dtype rlif-data stores exactly
+    (`schema.INFO_DTYPES`, uint32 as int64).
+
+    Args:
+      columns: ``{file key: (shape, dtype name)}`` of every dataset under
+        ``infos/``.
+      rows: the file's row count.
+
+    Returns:
+      (kept ``{name: InfoColumn}`` in key order, ``{file key: reason}`` of the
+      columns left out).
+    """
+    kept: dict[str, InfoColumn] = {}
+    ignored: dict[str, str] = {}
+    for key in sorted(columns):
+        shape, dtype = tuple(columns[key][0]), str(columns[key][1])
+        name = key[len(INFOS_GROUP) + 1:]
+        stored = _INFO_DTYPE_CASTS.get(dtype, dtype)
+        if not shape or shape[0] != rows:
+            ignored[key] = f"shape {shape}: not one row per transition ({rows} rows)"
+        elif stored not in schema.INFO_DTYPES:
+            ignored[key] = (f"dtype {dtype} is not stored "
+                            f"(supported: {', '.join(schema.INFO_DTYPES)})")
+        else:
+            try:
+                schema.check_info_spec(name, schema.ArraySpec(shape[1:], stored))
+            except ValueError:
+                ignored[key] = "nested or oddly named key (a step field name is a plain word)"
+                continue
+            kept[name] = InfoColumn(key, name, shape[1:], stored)
+    return kept, ignored
 
 
 def _flags(values: Any, name: str) -> np.ndarray:
@@ -179,12 +249,16 @@ def episode_steps(
     rewards: np.ndarray,
     end_kind: str,
     final_observation: Optional[np.ndarray] = None,
+    infos: Optional[Mapping[str, np.ndarray]] = None,
 ) -> dict[str, np.ndarray]:
     """Lay out the rows of one D4RL episode as RLDS steps.
 
     See the module docstring for the rules. Every step's action counts as
     the expert's (``has_expert_action`` True, ``expert_action == action``)
-    except on the final step, which holds zeros.
+    except on the final step, which holds zeros. ``infos/<name>`` rows ride
+    with their row's transition, like the action: the final step holds
+    zeros, and the row dropped from a truncated episode without
+    ``next_observations`` is dropped from them too.
 
     Args:
       observations: [n, obs_dim] ``observations`` rows of the episode, n >= 1.
@@ -193,11 +267,14 @@ def episode_steps(
       end_kind: "terminal", "timeout" or "cut" (`EpisodeSpan.end_kind`).
       final_observation: ``next_observations[end - 1]`` when the file has
         that key, else None.
+      infos: ``{name: [n, ...] rows of infos/<name>}`` to keep as extra step
+        fields (`schema.INFOS`), in their own dtype; None or empty: none.
 
     Returns:
       ``{field: array stacked over the T + 1 steps}`` with every core and
-      intervention step field of `rlif_data.schema`; T = n if
-      ``final_observation`` is given or the episode terminated, else n - 1.
+      intervention step field of `rlif_data.schema` (and `schema.INFOS` when
+      ``infos`` is given); T = n if ``final_observation`` is given or the
+      episode terminated, else n - 1.
 
     Raises:
       ValueError: an empty episode, inconsistent row counts, or an unknown
@@ -215,6 +292,9 @@ def episode_steps(
         raise ValueError(
             f"row counts differ: observations {n}, actions {len(act)}, rewards {len(rew)}"
         )
+    for name, values in (infos or {}).items():
+        if len(values) != n:
+            raise ValueError(f"row counts differ: observations {n}, infos/{name} {len(values)}")
     terminated = end_kind == END_TERMINAL
 
     if final_observation is not None:
@@ -231,7 +311,7 @@ def episode_steps(
         # action has no known outcome: drop it as a transition.
         num_transitions = n - 1
 
-    return episodes.build_steps(
+    steps = episodes.build_steps(
         obs,
         act[:num_transitions],
         rew[:num_transitions],
@@ -242,6 +322,10 @@ def episode_steps(
         has_expert_action=np.ones(num_transitions, np.bool_),
         source=schema.Source.DATASET,
     )
+    if infos:
+        steps[schema.INFOS] = {name: arrays.per_transition(values, num_transitions)
+                               for name, values in infos.items()}
+    return steps
 
 
 def episode_metadata(episode_id: str, session_id: str, env_id: str) -> dict[str, Any]:
