@@ -23,25 +23,18 @@ A version becomes visible by one `rename` of a fully written, verified
 staging directory, so readers never see half a version, and a crashed publish
 leaves only a staging directory. Published versions are never modified.
 
-A tag change (with a publish, pull or import, or alone) touches two files,
-so it is made recoverable by an intent record: the complete new tags and
-the log events go to ``.pending-tags.json`` first (one atomic rename), then
-the log is appended, tags.json replaced and the record removed. A pending
-record is in force once it is written, or, when it names the version it
-waits for, once that version's rename is done; readers (`Registry.tags`,
-`Registry.tag_history`) apply a record in force, and the next writer of the
-name or `gc` applies it to the files (appending only the events the log
-lacks). So a kill at any step shows either the state before the whole
-operation or the state after it, and the history always agrees with the tags.
+A tag change (with a publish, pull or import, or alone) goes through an
+intent record so that a kill at any step shows the state before or after the
+whole operation (`rlif_data.registry.tagbook`); a publish or install writes
+that record before its version's rename, naming the version it waits for.
 
-Why this module is long (about 1,150 lines, over the project's ~450): the
-`Registry` class is the one place where versions, tags and the locks that
-order them meet, and every write protocol in it (publish, install, tag
-change, gc) shares the same lock and intent-record rules; splitting it by
-method would spread one protocol over several files. Object storage,
-upkeep (gc sweep, upgrade), remote layout, lineage records and signing are
-already their own modules. The tag protocol (`_set_tag_locked`,
-`_write_tags`, the pending record) is the next piece to move out.
+Why this module is still long (about 870 lines, over the project's ~450):
+the `Registry` class is where versions, tags and the locks that order them
+meet, and the publish/install/gc protocols share one lock and one intent
+rule, so they are read together. Objects, the tag protocol (`tagbook`), the
+lineage walk (`lineage_tree`), upkeep (gc sweep, upgrade), remote layout,
+lineage records and signing are their own modules; errors and the file lock
+are in `common`.
 """
 
 from __future__ import annotations
@@ -49,25 +42,39 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
-import datetime
 import errno
-import fcntl
-import functools
-import getpass
-import json
 import logging
 import os
 import shutil
-import socket
-import time
 import uuid
 from typing import Any, Callable, Iterator, Optional
 
 from rlif_data import errors, lineage
 from rlif_data.faults import checkpoint
 from rlif_data.fsutil import fsync_path
-from rlif_data.registry import checksums, lineage_records
+from rlif_data.registry import checksums, lineage_records, lineage_tree
+from rlif_data.registry.common import (  # noqa: F401  (re-exported: the registry API)
+    DiskError,
+    IntegrityError,
+    RegistryError,
+    UnknownDatasetError,
+    VersionExistsError,
+    _flock,
+    _now,
+    current_user,
+    disk_errors,
+    publisher_fields,
+)
 from rlif_data.registry.objects import OBJECTS_LOCK, ObjectStore
+from rlif_data.registry.tagbook import (  # noqa: F401  (re-exported: tests read these files)
+    NAME_LOCK,
+    PENDING_TAGS,
+    TAG_LOG,
+    TAGS_FILE,
+    TAGS_TMP_PREFIX,
+    TAGS_TMP_SUFFIX,
+    TagBook,
+)
 from rlif_data.registry.versions import (
     LATEST,
     Ref,
@@ -81,12 +88,6 @@ from rlif_data.registry.versions import (
 log = logging.getLogger(__name__)
 ROOT_ENV = "RLIF_DATA_ROOT"
 STAGING_LOCK = ".publisher.lock"
-TAGS_FILE = "tags.json"
-TAG_LOG = "tags.log.jsonl"
-PENDING_TAGS = ".pending-tags.json"
-NAME_LOCK = ".lock"
-# Temporary files of tags.json and PENDING_TAGS writes (gc removes dead ones).
-TAGS_TMP_PREFIX, TAGS_TMP_SUFFIX = ".tags-", ".json"
 
 
 # gc removes an unreferenced object only once it is this old (seconds): a
@@ -130,104 +131,9 @@ def artifact_kind(directory: str) -> Optional[str]:
     return None
 
 
-class RegistryError(errors.RlifDataError):
-    """A registry operation failed; nothing visible was changed."""
-
-
-class UnknownDatasetError(RegistryError, KeyError):
-    """A name, version or tag is not in the registry."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
-
-
-class VersionExistsError(RegistryError):
-    """A version is already published (versions are immutable)."""
-
-
-class IntegrityError(RegistryError):
-    """A version's files differ from what was recorded at publish."""
-
-
-class DiskError(RegistryError):
-    """The disk refused a write (full, read-only, no permission); the registry is as it was."""
-
-
-def disk_errors(operation: str):
-    """Decorate a write operation: an OSError becomes one `DiskError` line with its fix.
-
-    What a reader sees is unchanged after such a failure (every protocol
-    here makes its change visible in one step at its end); files a failed
-    pull fetched stay in staging for the next attempt.
-
-    Args:
-      operation: the verb for the message, e.g. "publish".
-    """
-    def decorate(fn):
-        @functools.wraps(fn)
-        def wrapped(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except errors.RlifDataError:
-                raise
-            except OSError as exc:
-                raise DiskError(f"{operation} failed: {errors.describe_os_error(exc)}; "
-                                "the registry is as it was") from exc
-        return wrapped
-    return decorate
-
-
 def default_root() -> str:
     """``$RLIF_DATA_ROOT`` or ``~/.rlif_data``."""
     return os.environ.get(ROOT_ENV) or os.path.join(os.path.expanduser("~"), ".rlif_data")
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
-
-
-def _user_name() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return f"uid{os.getuid()}"
-
-
-def current_user() -> str:
-    """``user@host`` of this process (who publishes, tags, exports)."""
-    return f"{_user_name()}@{socket.gethostname()}"
-
-
-def publisher_fields() -> dict[str, str]:
-    """Who publishes a version, recorded in its manifest: user, host, code version."""
-    from rlif_data.version import code_version
-
-    return {"published_by": current_user(), "publisher": _user_name(),
-            "host": socket.gethostname(), "code_version": code_version()}
-
-
-@contextlib.contextmanager
-def _flock(path: str, timeout: float = 60.0, shared: bool = False):
-    """A lock on `path` (released when the holder dies), waiting up to `timeout`.
-
-    Args:
-      shared: a shared lock (many holders) instead of an exclusive one.
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RegistryError(f"{path}: still locked by another process after "
-                                        f"{timeout:.0f} s") from None
-                time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)
 
 
 _AT_FDCWD = -100
@@ -349,50 +255,14 @@ class Registry:
 
     def tags(self, name: str) -> dict[str, str]:
         """{tag: version} of `name`, including a tag change in force but not yet applied."""
-        pending = self._pending_in_force(name)
-        if pending is not None:
-            return dict(pending["tags"])
-        return self._read_json(os.path.join(self._name_dir(name), TAGS_FILE)) or {}
+        return self._tagbook(name).tags()
 
     def tag_history(self, name: str) -> list[dict[str, Any]]:
         """Every tag change of `name`, oldest first (its `tags` replay to `Registry.tags`)."""
-        events = self._logged_events(name)
-        pending = self._pending_in_force(name)
-        if pending is not None:
-            logged = {e.get("id") for e in events}
-            events += [e for e in pending["events"] if e["id"] not in logged]
-        return events
+        return self._tagbook(name).history()
 
-    def _logged_events(self, name: str) -> list[dict[str, Any]]:
-        """The complete lines of tags.log.jsonl (a torn last line is an unfinished append)."""
-        path = os.path.join(self._name_dir(name), TAG_LOG)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        complete = data[:data.rfind(b"\n") + 1]
-        try:
-            return [json.loads(line) for line in complete.decode().splitlines() if line.strip()]
-        except ValueError as exc:
-            raise RegistryError(f"{path}: unreadable tag history ({exc}); it is written "
-                                "only by rlif-data, restore it from a backup") from None
-
-    @staticmethod
-    def _read_json(path: str) -> Optional[dict[str, Any]]:
-        """A JSON object the registry wrote, or None if the file is absent.
-
-        Raises:
-          RegistryError: the file is not valid JSON.
-        """
-        try:
-            with open(path) as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return None
-        except ValueError as exc:
-            raise RegistryError(f"{path}: unreadable ({exc}); it is written only by "
-                                "rlif-data, restore it from a backup") from None
+    def _tagbook(self, name: str) -> TagBook:
+        return TagBook(self._name_dir(name))
 
     def resolve(self, ref: str | Ref) -> tuple[str, Version]:
         """(name, version) that a reference names.
@@ -587,7 +457,7 @@ class Registry:
                     manifest = signing.sign_manifest(manifest, key)
                 checksums.save_manifest(target, manifest)
                 self._rename_in(target, name, chosen, tags)
-                self._finish_after_commit(name)
+                self._tagbook(name).finish_after_commit()
         return self.info(f"{name}:{chosen}")
 
     def _stage_files(self, source: str, target: str, progress=None) -> dict[str, dict[str, Any]]:
@@ -634,7 +504,7 @@ class Registry:
         The tag change is recorded first, to take effect with the rename: a
         kill after the rename shows the version with its tags, never a new
         version that `latest` does not reach. The caller applies the change
-        to the files (`_finish_tag_change`).
+        to the files (`TagBook.finish_change`).
 
         Args:
           staged: the complete version directory (with its manifest).
@@ -646,12 +516,12 @@ class Registry:
           VersionExistsError: the version appeared meanwhile (the record is withdrawn).
         """
         final = self.version_dir(name, version)
-        recorded = self._begin_tag_change(name, dict.fromkeys(tags, version), requires=version)
+        recorded = self._tagbook(name).begin_change(dict.fromkeys(tags, version), requires=version)
         try:
             move(staged, final)
         except OSError as exc:
             if recorded:
-                self._drop_tag_change(name)
+                self._tagbook(name).drop_change()
             if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
                 raise VersionExistsError(f"{name}:{version} appeared meanwhile") from None
             raise
@@ -737,14 +607,14 @@ class Registry:
                             "versions are immutable")
                     if replace_damaged:
                         self._replace_version(staged, final, name_dir)
-                    self._change_tags(name, dict.fromkeys(tags, version))
+                    self._tagbook(name).change(dict.fromkeys(tags, version))
                 else:
                     if os.path.lexists(final):  # a leftover, not a version: swap it out
                         self._rename_in(staged, name, version, tags,
                                         move=lambda a, b: self._replace_version(a, b, name_dir))
                     else:
                         self._rename_in(staged, name, version, tags)
-                    self._finish_after_commit(name)
+                    self._tagbook(name).finish_after_commit()
         return self.info(f"{name}:{version}")
 
     @staticmethod
@@ -769,7 +639,7 @@ class Registry:
                                      "versions are immutable")
         tags = tuple(check_tag(tag) for tag in tags)
         with self._name_lock(name):
-            self._change_tags(name, dict.fromkeys(tags, version))
+            self._tagbook(name).change(dict.fromkeys(tags, version))
         return self.info(f"{name}:{version}")
 
     @contextlib.contextmanager
@@ -795,7 +665,7 @@ class Registry:
         check_tag(tag)
         name, version = self.resolve(ref)
         with self._name_lock(name):
-            self._change_tags(name, {tag: version})
+            self._tagbook(name).change({tag: version})
         return version
 
     @disk_errors("untag")
@@ -809,157 +679,21 @@ class Registry:
             tags = self.tags(name)
             if tag not in tags:
                 raise UnknownDatasetError(f"{name}@{tag} is not a tag; tags: {sorted(tags)}")
-            self._change_tags(name, {tag: None})
+            self._tagbook(name).change({tag: None})
 
-    @contextlib.contextmanager
-    def _name_lock(self, name: str) -> Iterator[str]:
-        """Hold `name`'s lock, after applying a tag change a killed writer left; yields its dir."""
-        name_dir = self._name_dir(name)
-        os.makedirs(name_dir, exist_ok=True)
-        with _flock(os.path.join(name_dir, NAME_LOCK)):
-            self._finish_tag_change(name)
-            yield name_dir
-
-    def _change_tags(self, name: str, changes: dict[str, Optional[Version]],
-                     requires: Optional[Version] = None) -> None:
-        """Apply tag moves (None: remove the tag) under the name's lock, recoverably.
-
-        Args:
-          name: the dataset.
-          changes: {tag: new version or None}.
-          requires: the version whose rename makes the change take effect
-            (publish and install write the record before that rename; see
-            the module docstring); None: in force as soon as it is written.
-        """
-        if self._begin_tag_change(name, changes, requires):
-            self._finish_after_commit(name)
-
-    def _finish_after_commit(self, name: str) -> None:
-        """Apply a tag change that has taken effect; a disk error here is only a warning.
-
-        The operation is done once its record is in force (readers see it):
-        failing it now would report a change that happened as one that did
-        not. The next writer of the name or `gc` applies it to the files.
-        """
-        try:
-            self._finish_tag_change(name)
-        except OSError as exc:
-            log.warning("%s: the tag change is in force but tags.json was not rewritten (%s); "
-                        "run `rlif-data gc` once that is fixed", self._name_dir(name),
-                        errors.describe_os_error(exc))
-
-    def _begin_tag_change(self, name: str, changes: dict[str, Optional[Version]],
-                          requires: Optional[Version] = None) -> bool:
-        """Write the pending record of a tag change (its commit point); False if none is needed."""
-        tags = self.tags(name)
-        events = []
-        for tag, version in changes.items():
-            new = None if version is None else str(version)
-            if tags.get(tag) == new:
-                continue  # no event for a tag that already points there
-            events.append({"id": uuid.uuid4().hex, "time": _now(), "user": current_user(),
-                           "action": "tag" if new else "untag", "tag": tag,
-                           "old": tags.get(tag), "new": new})
-            if new is None:
-                tags.pop(tag, None)
-            else:
-                tags[tag] = new
-        if not events:
-            return False
-        record = {"tags": tags, "events": events,
-                  "requires": None if requires is None else str(requires)}
-        self._write_atomic(name, PENDING_TAGS, record)
-        checkpoint("tag.intent_written")
-        return True
-
-    def _drop_tag_change(self, name: str) -> None:
-        """Withdraw a pending record whose version never appeared (its rename failed)."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(self._name_dir(name), PENDING_TAGS))
-        fsync_path(self._name_dir(name))
-
-    def _pending_in_force(self, name: str) -> Optional[dict[str, Any]]:
-        """The pending tag change of `name` if it has taken effect, else None."""
-        pending = self._read_json(os.path.join(self._name_dir(name), PENDING_TAGS))
-        if pending is None:
-            return None
-        requires = pending.get("requires")
-        if requires is not None and not os.path.exists(
-                os.path.join(self._name_dir(name), requires, checksums.MANIFEST)):
-            return None  # its publish or install was killed before the rename
-        return pending
-
-    def _finish_tag_change(self, name: str) -> bool:
-        """Apply (or, if void, drop) a pending tag change; the caller holds the name's lock.
-
-        Idempotent, so a kill here is repaired by running it again: only the
-        events the log lacks are appended, and tags.json is replaced whole.
-
-        Returns:
-          Whether a pending change was applied.
-        """
-        name_dir = self._name_dir(name)
-        path = os.path.join(name_dir, PENDING_TAGS)
-        if not os.path.exists(path):
-            return False
-        pending = self._pending_in_force(name)
-        if pending is not None:
-            logged = {e.get("id") for e in self._logged_events(name)}
-            missing = [e for e in pending["events"] if e["id"] not in logged]
-            if missing:
-                self._append_log(name, missing)
-            checkpoint("tag.log_appended")
-            self._write_atomic(name, TAGS_FILE, pending["tags"])
-            checkpoint("tag.replaced")
-        os.unlink(path)
-        fsync_path(name_dir)
-        return pending is not None
-
-    def _append_log(self, name: str, events: list[dict[str, Any]]) -> None:
-        """Append events to the tag log, first cutting a torn line a kill left at its end."""
-        with open(os.path.join(self._name_dir(name), TAG_LOG), "ab+") as log:
-            log.seek(0)
-            data = log.read()  # one short line per tag change
-            if data and not data.endswith(b"\n"):
-                log.truncate(data.rfind(b"\n") + 1)
-            log.seek(0, os.SEEK_END)
-            log.write(b"".join(json.dumps(e).encode() + b"\n" for e in events))
-            log.flush()
-            os.fsync(log.fileno())
-
-    def _write_atomic(self, name: str, filename: str, data: dict[str, Any]) -> None:
-        """Replace a file of the name directory whole (temporary file, fsync, rename, fsync dir)."""
-        name_dir = self._name_dir(name)
-        tmp = os.path.join(name_dir, f"{TAGS_TMP_PREFIX}{uuid.uuid4().hex[:8]}{TAGS_TMP_SUFFIX}")
-        try:
-            with open(tmp, "w") as f:
-                json.dump(data, f, indent=1, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, os.path.join(name_dir, filename))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)  # a full disk: leave no partial file behind
-            raise
-        fsync_path(name_dir)
+    def _name_lock(self, name: str):
+        """Hold `name`'s lock (`TagBook.locked`): after applying a change a killed writer left."""
+        return self._tagbook(name).locked()
 
     # -- lineage --------------------------------------------------------------
     def lineage(self, ref: str | Ref) -> dict[str, Any]:
-        """The lineage tree of a version back to raw logs.
-
-        Ancestors that are not here are drawn from the records a pull
-        brought along (`lineage_records`), marked ``"local": False`` with the
-        remote they came from; one with no record is marked ``"missing"``.
+        """The lineage tree of a version back to raw logs (`lineage_tree.tree`).
 
         Returns:
           ``{"ref", "job", "params", "created", "code_version", "content_sha256",
-          "published_by", "local", "inputs": [subtree | raw input]}``; an
-          input that names a registry version is expanded recursively. A
-          subtree whose content digest differs from the one its child
-          recorded carries ``"mismatch": <recorded digest>``.
+          "published_by", "local", "inputs": [subtree | raw input]}``.
         """
-        info = self.info(ref)
-        return self._lineage_node(info, seen=set())
+        return lineage_tree.tree(self, ref)
 
     def known_record(self, ref: str) -> Optional[dict[str, Any]]:
         """The lineage record of ``name:version`` kept here (an ancestor not pulled), or None."""
@@ -967,53 +701,6 @@ class Registry:
         if parsed.version is None:
             return None
         return lineage_records.read_local(self.root, parsed.name, parsed.version)
-
-    def _lineage_node(self, info: VersionInfo, seen: set) -> dict[str, Any]:
-        job = lineage.lineage_of(lineage.read_record(info.path),
-                                 info.manifest.get(lineage.LINEAGE_KEY),
-                                 info.manifest.get("source"))
-        return self._expand(_lineage_fields(info.ref, info.manifest, job, local=True), job, seen)
-
-    def _expand(self, node: dict[str, Any], job: "lineage.JobRecord", seen: set) -> dict[str, Any]:
-        seen.add(node["ref"])
-        for item in job.inputs:
-            parent = item.ref or self._ref_of_path(item.path)
-            if parent and parent in seen:
-                # Already drawn elsewhere in this tree (a merge and a policy share inputs).
-                node["inputs"].append({"ref": parent, "job": "(shown above)", "params": {},
-                                       "inputs": []})
-            elif parent:
-                node["inputs"].append(self._parent_node(parent, item.content_sha256, seen))
-            else:
-                node["inputs"].append({"raw": item.to_json()})
-        return node
-
-    def _parent_node(self, ref: str, recorded: Optional[str], seen: set) -> dict[str, Any]:
-        """An ancestor's subtree: from its version here, else from its lineage record."""
-        try:
-            child = self._lineage_node(self.info(ref), seen)
-        except (UnknownDatasetError, ValueError):
-            record = self.known_record(ref) if ":" in ref else None
-            if record is None:
-                return {"ref": ref, "job": "(not here)", "params": {}, "inputs": [],
-                        "content_sha256": recorded, "local": False, "missing": True}
-            job = lineage_records.job_of(record["manifest"], record.get("metadata_json"))
-            child = _lineage_fields(ref, record["manifest"], job, local=False)
-            child["remote"] = record.get("remote")
-            child = self._expand(child, job, seen)
-        if recorded and child.get("content_sha256") not in (None, recorded):
-            child["mismatch"] = recorded
-        return child
-
-    def _ref_of_path(self, path: Optional[str]) -> Optional[str]:
-        """``name:version`` of a version directory of this registry (old records hold paths)."""
-        path = os.path.abspath(path) if path else ""
-        base = os.path.join(self.root, "datasets") + os.sep
-        if path.startswith(base):
-            parts = path[len(base):].split(os.sep)
-            if len(parts) >= 2:
-                return f"{parts[0]}:{parts[1]}"
-        return None
 
     # -- garbage collection ------------------------------------------------------
     @disk_errors("gc")
@@ -1098,15 +785,6 @@ class Registry:
             except ValueError:
                 continue  # not a directory the registry made
         return [n for n in names if os.path.isdir(os.path.join(base, n))]
-
-
-def _lineage_fields(ref: str, manifest: dict[str, Any], job: "lineage.JobRecord",
-                    local: bool) -> dict[str, Any]:
-    """One node of a lineage tree, without its inputs. Pure."""
-    return {"ref": ref, "job": job.job, "params": dict(job.params),
-            "created": manifest.get("created"), "code_version": job.code_version,
-            "content_sha256": manifest.get("content_sha256"),
-            "published_by": manifest.get("published_by"), "local": local, "inputs": []}
 
 
 def _remove(path: str) -> None:
