@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import difflib
 import functools
 import inspect
@@ -237,6 +238,69 @@ def map_episode(fn: Callable[[dict], dict], source: str):
             raise element_error(source, episode.get(sc.EPISODE_ID) or key, exc) from None
 
     return apply
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodesByKey:
+    """A job's episodes read by index from an rlif-data dataset, each passed through `fn`.
+
+    The same episodes as ``Create(keys) | ParDo(ReadEpisodes(directory)) |
+    Map(map_episode(fn, directory))``, said so that the sink
+    (`pipelines.sink`) can read each episode in the worker that writes its
+    shard: then only keys go out to the workers and only shard notes come
+    back, where the Beam transform would send every serialised episode through
+    a GroupByKey (on the 1M-step benchmark, docs/scaling.md, that shuffle and
+    its copies were most of what a job cost beyond the plain loop). Called, it
+    returns that Beam transform (TFDS' writer takes one).
+
+    Attributes:
+      directory: the input dataset (a recording or a built dataset).
+      keys: the episode indices to read, each once; the output keeps their order.
+      fn: what the job does to each episode (None: write it as read); it
+        travels to the workers, so it must pickle (a module-level function or
+        a `functools.partial` of one).
+      label: the name of `fn`'s step in the Beam transform.
+    """
+
+    directory: str
+    keys: tuple
+    fn: Optional[Callable[[dict], dict]] = None
+    label: str = "Map"
+
+    def __post_init__(self):
+        object.__setattr__(self, "keys", tuple(int(k) for k in self.keys))
+
+    def __call__(self):
+        """The Beam transform yielding ``(key, episode)`` for every key."""
+        transform = ("Indices" >> beam.Create(self.keys)
+                     | "Read" >> beam.ParDo(ReadEpisodes(self.directory)))
+        if self.fn is None:
+            return transform
+        return transform | self.label >> beam.Map(map_episode(self.fn, self.directory))
+
+    def open(self):
+        """A reader of `directory` for `episode` (close it after use)."""
+        from rlif_data.recording.reader import EpisodeReader
+
+        return EpisodeReader(self.directory, repair=False)  # jobs never repair their inputs
+
+    def episode(self, reader: Any, key: int) -> dict:
+        """Episode `key`, read with `reader` and passed through `fn`.
+
+        Raises:
+          PipelineInputError: naming `directory` and the episode, as
+            `ReadEpisodes` and `map_episode` do.
+        """
+        try:
+            episode = reader[key]
+        except Exception as exc:
+            raise element_error(self.directory, key, exc) from None
+        if self.fn is None:
+            return episode
+        try:
+            return self.fn(episode)
+        except Exception as exc:
+            raise element_error(self.directory, episode.get(sc.EPISODE_ID) or key, exc) from None
 
 
 def input_bytes(path: str) -> int:

@@ -13,8 +13,6 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-import apache_beam as beam
-
 from pipelines import common, output
 from rlif_data import downsample as ds
 from rlif_data import episodes
@@ -68,11 +66,8 @@ def run(input_dir: str, out_dir: str, *, episodes: Optional[int] = None,
     with EpisodeReader(input_dir, repair=False) as reader:
         schema = reader.schema
 
-    def source():
-        return (
-            "Selected" >> beam.Create(list(selection.indices))
-            | "Read" >> beam.ParDo(common.ReadEpisodes(input_dir))
-        )
+    # Read by key: the sink reads and writes each shard's episodes in one worker.
+    source = common.EpisodesByKey(input_dir, selection.indices)
 
     params = {"episodes": episodes, "transitions": transitions, "seed": seed,
               "stratify": stratify, "selected_episodes": len(selection.indices),

@@ -63,7 +63,10 @@ _capture = {"worker_output": False}
 # Set by `legacy_tfds_writer`: jobs write through TFDS' Beam writer instead of the sink.
 _writer = {"tfds": False}
 EpisodeSource = Callable[[], Any]
-"""Returns a Beam PTransform (applied to the pipeline root) yielding (int key, episode)."""
+"""Returns a Beam PTransform (applied to the pipeline root) yielding (int key, episode).
+
+A `pipelines.common.EpisodesByKey` is one too, and lets the sink read each
+episode where its shard is written (no shuffle of serialised episodes)."""
 
 
 class OutputExistsError(errors.RlifDataError):
@@ -229,6 +232,13 @@ def write_dataset(
     return out_dir
 
 
+def _graph_source(source: EpisodeSource) -> Any:
+    """What the sink builds its graph from: an `EpisodesByKey` as it is, else the job's transform."""
+    from pipelines.common import EpisodesByKey
+
+    return source if isinstance(source, EpisodesByKey) else source()
+
+
 def _input_label(job: JobInfo) -> str:
     """The job's inputs as element errors name them."""
     names = [i.path or i.ref for i in job.inputs if i.path or i.ref]
@@ -251,7 +261,8 @@ def _run_sink(source: EpisodeSource, staging: str, out_dir: str, schema: sc.Epis
             log.info("building dataset %s under %s: %d episodes in %d shards on %s "
                      "(%d workers; %s: %s)", schema.name, staging, plan.num_episodes,
                      plan.num_shards, setup.runner, setup.workers, mode.mode, mode.reason)
-            sink.run_sink(source(), schema, plan, staging, setup.options, _input_label(job),
+            sink.run_sink(_graph_source(source), schema, plan, staging, setup.options,
+                          _input_label(job),
                           graph_check=graph_rules.check, view=lineage.view_of_job(job))
     except (graph_rules.UnsafeGraphError, runners.DaskSchedulerError):
         _discard_log(job_log)  # raised before anything ran: the log holds nothing

@@ -16,8 +16,6 @@ import functools
 import sys
 from typing import Optional, Sequence
 
-import apache_beam as beam
-
 from pipelines import common, output
 from rlif_data import relabel as rl
 from rlif_data.recording.reader import EpisodeReader
@@ -53,12 +51,8 @@ def run(input_dir: str, out_dir: str, view: str = "paper",
     out_schema = dataclasses.replace(schema, derived=True, name=name or schema.name)
     relabel = functools.partial(rl.relabel_episode, view=view)
 
-    def source():
-        return (
-            "Indices" >> beam.Create(range(count))
-            | "Read" >> beam.ParDo(common.ReadEpisodes(input_dir))
-            | "Relabel" >> beam.Map(common.map_episode(relabel, input_dir))
-        )
+    # Read by key: the sink reads, relabels and writes each shard's episodes in one worker.
+    source = common.EpisodesByKey(input_dir, range(count), relabel, label="Relabel")
 
     job = output.JobInfo("relabel", {"view": view}, [common.dataset_input(resolved)])
     return output.write_dataset(source, out_dir, out_schema, job, beam_args,

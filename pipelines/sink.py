@@ -16,6 +16,21 @@ The graph, after the job's own source of ``(int key, episode)`` pairs::
                  episodes' check summaries); a retried call rewrites the same
                  bytes under the same names
 
+A job whose episodes are read by key from an rlif-data dataset
+(`pipelines.common.EpisodesByKey`: relabel, downsample) skips the shuffle::
+
+    Shards       Create: one (shard, keys) element per planned shard
+    WriteShards  ParDo: reads, maps, serialises and checks each of its
+                 shard's episodes in key order and streams them into the
+                 shard, then leaves the same note
+
+so that only keys travel to the workers and only notes come back: no
+serialised episode is copied through a GroupByKey (on the 1M-step benchmark
+that shuffle cost the in-process job a third more than the plain loop, and
+worker processes a second copy through gRPC or Dask's task results;
+docs/scaling.md). A shard is then the unit of parallel work, so the plan
+makes a multiple of the worker count.
+
 Only Create, ParDo, GroupByKey and Flatten, nothing emitted from
 ``finish_bundle``, one sink at the end (`pipelines.graph_rules`): the graph
 runs whole on Beam's DaskRunner as on the DirectRunner or Dataflow.
@@ -101,6 +116,26 @@ class ShardPlan:
             raise KeyError(f"episode key {key} is not in the job's shard plan")
         return shard
 
+    def split(self, keys: Iterable[int]) -> list[tuple[int, tuple[int, ...]]]:
+        """``(shard, its keys in order)`` for every shard, from the keys the plan was made of.
+
+        Raises:
+          ValueError: `keys` are not the plan's (another count or key range).
+        """
+        ordered = sorted(int(k) for k in keys)
+        out, start = [], 0
+        for shard, count in enumerate(self.counts):
+            part = tuple(ordered[start:start + count])
+            if (len(part), part[:1], part[-1:]) != (count, (self.first_keys[shard],),
+                                                    (self.last_keys[shard],)):
+                raise ValueError(f"the keys given are not the ones shard {shard} was planned "
+                                 "from")
+            out.append((shard, part))
+            start += count
+        if start != len(ordered):
+            raise ValueError(f"{len(ordered)} keys given, the plan holds {start}")
+        return out
+
 
 def plan_shards(keys: Sequence[int], estimated_bytes: int, workers: int,
                 target_shard_bytes: int = TARGET_SHARD_BYTES) -> ShardPlan:
@@ -110,12 +145,15 @@ def plan_shards(keys: Sequence[int], estimated_bytes: int, workers: int,
       keys: every key the job's source will produce, each once.
       estimated_bytes: expected size of the output (0: unknown).
       workers: how many workers run the job; there are at least as many
-        shards (when there are that many episodes), so every worker writes.
+        shards (when there are that many episodes), so every worker writes,
+        and a multiple of it, so that none is left idle at the end (a shard
+        is one worker's task when the sink reads by key).
       target_shard_bytes: shard size to aim at.
 
     Returns:
-      The plan: ``max(workers, ceil(bytes / target))`` shards, at most one per
-      episode, of near-equal episode counts.
+      The plan: ``max(workers, ceil(bytes / target))`` shards rounded up to
+      a multiple of `workers`, at most one per episode, of near-equal
+      episode counts.
 
     Raises:
       ValueError: no keys, or a key given twice.
@@ -127,7 +165,8 @@ def plan_shards(keys: Sequence[int], estimated_bytes: int, workers: int,
         if a == b:
             raise ValueError(f"episode key {a} is given twice; keys must be unique")
     by_size = math.ceil(max(0, estimated_bytes) / max(1, target_shard_bytes))
-    n = max(1, min(len(ordered), max(workers, by_size)))
+    workers = max(1, workers)
+    n = max(1, min(len(ordered), workers * math.ceil(max(workers, by_size) / workers)))
     base, extra = divmod(len(ordered), n)
     counts = [base + (i < extra) for i in range(n)]
     starts = [sum(counts[:i]) for i in range(n)]
@@ -217,31 +256,52 @@ def write_shard(directory: str, shard: int, keyed_records: Iterable[tuple]) -> d
       ValueError: a key occurs twice in the shard.
       UnsharedOutputError: `directory` does not exist where this worker runs.
     """
+    return write_ordered_shard(directory, shard, sorted(keyed_records, key=lambda kv: kv[0]))
+
+
+def write_ordered_shard(directory: str, shard: int,
+                        keyed_records: Iterable[tuple]) -> dict[str, Any]:
+    """`write_shard` for records that arrive in ascending key order, streamed to the file.
+
+    Only one record is held at a time: `keyed_records` may be a generator
+    that reads and serialises each episode as the writer asks for it.
+
+    Raises:
+      ValueError: a key occurs twice, or the keys are not ascending.
+      UnsharedOutputError: `directory` does not exist where this worker runs.
+      Exception: whatever `keyed_records` raises (the partial file is left
+        under its temporary name; the staging directory goes with the job).
+    """
     if not os.path.isdir(directory):
         raise UnsharedOutputError(
             f"worker {socket.gethostname()} cannot see the job's staging directory {directory}: "
             "write the output to a filesystem every worker mounts at the same path")
-    items = sorted(keyed_records, key=lambda kv: kv[0])
-    for a, b in zip(items, items[1:]):
-        if a[0] == b[0]:
-            raise ValueError(f"shard {shard}: episode key {a[0]} arrived twice")
     final = os.path.join(directory, part_name(shard))
     tmp = os.path.join(directory, f".{part_name(shard)}.tmp")
+    keys: list[int] = []
+    summaries = []
+    record_bytes = 0
     writer = store.open_array_record_writer(tmp)
     try:
-        for item in items:
+        for item in keyed_records:
+            if keys and item[0] <= keys[-1]:
+                what = "arrived twice" if item[0] == keys[-1] else f"came after key {keys[-1]}"
+                raise ValueError(f"shard {shard}: episode key {item[0]} {what}")
             writer.write(item[1])
+            keys.append(item[0])
+            record_bytes += len(item[1])
+            if len(item) > 2:
+                summaries.append(item[2])
     finally:
         writer.close()
     fsync_path(tmp)
     os.replace(tmp, final)
-    note = {"shard": shard, "episodes": len(items),
-            "first_key": items[0][0] if items else None,
-            "last_key": items[-1][0] if items else None,
-            "record_bytes": sum(len(item[1]) for item in items),
+    note = {"shard": shard, "episodes": len(keys),
+            "first_key": keys[0] if keys else None,
+            "last_key": keys[-1] if keys else None,
+            "record_bytes": record_bytes,
             "file_bytes": os.path.getsize(final),
             "writer": f"{socket.gethostname()}/{os.getpid()}"}
-    summaries = [item[2] for item in items if len(item) > 2]
     if summaries:
         note["checks"] = summaries
     note_path = os.path.join(directory, f"{PART_PREFIX}{shard:05d}{NOTE_SUFFIX}")
@@ -262,10 +322,78 @@ class WriteShards(beam.DoFn):
         yield write_shard(self._directory, shard, records)
 
 
+class ReadAndWriteShards(beam.DoFn):
+    """(shard, keys) -> the shard's note, after reading, mapping, encoding and checking its episodes.
+
+    The sink's step for `common.EpisodesByKey` sources: one call per shard,
+    in the worker that writes it, streams each episode into the shard file
+    as soon as it is serialised (`write_ordered_shard`), so neither the
+    episodes nor their records leave the worker and a shard is never held
+    whole in memory.
+
+    Args:
+      episodes: where and how to read the episodes (its keys are not needed
+        here: each element brings its shard's).
+      schema, staging, source: the output schema, the staging directory, the
+        input (named in encode and check errors, as `EncodeToShard` does).
+      view, check: as for `EncodeToShard`.
+    """
+
+    def __init__(self, episodes: common.EpisodesByKey, schema: sc.EpisodeSchema, staging: str,
+                 source: str, view: Optional[str] = None, check: bool = True):
+        self._episodes = dataclasses.replace(episodes, keys=())
+        self._schema = schema
+        self._staging = staging
+        self._source = source
+        self._view = view
+        self._check_episodes = check
+        self._reader = None
+        self._encode = None
+        self._check = None
+
+    def setup(self):
+        self._encode = episode_encoder(self._schema)
+        if self._check_episodes:
+            self._check = job_checks.EpisodeChecker(self._view)
+        self._reader = self._episodes.open()
+
+    def _records(self, keys: Sequence[int]):
+        for key in keys:
+            episode = self._episodes.episode(self._reader, key)
+            try:
+                record = self._encode(episode)
+                summary = self._check(key, episode) if self._check is not None else None
+            except Exception as exc:
+                raise common.element_error(self._source, episode.get(sc.EPISODE_ID) or key,
+                                           exc) from None
+            yield (key, record) if summary is None else (key, record, summary)
+
+    def process(self, item):
+        shard, keys = item
+        yield write_ordered_shard(self._staging, shard, self._records(keys))
+
+    def teardown(self):
+        if self._reader is not None:
+            self._reader.close()
+
+
 def build_graph(pipeline: beam.Pipeline, source: Any, schema: sc.EpisodeSchema,
                 plan: ShardPlan, staging: str, source_name: str, view: Optional[str] = None,
                 check: bool = True) -> None:
-    """Apply source -> Encode (and check) -> GroupByShard -> WriteShards to `pipeline`."""
+    """Apply the job's source and the sink to `pipeline`.
+
+    Args:
+      source: a Beam transform yielding ``(key, episode)``: source -> Encode
+        (and check) -> GroupByShard -> WriteShards; or a
+        `common.EpisodesByKey`: Shards -> WriteShards, each shard read where
+        it is written.
+    """
+    if isinstance(source, common.EpisodesByKey):
+        _ = (pipeline
+             | "Shards" >> beam.Create(plan.split(source.keys))
+             | "WriteShards" >> beam.ParDo(
+                 ReadAndWriteShards(source, schema, staging, source_name, view, check)))
+        return
     _ = (pipeline
          | "Source" >> source
          | "Encode" >> beam.ParDo(EncodeToShard(schema, plan, source_name, view, check))
@@ -400,7 +528,8 @@ def run_sink(source: Any, schema: sc.EpisodeSchema, plan: ShardPlan, staging: st
     """Run the job's graph with the sink on `options`' runner until every shard is written.
 
     Args:
-      source: the job's PTransform yielding ``(key, episode)`` pairs.
+      source: the job's PTransform yielding ``(key, episode)`` pairs, or its
+        `common.EpisodesByKey` (`build_graph`).
       schema: the output schema.
       plan: the driver's shard plan.
       staging: directory the shards go to (the job's staging directory).
