@@ -416,3 +416,158 @@ def test_view_shows_validity_with_the_reason(marked, tmp_path):
     page = (out / "episodes" / "000001.html").read_text()
     assert "marked invalid: collision" in page
     assert "marked invalid" not in (out / "episodes" / "000000.html").read_text()
+
+
+# -- robot sessions: a keyboard key, a SpaceMouse button chord --------------------------------
+
+
+class FakeClock:
+    """Session time that moves only when the control loop sleeps; `at` runs actions on the way."""
+
+    def __init__(self, actions=()):
+        self.t = 100.0
+        self.actions = sorted(actions, key=lambda a: a[0])
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, dt):
+        self.t += dt
+        while self.actions and self.actions[0][0] <= self.t - 100.0:
+            self.actions.pop(0)[1]()
+
+
+def robot_session(tmp_path, device, clock, episodes=3, steps=20, stream=None,
+                  reasons=("collision", "dropped object")):
+    from robot.env import SimArmEnv
+    from robot.session import SessionConfig, make_policy, run_session
+    from robot.timing import ControlRate
+
+    env = SimArmEnv(image_size=0, max_steps=steps, seed=0)
+    return run_session(env, device, make_policy("random", env), env.episode_schema(),
+                       SessionConfig(out=str(tmp_path / "rec"), episodes=episodes,
+                                     operator="alice", invalid_reasons=reasons),
+                       pacer=ControlRate(10.0, clock=clock, sleep=clock.sleep),
+                       progress=stream is not None, status_stream=stream, clock=clock)
+
+
+class Terminal:
+    def __init__(self):
+        self.text = ""
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+
+def test_keyboard_x_marks_the_current_episode_and_z_the_previous_one(tmp_path):
+    from robot.keyboard_device import KeyboardDevice
+    from robot.session import read_events
+
+    clock = FakeClock()
+    device = KeyboardDevice(clock=clock)
+    press = lambda key: (lambda: device.on_key(key))  # noqa: E731
+    clock.actions = sorted([
+        (0.55, press("x")), (0.65, press("x")),  # held: the auto-repeat asks nothing more
+        (2.55, press("z")),                      # the previous episode is marked already
+        (2.65, press("2")),                      # the next marks say "dropped object"
+        (4.55, press("z")),                      # marks episode 1
+        (4.75, press("9")),                      # no 9th reason: refused, nothing changes
+    ], key=lambda a: a[0])
+    screen = Terminal()
+    result = robot_session(tmp_path, device, clock, stream=screen)
+    rec = str(tmp_path / "rec")
+    ids = ids_of(rec)
+    assert len(ids) == 3
+    marks = invalid.read_marks(rec)
+    assert [(m.episode_id, m.reason, m.how, m.by) for m in marks] == [
+        (ids[0], "collision", "key", "alice"), (ids[1], "dropped object", "key", "alice")]
+    assert [m.episode_id for m in result["invalid"]] == ids[:2]
+    # Mark keys never take over.
+    for episode in read_episodes(rec):
+        assert not episode[sc.STEPS][sc.INTERVENTION].any()
+    events = [e for e in read_events(rec) if "invalid" in e["event"]]
+    assert [(e["event"], e.get("which")) for e in events] == [
+        ("episode_marked_invalid", "current"), ("invalid_mark_refused", "previous"),
+        ("episode_marked_invalid", "previous"), ("invalid_mark_refused", None)]
+    assert "already marked invalid" in events[1]["why"]
+    shown = screen.text
+    assert "| current episode marked invalid: collision" in shown
+    assert "| reason 2: dropped object" in shown
+    assert "episode 1/3: 20 steps, operator in control 0% (0 takeovers); MARKED INVALID " \
+           "(collision)\n" in shown
+
+
+def test_a_spacemouse_chord_from_hid_reports_marks_the_current_episode_once(tmp_path):
+    from robot.spacemouse_hid import SpaceMouseHID
+    from tests.test_robot_input import NAV, WAIT, FakeHidHandle, hx
+
+    gates = [threading.Event() for _ in range(4)]
+    # SpaceNavigator button report: 03 | bit 0 LEFT, bit 1 RIGHT | 00.
+    handle = FakeHidHandle([gates[0], hx("03 03 00"), gates[1], hx("03 00 00"),
+                            gates[2], hx("03 03 00"), gates[3], hx("03 00 00")])
+    clock = FakeClock()
+    device = SpaceMouseHID(NAV, opener=lambda specs: (handle, specs[0]), clock=clock)
+
+    def report(n):
+        def send():
+            gates[n].set()
+            assert device.wait_for_reports(n + 1, WAIT)
+        return send
+
+    # Episode 0: both buttons held 1.5 s (marks it); episode 1: held 0.5 s (too short).
+    clock.actions = [(0.5, report(0)), (2.0, report(1)), (2.5, report(2)), (3.0, report(3))]
+    with device:
+        result = robot_session(tmp_path, device, clock, episodes=2)
+    rec = str(tmp_path / "rec")
+    ids = ids_of(rec)
+    marks = invalid.read_marks(rec)
+    assert [(m.episode_id, m.reason, m.how) for m in marks] == [(ids[0], "collision", "button")]
+    assert len(result["invalid"]) == 1
+    # The buttons also count as a touch (operator in control, no motion) while held.
+    flags = read_episodes(rec)[0][sc.STEPS][sc.INTERVENTION]
+    assert flags[6:19].all() and not flags[:4].any()
+
+
+def test_chord_and_key_requests_are_pure():
+    from robot import invalid_marks as im
+
+    state, fired = im.chord_step(im.ChordState(), (True, True), 10.0)
+    assert not fired and state.since == 10.0
+    state, fired = im.chord_step(state, (True, True), 10.99)
+    assert not fired
+    state, fired = im.chord_step(state, (True, True), 11.0)
+    assert fired
+    state, fired = im.chord_step(state, (True, True), 15.0)
+    assert not fired  # once per hold
+    state, fired = im.chord_step(state, (True, False), 15.1)
+    assert state == im.ChordState() and not fired
+    assert im.chord_step(im.ChordState(since=0.0), (True,), 5.0)[1] is False  # one button only
+    assert im.key_request("x") == im.MarkRequest("current", "key")
+    assert im.key_request("z") == im.MarkRequest("previous", "key")
+    assert im.key_request("3") == im.ReasonChoice(2) and im.key_request("w") is None
+    assert im.parse_reasons(None) == ("marked by operator",)
+    assert im.parse_reasons(" collision, dropped object ") == ("collision", "dropped object")
+    for bad, match in [("a,,b", "empty reason"), (",".join("abcdefghij"), "at most 9"),
+                       ("a,a", "twice"), ("ok,\x1b[2J", "control character")]:
+        with pytest.raises(ValueError, match=match):
+            im.parse_reasons(bad)
+
+
+def test_robot_session_cli_shows_the_mark_keys_and_refuses_bad_reasons(tmp_path):
+    from robot.keyboard_device import MOTION_KEYS, key_map_lines
+
+    lines = key_map_lines(2, reasons=("collision", "dropped object"))
+    text = "\n".join(lines)
+    assert "  x       mark invalid" in text and "  z       mark invalid" in text
+    assert "1 collision, 2 dropped object" in text
+    assert not {"x", "z", "1", "2"} & set(MOTION_KEYS)
+    bad = cli("robot-session", "--device", "keyboard", "--out", tmp_path / "r",
+              "--invalid-reasons", "a,,b")
+    assert bad.exit_code == 2 and "empty reason" in bad.output
+    assert not (tmp_path / "r").exists()
