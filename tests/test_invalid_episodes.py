@@ -571,3 +571,12 @@ def test_robot_session_cli_shows_the_mark_keys_and_refuses_bad_reasons(tmp_path)
               "--invalid-reasons", "a,,b")
     assert bad.exit_code == 2 and "empty reason" in bad.output
     assert not (tmp_path / "r").exists()
+
+
+def test_a_reason_with_brackets_is_printed_as_written(tmp_path):
+    rec = write_recording(tmp_path / "rec", [make_episode(0)])
+    reason = "collision [/] [bold]left arm"
+    assert cli("mark-invalid", rec, "s/0", "--reason", reason).exit_code == 0
+    again = cli("mark-invalid", rec, "s/0", "--reason", "x")
+    assert again.exit_code == 2 and f"(reason '{reason}'" in again.output
+    assert reason in cli("inspect", rec).output
