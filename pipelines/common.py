@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import apache_beam as beam
 
-from rlif_data import errors
+from rlif_data import errors, invalid
 from rlif_data import schema as sc
 from rlif_data.lineage import InputRef
 from rlif_data.registry.store import ROOT_ENV, ResolvedDataset
@@ -170,6 +170,35 @@ def parse_job_args(parser: argparse.ArgumentParser,
         os.environ[ROOT_ENV] = str(args.root)
     output.show_job_logs(args.verbose)
     return args, output.default_beam_args(verbose=args.verbose) + beam_args
+
+
+def add_invalid_episodes_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--invalid_episodes=drop|keep`` to a job that reads rlif-data episodes.
+
+    An input that holds episodes marked invalid (`rlif_data.invalid`) makes
+    the flag required: the job says so in one line and runs nothing.
+    """
+    parser.add_argument(
+        invalid.OPTION_FLAG, "--invalid-episodes", dest="invalid_episodes",
+        choices=invalid.OPTIONS, default=None,
+        help="what to do with episodes an operator marked invalid (invalid_episodes.jsonl): "
+             "drop them, or keep them (the output then carries their marks); required when "
+             "an input holds marks; recorded in the lineage")
+
+
+def invalid_episodes_lineage(selections: Sequence[invalid.Selection],
+                             option: Optional[str]) -> dict[str, Any]:
+    """The lineage entry of a job's invalid episodes: ``{"invalid_episodes": {...}}``. Pure."""
+    return {invalid.LINEAGE_KEY: invalid.combined_lineage(selections, option)}
+
+
+def kept_marks_files(selections: Sequence[invalid.Selection]) -> dict[str, str]:
+    """The side file of a job's output: the marks of the marked episodes it kept. Pure."""
+    by_id: dict[str, invalid.Mark] = {}
+    for selection in selections:
+        for mark in selection.kept_marks:
+            by_id.setdefault(mark.episode_id, mark)  # one mark per id, as the format wants
+    return {invalid.FILE: invalid.marks_text(by_id.values())} if by_id else {}
 
 
 def element_error(source: str, episode: Any, exc: BaseException) -> PipelineInputError:

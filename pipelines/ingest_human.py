@@ -8,7 +8,8 @@
 `--demos` takes files in the generic layout of docs/demo_layout.md (.npz files,
 a directory of them, or an .h5/.hdf5 file). All inputs must share one schema.
 Sessions alone with the same schema can also be combined without copying by
-`pipelines.merge`.
+`pipelines.merge`. Session episodes marked invalid are dropped or kept by
+``--invalid_episodes`` (required when a session holds marks; `rlif_data.invalid`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Optional, Sequence
 import apache_beam as beam
 
 from pipelines import common, output
-from rlif_data import episodes, errors
+from rlif_data import episodes, errors, invalid
 from rlif_data import schema as sc
 from rlif_data.recording.reader import EpisodeReader
 from rlif_data.lineage import path_input
@@ -32,9 +33,9 @@ from rlif_data.sources import demo_files
 _STRIDE = 10_000_000
 
 
-def _read_session(directory: str):
+def _read_session(directory: str, indices: Sequence[int]):
     with EpisodeReader(directory, repair=False) as reader:
-        for i in range(len(reader)):
+        for i in indices:
             yield reader[i]
 
 
@@ -52,15 +53,19 @@ def _demo_count(path: str, operator: str, env_id: str) -> int:
 
 def run(out_dir: str, *, sessions: Sequence[str] = (), demos: Sequence[str] = (),
         operator: str = "", env_id: str = "", name: str = "human_episodes",
-        beam_args: Optional[Sequence[str]] = None, strict: bool = False) -> str:
+        beam_args: Optional[Sequence[str]] = None, strict: bool = False,
+        invalid_episodes: Optional[str] = None) -> str:
     """Ingest session logs and demo files into a new dataset at `out_dir`.
 
     Args:
       strict: fail the job when the check of what it wrote finds warnings too
         (errors always fail it; `rlif_data.checks`).
+      invalid_episodes: "drop" or "keep" the session episodes marked invalid
+        (required when a session holds marks; "keep" copies their marks).
 
     Raises:
       ValueError: no inputs, or an input without episodes.
+      InvalidOptionRequiredError: marked episodes and no `invalid_episodes`.
       SchemaMismatchError: inputs with different observation/action layouts.
       OutputExistsError: `out_dir` exists.
       CheckFailedError: what the job wrote fails its check; nothing is published.
@@ -74,18 +79,23 @@ def run(out_dir: str, *, sessions: Sequence[str] = (), demos: Sequence[str] = ()
     if not inputs:
         raise ValueError("give at least one --sessions directory or --demos path")
     schemas = []
-    counts = []
+    indices: list[list[int]] = []  # per input, the indices of the episodes read
+    selections = []
     for kind, path in inputs:
         if kind == "session":
             with EpisodeReader(path, repair=False) as reader:
-                schema, count = reader.schema, len(reader)
+                schema = reader.schema
+            selection = invalid.select_episodes(path, invalid_episodes)
+            selections.append(selection)
+            kept = list(selection.kept)
         else:
             first = next(_read_demos(path, operator, env_id), None)
             if first is None:
                 raise ValueError(f"{path}: holds no episodes")
-            schema, count = episodes.infer_schema(first), _demo_count(path, operator, env_id)
+            schema = episodes.infer_schema(first)
+            kept = list(range(_demo_count(path, operator, env_id)))
         schemas.append((path, schema))
-        counts.append(count)
+        indices.append(kept)
     base_path, base = schemas[0]
     for path, schema in schemas[1:]:
         if (schema.observation, schema.action_dim) != (base.observation, base.action_dim):
@@ -97,9 +107,12 @@ def run(out_dir: str, *, sessions: Sequence[str] = (), demos: Sequence[str] = ()
 
     def read(item):
         number, (kind, path) = item
-        reader = (common.indexed_episodes(path, _read_session, path) if kind == "session" else
-                  common.indexed_episodes(path, _read_demos, path, operator, env_id))
-        for index, episode in reader:
+        if kind == "session":
+            kept = indices[number]
+            for position, episode in common.indexed_episodes(path, _read_session, path, kept):
+                yield number * _STRIDE + kept[position], episode
+            return
+        for index, episode in common.indexed_episodes(path, _read_demos, path, operator, env_id):
             yield number * _STRIDE + index, episode
 
     def source():
@@ -111,13 +124,17 @@ def run(out_dir: str, *, sessions: Sequence[str] = (), demos: Sequence[str] = ()
         )
 
     job = output.JobInfo("ingest_human", {"operator": operator, "env_id": env_id},
-                         records)
-    keys = [number * _STRIDE + i for number, count in enumerate(counts) for i in range(count)]
+                         records,
+                         extra=common.invalid_episodes_lineage(selections, invalid_episodes))
+    keys = [number * _STRIDE + i for number, kept in enumerate(indices) for i in kept]
+    if not keys and any(s.dropped for s in selections):
+        raise ValueError(f"every episode of {', '.join(p for _, p in inputs)} is marked "
+                         "invalid; nothing to ingest")
     return output.write_dataset(source, out_dir, out_schema, job, beam_args,
                                 description="Human demonstrations and intervention sessions.",
                                 keys=keys, estimated_bytes=sum(common.input_bytes(path)
                                                                for _, path in inputs),
-                                strict=strict)
+                                strict=strict, side_files=common.kept_marks_files(selections))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -130,10 +147,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--operator", default="", help="operator stored with demo episodes")
     parser.add_argument("--env-id", default="", help="env id stored with demo episodes")
     parser.add_argument("--out", required=True, help="output dataset directory (must not exist)")
+    common.add_invalid_episodes_flag(parser)
     args, beam_args = common.parse_job_args(parser, argv)
     out = run(args.out, sessions=args.sessions, demos=args.demos, operator=args.operator,
               env_id=args.env_id, beam_args=beam_args or output.default_beam_args(),
-              strict=args.strict)
+              strict=args.strict, invalid_episodes=args.invalid_episodes)
     print(f"ingested {len(args.sessions)} session dirs and {len(args.demos)} demo inputs -> {out}")
 
 

@@ -3,12 +3,15 @@
     python -m pipelines.ingest_minari --path ~/.minari/datasets/mujoco/hopper/medium-v0 \
         --out datasets/hopper-medium-minari [Beam pipeline options]
 
-Reads the files directly (no download, no `minari` import needed).
+Reads the files directly (no download, no `minari` import needed). Camera
+entries (image Boxes) are decoded from Minari's encoded frames: bit-exact for
+rlif-data's own PNG export, Minari's pixels for its lossy JPEGs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from typing import Optional, Sequence
@@ -19,6 +22,7 @@ from pipelines import common, output
 from pipelines.ingest_d4rl import tfds_name
 from rlif_data import episodes
 from rlif_data import schema as sc
+from rlif_data.convert import minari_fields
 from rlif_data.lineage import path_input
 from rlif_data.sources import minari_reader
 
@@ -42,8 +46,11 @@ def run(path: str, out_dir: str, dataset_id: Optional[str] = None,
         raise ValueError(f"{path}: holds no episodes")
     metadata = minari_reader.read_minari_metadata(minari_reader.find_minari_data_dir(path, dataset_id))
     name = tfds_name(str(metadata.get("dataset_id") or os.path.basename(path)))
-    # A relabelled view exported by rlif-data keeps its env_reward/include fields.
-    schema = episodes.infer_schema(first, name=name, derived=sc.INCLUDE in first[sc.STEPS])
+    # A relabelled view exported by rlif-data keeps its env_reward/include fields,
+    # and any export its extra step fields (steps/infos).
+    schema = dataclasses.replace(
+        episodes.infer_schema(first, name=name, derived=sc.INCLUDE in first[sc.STEPS]),
+        infos=minari_fields.info_specs(first[sc.STEPS]))
 
     def source():
         return (

@@ -10,6 +10,12 @@ safe because datasets are immutable once written (recordings only ever add
 shards). Across filesystems (EXDEV) a shard is copied instead; the lineage
 records how many shards were linked and how many copied. There is no
 per-episode work, so this job runs no Beam pipeline.
+
+Episodes marked invalid (`rlif_data.invalid`) are dropped or kept by
+``--invalid_episodes`` (required when an input holds marks). A shard whose
+episodes are all dropped is left out; one that holds dropped and kept
+episodes is written anew with the kept episodes' records, byte for byte
+(``rewritten_shards`` in the lineage). "keep" copies the marks into the output.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import sys
 from typing import Optional, Sequence
 
 from pipelines import common, output
-from rlif_data import errors, lineage
+from rlif_data import errors, invalid, lineage
 from rlif_data.recording import reader as reader_lib
 from rlif_data.recording import store
 from rlif_data.registry.store import resolve_dataset_ref
@@ -60,11 +66,39 @@ def _common_view(inputs: Sequence[str]) -> Optional[str]:
     return views[0]
 
 
-def run(inputs: Sequence[str], out_dir: str, name: Optional[str] = None) -> str:
+def _rewrite_shard(dst: str, reader: reader_lib.EpisodeReader, episodes: Sequence[int]) -> None:
+    """Write a shard holding the records of `episodes` (indices into `reader`), unchanged."""
+    writer = store.open_array_record_writer(dst)
+    try:
+        for i in episodes:
+            writer.write(reader.raw(i))
+    finally:
+        writer.close()
+
+
+def _plan_shards(path: str, selection: invalid.Selection) -> list[tuple[str, list[int], int]]:
+    """(shard path, kept episode indices, episodes in it) of each shard of one input."""
+    lengths, _ = store.indexed_shard_lengths(store.read_index(path))
+    kept = set(selection.kept)
+    plan, first = [], 0
+    for shard, length in zip(store.shard_paths(path), lengths):
+        indices = list(range(first, first + length))
+        plan.append((shard, [i for i in indices if i in kept], length))
+        first += length
+    return plan
+
+
+def run(inputs: Sequence[str], out_dir: str, name: Optional[str] = None,
+        invalid_episodes: Optional[str] = None) -> str:
     """Merge `inputs` (in order) into a new dataset at `out_dir`.
 
+    Args:
+      invalid_episodes: "drop" or "keep" the episodes marked invalid
+        (required when an input holds marks; "keep" copies their marks).
+
     Raises:
-      ValueError: fewer than two inputs.
+      ValueError: fewer than two inputs, or every episode dropped.
+      InvalidOptionRequiredError: marked episodes and no `invalid_episodes`.
       SchemaMismatchError: the inputs' schemas (or stored fields) or views differ.
       CorruptRecordingError: an input was not recovered after a crash.
       OutputExistsError: `out_dir` exists.
@@ -86,15 +120,23 @@ def run(inputs: Sequence[str], out_dir: str, name: Optional[str] = None) -> str:
                 f"cannot merge {path} ({schema.describe()}) with {inputs[0]} ({base.describe()})"
             )
     features = store.build_info(out_dir, base, {}).features
-    shards: list[tuple[str, int]] = []
+    # (input, shard path, kept episode indices, episodes in the shard), in output order.
+    shards: list[tuple[str, str, list[int], int]] = []
+    selections = []
     for path in inputs:
         if store.needs_recovery(path):
             raise errors.CorruptRecordingError(
                 f"{path}: its writer was interrupted; run `rlif-data recover {path}` first"
             )
         reader_lib.check_stored_features(path, features)
-        lengths, _ = store.indexed_shard_lengths(store.read_index(path))
-        shards.extend(zip(store.shard_paths(path), lengths))
+        selection = invalid.select_episodes(path, invalid_episodes)
+        selections.append(selection)
+        shards.extend((path, *shard) for shard in _plan_shards(path, selection))
+    # A shard of dropped episodes only is left out (an empty one stays, as it was).
+    shards = [s for s in shards if s[2] or not s[3]]
+    if not any(s[2] for s in shards) and any(s.dropped for s in selections):
+        raise ValueError(f"every episode of {', '.join(inputs)} is marked invalid; nothing "
+                         "to merge")
     name = name or base.name
     schema = dataclasses.replace(base, name=name)
     parent = os.path.dirname(out_dir)
@@ -102,21 +144,30 @@ def run(inputs: Sequence[str], out_dir: str, name: Optional[str] = None) -> str:
     output.remove_stale_staging(parent)
     staging = output.make_staging_dir(out_dir)
     try:
-        linked = 0
+        linked = rewritten = 0
         num_bytes = 0
         n = len(shards)
-        for i, (src, _) in enumerate(shards):
+        for i, (path, src, kept, length) in enumerate(shards):
             dst = os.path.join(staging, f"{name}-{store.SPLIT}.{store.FILE_FORMAT}-{i:05d}-of-{n:05d}")
-            linked += _link_or_copy(src, dst)
+            if len(kept) == length:
+                linked += _link_or_copy(src, dst)
+            else:
+                with reader_lib.EpisodeReader(path, repair=False) as reader:
+                    _rewrite_shard(dst, reader, kept)
+                rewritten += 1
             num_bytes += os.path.getsize(dst)
-        job = output.JobInfo("merge", {lineage.VIEW_PARAM: view, "linked_shards": linked,
-                                       "copied_shards": n - linked},
-                             [common.dataset_input(r) for r in resolved])
+        params = {lineage.VIEW_PARAM: view, "linked_shards": linked,
+                  "copied_shards": n - linked - rewritten}
+        if rewritten:
+            params["rewritten_shards"] = rewritten
+        job = output.JobInfo("merge", params, [common.dataset_input(r) for r in resolved],
+                             extra=common.invalid_episodes_lineage(selections, invalid_episodes))
         metadata = {lineage.LINEAGE_KEY: job.metadata()}
         info = store.build_info(staging, schema, metadata)
-        info.set_splits(store.split_dict(staging, name, [length for _, length in shards],
+        info.set_splits(store.split_dict(staging, name, [len(kept) for _, _, kept, _ in shards],
                                          num_bytes, template=_BUILT_TEMPLATE))
         store.write_info(info, staging)
+        output.write_side_files(staging, common.kept_marks_files(selections))
         os.rename(staging, out_dir)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -130,8 +181,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--input", action="append", required=True,
                         help="input dataset or recording directory (repeat, in order)")
     parser.add_argument("--out", required=True, help="output dataset directory (must not exist)")
+    common.add_invalid_episodes_flag(parser)
     args = parser.parse_args(argv)
-    out = run(args.input, args.out)
+    out = run(args.input, args.out, invalid_episodes=args.invalid_episodes)
     print(f"merged {len(args.input)} datasets -> {out}")
 
 

@@ -44,7 +44,7 @@ import tempfile
 import time
 import traceback
 import uuid
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from pipelines import graph_rules, job_checks, processes, runners, sink
 from rlif_data import errors, lineage
@@ -159,6 +159,7 @@ def write_dataset(
     keys: Optional[Sequence[int]] = None,
     estimated_bytes: int = 0,
     strict: bool = False,
+    side_files: Optional[Mapping[str, str]] = None,
 ) -> str:
     """Run the Beam graph `source` and publish its episodes at `out_dir`.
 
@@ -179,6 +180,9 @@ def write_dataset(
         with the number of keys, to run a small DirectRunner job in-process
         (`runners.choose_direct_mode`; options in `beam_args` win).
       strict: fail the job on check warnings too (errors always fail it).
+      side_files: file name -> text written (and fsynced) beside the shards
+        before the dataset becomes visible, e.g. the invalid marks of the
+        episodes it kept (`rlif_data.invalid`).
 
     Returns:
       `out_dir`, now holding a complete TFDS dataset.
@@ -203,6 +207,8 @@ def write_dataset(
             f"{out_dir} already exists; choose a new output directory (jobs never overwrite)"
         )
     if _writer["tfds"]:
+        if side_files:
+            raise ValueError("the legacy TFDS writer writes no side files")
         return _write_with_tfds(source, out_dir, schema, job, beam_args, description)
     if not keys:
         raise ValueError(f"job {job.job!r} gave no episode keys; nothing to write")
@@ -223,6 +229,7 @@ def write_dataset(
             metadata = _with_run(metadata, setup, plan, notes, mode)
             metadata["lineage"]["check"] = check_output(notes, out_dir, job, strict)
             sink.write_metadata(staging, schema, metadata, description, plan, notes)
+            write_side_files(staging, side_files or {})
             checkpoint("job.built")
             os.rename(staging, out_dir)  # atomic: readers see nothing or everything
             checkpoint("job.renamed")
@@ -230,6 +237,22 @@ def write_dataset(
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(staging)
     return out_dir
+
+
+def write_side_files(directory: str, files: Mapping[str, str]) -> None:
+    """Write each ``name -> text`` of `files` into `directory` (new files, fsynced).
+
+    Raises:
+      ValueError: a name that is not a plain file name.
+      FileExistsError: the file exists.
+    """
+    for name, text in files.items():
+        if os.path.basename(name) != name or name.startswith("."):
+            raise ValueError(f"side file {name!r}: give a plain, non-hidden file name")
+        with open(os.path.join(directory, name), "x", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def _graph_source(source: EpisodeSource) -> Any:

@@ -53,7 +53,8 @@ def check(
                       title=f"findings ({len(report.findings)})")
         for finding in report.findings[:rows]:
             style = "red" if finding.severity == "error" else "yellow"
-            table.add_row(str(finding.episode), "-" if finding.step is None else str(finding.step),
+            table.add_row("-" if finding.episode < 0 else str(finding.episode),
+                          "-" if finding.step is None else str(finding.step),
                           f"[{style}]{finding.severity}[/]", finding.kind,
                           escape(finding.message), escape(finding.episode_id))
         console.print(table)

@@ -46,7 +46,9 @@ def user_errors():
     try:
         yield
     except (errors.RlifDataError, ValueError, FileNotFoundError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escape: messages quote user text (an invalid mark's reason) that may hold brackets.
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                          soft_wrap=True)
         raise typer.Exit(code=2) from None
     except OSError as exc:  # what the user can fix (full, read-only disk), not a bug
         err_console.print(f"[bold red]error:[/] {escape(errors.describe_os_error(exc))}",

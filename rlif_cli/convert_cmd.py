@@ -15,7 +15,9 @@ def convert(
                                   help="Recording or dataset directory, name@tag or name:version."),
     to: str = typer.Option(..., "--to", metavar="lerobot|minari",
                            help="Target format: lerobot (LeRobotDataset v3.0, camera frames as "
-                           "lossless PNG images) or minari (HDF5; no camera frames)."),
+                           "lossless PNG images; steps/infos left out) or minari (HDF5; camera "
+                           "frames as lossless PNG in Minari's image layout, bit-exact through "
+                           "minari.load_dataset; steps/infos kept)."),
     out: Path = typer.Option(..., "--out", help="Output directory (must not exist)."),
     fps: Optional[int] = typer.Option(None, help="LeRobot frame rate (default: from the step "
                                       "timestamps, else 10)."),
@@ -29,7 +31,9 @@ def convert(
     LeRobot: one frame per RLDS step (the final frame, marked rlds.is_last, holds the last
     observation), intervention fields as complementary_info.*, episode metadata as rlif/*
     columns of meta/episodes. Minari: intervention fields as per-step infos, metadata as
-    rlif/* episode attributes. `rlif-data ingest-lerobot` and `ingest-minari` read them back.
+    rlif/* episode attributes, cameras as Box(0, 255, (H, W, 3), uint8) entries of a Dict
+    observation space (frames PNG-encoded: Minari's own writer would store lossy JPEG).
+    `rlif-data ingest-lerobot` and `ingest-minari` read them back.
     """
     from tqdm.auto import tqdm
 

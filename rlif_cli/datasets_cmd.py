@@ -96,9 +96,15 @@ def _ls_remote(url: str) -> None:
 
 
 def show(ref: str = typer.Argument(..., help="name@tag, name:version or name."),
-         root: Optional[Path] = typer.Option(None, help=ROOT_HELP)):
-    """Sizes, episodes, steps, intervention rate, view, lineage summary and schema of a version."""
-    from rlif_data.inspection import describe_mask, summarize
+         root: Optional[Path] = typer.Option(None, help=ROOT_HELP),
+         json_out: bool = typer.Option(False, "--json", help="Print the version's summary as "
+                                       "one JSON object (ref, tags, counts, view, episodes "
+                                       "marked invalid) instead.")):
+    """Sizes, episodes, steps, intervention rate, view, invalid episodes, lineage summary and
+    schema of a version."""
+    from rlif_data import invalid
+    from rlif_data.inspection import (describe_invalid, describe_mask, invalid_summary,
+                                      summarize, summary_json)
     from rlif_data.lineage import dataset_view
     from rlif_data.recording.reader import read_episodes
 
@@ -106,11 +112,18 @@ def show(ref: str = typer.Argument(..., help="name@tag, name:version or name."),
         reg = _registry(root)
         info = reg.info(ref)
         path = reg.path(ref)
-        stats = summarize(read_episodes(path))
+        data = read_episodes(path)
+        stats = summarize(data)
+        marks = invalid_summary([str(e.get(sc.EPISODE_ID, "")) for e in data],
+                                invalid.read_marks(path))
         view = dataset_view(path)
         tree = reg.lineage(ref)
         with open(os.path.join(path, sc.METADATA_FILE)) as f:
             schema = json.load(f).get(sc.SCHEMA_KEY)
+    if json_out:
+        print(json.dumps({"ref": info.ref, "tags": list(info.tags), "size": info.size,
+                          "path": path, **summary_json(stats, view, marks)}, sort_keys=True))
+        return
     console.print(f"[bold]{info.ref}[/]  tags: {', '.join(info.tags) or 'none'}  "
                   f"size: {_size(info.size)}  created: {info.manifest.get('created')}  "
                   f"by: {info.manifest.get('published_by')}  code: "
@@ -120,6 +133,7 @@ def show(ref: str = typer.Argument(..., help="name@tag, name:version or name."),
                   f"{stats.intervention_rate:.1%}  takeovers/episode: "
                   f"{stats.takeovers_per_episode:.2f}  mean return: {stats.mean_return:.1f}")
     console.print(describe_mask(stats, view), highlight=False)
+    console.print(describe_invalid(marks), highlight=False, markup=False)
     console.print(f"lineage: {tree['job']} {tree['params'] or ''} <- "
                   + ", ".join(i.get("ref") or i["raw"].get("path", "?") for i in tree["inputs"])
                   if tree["inputs"] else f"lineage: {tree['job']} (no recorded inputs)")

@@ -1,4 +1,4 @@
-"""`rlif-data record` and `rlif-data recover`."""
+"""`rlif-data record`, `rlif-data recover` and `rlif-data mark-invalid`."""
 
 from __future__ import annotations
 
@@ -91,7 +91,26 @@ def recover(directory: Path = typer.Argument(..., help="Recording directory to r
         console.print(f"{directory}: nothing to recover; {report.episodes} episodes readable")
 
 
+def mark_invalid(
+    directory: str = typer.Argument(..., metavar="DIR", help="Recording directory (not a "
+                                    "published version: those are immutable)."),
+    episode_id: str = typer.Argument(..., metavar="EPISODE_ID", help="The episode's id "
+                                     "(`rlif-data inspect DIR` lists them)."),
+    reason: str = typer.Option(..., help="Why the episode is invalid (at most 500 characters)."),
+):
+    """Mark an episode of a recording invalid after the session: it stays in the data,
+    flagged in DIR/invalid_episodes.jsonl; jobs then drop or keep it (--invalid_episodes)."""
+    from rlif_data import invalid
+
+    with user_errors():
+        mark = invalid.mark_episode(directory, episode_id, reason)
+        marked = len(invalid.read_marks(directory))
+    console.print(f"marked episode {mark.episode_id} in {directory} invalid ({mark.reason}); "
+                  f"{marked} episode(s) of it are marked", highlight=False, markup=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `record` and `recover` to the CLI."""
+    """Add `record`, `recover` and `mark-invalid` to the CLI."""
     app.command()(record)
     app.command()(recover)
+    app.command(name="mark-invalid")(mark_invalid)

@@ -23,17 +23,25 @@ def robot_session(
     round_: int = typer.Option(0, "--round", help="RLIF round number."),
     seed: int = typer.Option(0),
     quiet: bool = typer.Option(False, help="No live status (who is in control) and no key map."),
+    invalid_reasons: str = typer.Option(
+        "marked by operator", help="Preset reasons for marking an episode invalid, comma-"
+        "separated (\"collision,dropped object\"); keys 1..9 choose one, x / z mark the "
+        "current / previous episode, a SpaceMouse marks the current one with both buttons "
+        "held 1 s."),
 ):
     """Record a robot session: policy control with human takeovers through an input device.
 
     The keyboard prints its key map first; a terminal shows who is in control
     live. A replay's file times count from the control loop's first step.
+    Episodes marked invalid stay in the recording, flagged in invalid_episodes.jsonl.
     """
     from robot.env import make_robot_env
+    from robot.invalid_marks import parse_reasons
     from robot.session import (SessionConfig, describe_events, make_device, make_policy,
                                run_session)
 
     with user_errors():
+        reasons = parse_reasons(invalid_reasons)
         if image_size:
             headless_rendering()
         robot = make_robot_env(env, image_size=image_size, max_steps=max_steps, seed=seed)
@@ -42,11 +50,11 @@ def robot_session(
         schema = robot.episode_schema()
         dev = make_device(device)
         if not quiet:
-            for line in how_to_take_over(device, schema.action_dim):
+            for line in how_to_take_over(device, schema.action_dim, reasons):
                 err_console.print(line, highlight=False, markup=False)
         config = SessionConfig(out=str(out), episodes=episodes, rate_hz=rate, operator=operator,
                                robot=env, policy_version=policy_version or policy, round=round_,
-                               seed=seed)
+                               seed=seed, invalid_reasons=reasons)
         with dev:
             result = run_session(robot, dev, make_policy(policy, robot, seed), schema, config,
                                  progress=not quiet)
@@ -59,24 +67,36 @@ def robot_session(
         f"session events: {describe_events(result['events'])}",
         highlight=False,
     )
+    marks = result["invalid"]
+    if marks:
+        console.print(f"marked invalid: {len(marks)} episode(s), kept in the recording and "
+                      "listed in invalid_episodes.jsonl: "
+                      + "; ".join(f"{m.episode_id} ({m.reason})" for m in marks),
+                      highlight=False, markup=False)
 
 
-def how_to_take_over(device: str, action_dim: int) -> list[str]:
+def how_to_take_over(device: str, action_dim: int,
+                     reasons: tuple[str, ...] = ("marked by operator",)) -> list[str]:
     """What the operator does to take over with `device`, printed before the session.
 
     Args:
       device: the --device value.
       action_dim: the robot's action size (keys of unused axes are marked).
+      reasons: the preset reasons of invalid marks.
 
     Returns:
-      Lines of text (the keyboard's key map; one line for the other devices).
+      Lines of text (the keyboard's key map; one or two lines for the other devices).
     """
     if device == "keyboard":
         from robot.keyboard_device import key_map_lines
 
-        return key_map_lines(action_dim)
+        return key_map_lines(action_dim, reasons=reasons)
     if device == "spacemouse":
-        return ["spacemouse: move it or press a button to take over, let go to hand back"]
+        from robot.invalid_marks import CHORD_HOLD_S
+
+        return ["spacemouse: move it or press a button to take over, let go to hand back",
+                f"            hold both buttons {CHORD_HOLD_S:g} s to mark this episode invalid "
+                f"({reasons[0]})"]
     return [f"replaying {device.split(':', 1)[1]} from the first control step"]
 
 

@@ -31,7 +31,10 @@ What is checked:
 * ``constant-episode``, ``duplicate-episode``: a frozen sensor or camera,
   the same episode written twice;
 * ``timestamp-backwards``, ``missed-deadline``: step times that decrease, or
-  gaps longer than the control period allows (when the rate is known).
+  gaps longer than the control period allows (when the rate is known);
+* ``invalid-mark``: the dataset's ``invalid_episodes.jsonl`` names an episode
+  it does not hold (a warning), or is malformed (an error); see
+  `rlif_data.invalid`. Such findings concern no episode: their index is -1.
 
 Errors are data that is wrong; warnings are data that is probably wrong
 (a real termination can coincide with a time limit). `Report.failed` says
@@ -77,9 +80,11 @@ CONSTANT_EPISODE = "constant-episode"
 DUPLICATE_EPISODE = "duplicate-episode"
 TIMESTAMP_BACKWARDS = "timestamp-backwards"
 MISSED_DEADLINE = "missed-deadline"
+INVALID_MARK = "invalid-mark"
 KINDS = (STRUCTURE, NON_FINITE, DISCOUNT, TRUNCATION_AS_TERMINATION, TAKEOVER_START, RLIF_REWARD,
          INCLUDE_MASK, ACTION_BOUNDS, ACTION_ALIGNMENT, NEXT_OBSERVATION, CONSTANT_EPISODE,
-         DUPLICATE_EPISODE, TIMESTAMP_BACKWARDS, MISSED_DEADLINE)
+         DUPLICATE_EPISODE, TIMESTAMP_BACKWARDS, MISSED_DEADLINE, INVALID_MARK)
+NO_EPISODE = -1  # `Finding.episode` of a finding about the dataset's files, not an episode
 
 # Per episode and kind, the steps named one by one; the rest are counted in
 # one more finding, so a broken million-step dataset gives a readable report.
@@ -611,6 +616,37 @@ def duplicate_findings(fingerprints: Sequence[str],
     return out
 
 
+def invalid_mark_findings(episode_ids: Sequence[str], marks: Sequence[Any],
+                          path: str) -> list[Finding]:
+    """Marks (`rlif_data.invalid.Mark`) that name an episode the dataset does not hold. Pure.
+
+    Args:
+      episode_ids: the dataset's episode ids.
+      marks: its marks, read from `path`.
+      path: the marks file, for messages.
+
+    Returns:
+      One warning per such mark: the episode it meant is not in the data
+      (marked in another recording, or the id mistyped), so no job drops it.
+    """
+    ids = set(episode_ids)
+    return [Finding(NO_EPISODE, None, INVALID_MARK,
+                    f"{path}:{m.line}: marks episode {m.episode_id!r} invalid, but the dataset "
+                    "holds no such episode", WARNING, m.episode_id)
+            for m in marks if m.episode_id not in ids]
+
+
+def _mark_findings(directory: str, episode_ids: Sequence[str]) -> list[Finding]:
+    """The marks file's findings: unknown episodes, or the file's one error."""
+    from rlif_data import invalid
+
+    try:
+        marks = invalid.read_marks(directory)
+    except invalid.MarkFileError as exc:
+        return [Finding(NO_EPISODE, None, INVALID_MARK, str(exc))]
+    return invalid_mark_findings(episode_ids, marks, invalid.marks_path(directory))
+
+
 def time_limits_seen(lengths: Sequence[int], terminal: Sequence[bool]) -> set[int]:
     """Lengths at which the dataset truncates episodes: the longest length, if some
     episode of that length is not terminal. Pure.
@@ -816,6 +852,7 @@ def _check_rlds(path: str, control_hz: Optional[float], deadline_slack: float,
         limits = [limit or (next(iter(seen)) if seen else None) for limit in limits]
     report.findings += truncation_findings(lengths, terminal, limits, ids)
     report.findings += duplicate_findings(prints, ids)
+    report.findings += _mark_findings(directory, ids)
     report.findings.sort(key=lambda f: (f.episode, -1 if f.step is None else f.step))
     report.episodes = total
     report.steps = int(sum(lengths))

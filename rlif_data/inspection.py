@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from rlif_data import episodes as ep
 from rlif_data import intervention as iv
+from rlif_data import invalid
 from rlif_data import schema as sc
 
 
@@ -84,3 +85,46 @@ def summarize(episodes: Iterable[ep.Episode]) -> RecordingSummary:
         included_transitions=(sum(r["included"] for r in rows)
                               if rows and all(r["included"] is not None for r in rows) else None),
     )
+
+
+def invalid_summary(episode_ids: Sequence[str],
+                    marks: Sequence[invalid.Mark]) -> dict[str, Any]:
+    """How many episodes are marked invalid, and which, for `inspect` and `show`. Pure.
+
+    Args:
+      episode_ids: the dataset's episode ids, in order.
+      marks: its marks (`invalid.read_marks`).
+
+    Returns:
+      ``{"marked": n, "episodes": total, "marks": [{"index", "episode_id",
+      "reason", "marked_at", "by", "how"}, ...], "unknown_ids": [...]}``
+      (marks naming no episode of the dataset in ``unknown_ids``).
+    """
+    marked = invalid.marked_indices(episode_ids, marks)
+    return {"marked": len(marked), "episodes": len(episode_ids),
+            "marks": [{"index": i, **marked[i].to_json()} for i in sorted(marked)],
+            "unknown_ids": [m.episode_id for m in invalid.dangling_marks(episode_ids, marks)]}
+
+
+def describe_invalid(info: Mapping[str, Any]) -> str:
+    """One line: ``invalid: 2 of 20 episodes ...`` from `invalid_summary`. Pure."""
+    line = f"invalid: {info['marked']} of {info['episodes']} episodes"
+    if info["marked"]:
+        line += (" (marked by the operator, kept in the data; jobs take "
+                 f"{invalid.OPTION_FLAG}=drop|keep)")
+    if info["unknown_ids"]:
+        line += f"; {len(info['unknown_ids'])} mark(s) name no episode here"
+    return line
+
+
+def summary_json(summary: RecordingSummary, view: Optional[str],
+                 invalid_info: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON form of `inspect --json` / `show --json`. Pure."""
+    return {"episodes": summary.episodes, "transitions": summary.transitions,
+            "intervention_rate": summary.intervention_rate,
+            "takeovers_per_episode": summary.takeovers_per_episode,
+            "mean_return": summary.mean_return,
+            "terminated_episodes": summary.terminated_episodes,
+            "included_transitions": summary.included_transitions,
+            "intervention_models": summary.intervention_models, "view": view,
+            "invalid": dict(invalid_info)}

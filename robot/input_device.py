@@ -97,6 +97,17 @@ class InputDevice(abc.ABC):
           RuntimeError: the device is not started.
         """
 
+    def mark_requests(self) -> tuple:
+        """What the operator asked for since the last call: marks of episodes invalid, reasons.
+
+        Devices with a gesture for it (keyboard keys, a SpaceMouse button
+        chord: `robot.invalid_marks`) override this; others never ask.
+
+        Returns:
+          `robot.invalid_marks.MarkRequest` / `ReasonChoice` values, oldest first.
+        """
+        return ()
+
     def engaged(self) -> bool:
         """`TakeoverSignal`: True while the operator is taking over.
 

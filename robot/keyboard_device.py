@@ -7,6 +7,8 @@ Key map (robot frame: right-handed, +z up; lowercase, Shift / Caps Lock ignored)
     q / e  +z / -z        j / l  +rz / -rz
     c      close gripper (+1)    v  open gripper (-1)    (7-D actions only)
     space  toggle a latched takeover (operator in control, zero action, until pressed again)
+    x / z  mark the current / previous episode invalid; 1..9 choose the preset reason
+           (`robot.invalid_marks`; these keys never take over)
 
 Holding any motion or gripper key engages; releasing all of them (and no latch)
 hands control back. Terminals send no key-release events, only presses and
@@ -31,6 +33,7 @@ from typing import Callable, Iterable, Optional, Protocol
 
 import numpy as np
 
+from robot import invalid_marks as im
 from robot.input_device import InputDevice, InputSample
 
 MOTION_KEYS: dict[str, tuple[int, float]] = {
@@ -53,13 +56,15 @@ DEFAULT_HOLD_TIME = 0.6
 AXIS_NAMES = ("x", "y", "z", "rx", "ry", "rz")
 
 
-def key_map_lines(action_dim: int = 6, hold_time: float = DEFAULT_HOLD_TIME) -> list[str]:
+def key_map_lines(action_dim: int = 6, hold_time: float = DEFAULT_HOLD_TIME,
+                  reasons: tuple[str, ...] = (im.DEFAULT_REASON,)) -> list[str]:
     """The key map as the operator reads it before a session, built from `MOTION_KEYS`. Pure.
 
     Args:
       action_dim: how many action entries the robot uses (the sim arm: 2, x and y);
         keys of the axes beyond it are listed as unused, the gripper keys need 7.
       hold_time: how long a press counts as held, seconds.
+      reasons: the session's preset reasons for invalid marks.
 
     Returns:
       Lines of text: how to take over and hand back, one line per key pair.
@@ -78,6 +83,15 @@ def key_map_lines(action_dim: int = 6, hold_time: float = DEFAULT_HOLD_TIME) -> 
     lines.append(f"  {GRIPPER_CLOSE_KEY} / {GRIPPER_OPEN_KEY}   {'close / open gripper':<22}"
                  f"{'' if action_dim >= 7 else unused}".rstrip())
     lines.append(f"  space   {'latch / release':<22}operator in control, zero action")
+    lines.append(f"  {im.MARK_CURRENT_KEY}       {'mark invalid':<22}the current episode "
+                 f"(it stays in the data, flagged)")
+    lines.append(f"  {im.MARK_PREVIOUS_KEY}       {'mark invalid':<22}the previous episode")
+    if len(reasons) > 1:
+        keys = f"{im.REASON_KEYS[0]}..{im.REASON_KEYS[len(reasons) - 1]}"
+        choices = ", ".join(f"{i + 1} {r}" for i, r in enumerate(reasons))
+        lines.append(f"  {keys:<7} {'choose the reason':<22}{choices}")
+    else:
+        lines.append(f"          {'reason':<22}{reasons[0]}")
     return lines
 
 
@@ -309,6 +323,7 @@ class KeyboardDevice(InputDevice):
         self._hold_time = hold_time
         self._lock = threading.Lock()
         self._state = KeyboardState()
+        self._requests: list[im.OperatorInput] = []
 
     @property
     def action_dim(self) -> int:
@@ -343,7 +358,17 @@ class KeyboardDevice(InputDevice):
         """
         with self._lock:
             t = self._clock() if now is None else now
+            request = im.key_request(key.lower())
+            # A held key auto-repeats: only a press after a release asks again.
+            if request is not None and key.lower() not in self._state.held(t, self._hold_time):
+                self._requests.append(request)
             self._state = self._state.press(key, t)
+
+    def mark_requests(self) -> tuple[im.OperatorInput, ...]:
+        """Fresh presses of the mark and reason keys since the last call (`robot.invalid_marks`)."""
+        with self._lock:
+            out, self._requests = tuple(self._requests), []
+        return out
 
     def read(self) -> InputSample:
         """The current sample (always connected: a keyboard does not unplug mid-session).

@@ -1,7 +1,8 @@
 """Who is in control, shown to the operator while a robot session runs.
 
 On a terminal one status line is redrawn in place (episode, step, who is in
-control, a latched takeover, a lost device): the operator of a keyboard has
+control, a latched takeover, a lost device, an episode just marked invalid):
+the operator of a keyboard has
 no other way to see whether a key press took over. Elsewhere (a pipe, a log
 file) it writes one line per finished episode instead of redrawing.
 
@@ -21,7 +22,7 @@ _REDRAW = "\r\x1b[K"
 
 
 def control_line(episode: int, episodes: int, step: int, engaged: bool,
-                 flags: tuple[str, ...] = ()) -> str:
+                 flags: tuple[str, ...] = (), notice: str = "") -> str:
     """The status line of one control step. Pure.
 
     Args:
@@ -30,6 +31,7 @@ def control_line(episode: int, episodes: int, step: int, engaged: bool,
       step: step index within the episode.
       engaged: the operator is in control.
       flags: the device's flags ("latched", "disconnected", "replay_finished", ...).
+      notice: the latest operator notice of this episode (an invalid mark), or "".
 
     Returns:
       One line, e.g. ``episode 2/5  step   37  OPERATOR in control (latched: space hands back)``.
@@ -45,11 +47,12 @@ def control_line(episode: int, episodes: int, step: int, engaged: bool,
     if "replay_finished" in flags:
         notes.append("replay finished")
     note = f" ({'; '.join(notes)})" if notes else ""
-    return f"episode {episode}/{episodes}  step {step:4d}  {who}{note}"
+    tail = f"  | {notice}" if notice else ""
+    return f"episode {episode}/{episodes}  step {step:4d}  {who}{note}{tail}"
 
 
 def episode_line(episode: int, episodes: int, transitions: int, intervened: int,
-                 takeovers: int) -> str:
+                 takeovers: int, invalid_reason: str = "") -> str:
     """The line of one finished episode. Pure.
 
     Args:
@@ -58,14 +61,17 @@ def episode_line(episode: int, episodes: int, transitions: int, intervened: int,
       transitions: steps recorded.
       intervened: steps the operator was in control.
       takeovers: takeovers started.
+      invalid_reason: the reason it was marked invalid with, "" if it was not.
 
     Returns:
-      e.g. ``episode 2/5: 100 steps, operator in control 23% (2 takeovers)``.
+      e.g. ``episode 2/5: 100 steps, operator in control 23% (2 takeovers)``,
+      plus ``; MARKED INVALID (collision)`` for a marked episode.
     """
     share = intervened / transitions if transitions else 0.0
     plural = "" if takeovers == 1 else "s"
+    marked = f"; MARKED INVALID ({invalid_reason})" if invalid_reason else ""
     return (f"episode {episode}/{episodes}: {transitions} steps, operator in control "
-            f"{share:.0%} ({takeovers} takeover{plural})")
+            f"{share:.0%} ({takeovers} takeover{plural}){marked}")
 
 
 class LiveStatus:
@@ -92,26 +98,41 @@ class LiveStatus:
         self._episode = 0
         self._shown: Optional[tuple] = None
         self._drawn_at = -float("inf")
+        self._notice = ""
 
     def begin_episode(self, index: int) -> None:
         """Episode `index` (0-based) starts."""
         self._episode = index + 1
         self._shown = None
+        self._notice = ""
+
+    def notice(self, text: str) -> None:
+        """Show an operator notice (an invalid mark made or refused) until the episode ends.
+
+        On a terminal it joins the live line at the next step; elsewhere it is
+        written at once, on its own line.
+        """
+        self._notice = text
+        if not self.interactive:
+            self._write(f"episode {self._episode}/{self._episodes}: {text}\n")
 
     def step(self, step: int, engaged: bool, flags: tuple[str, ...] = ()) -> None:
-        """After control step `step`: redraw if who is in control changed, or now and then."""
+        """After control step `step`: redraw if what it shows changed, or now and then."""
         if not self.interactive:
             return
-        state = (self._episode, engaged, tuple(sorted(flags)))
+        state = (self._episode, engaged, tuple(sorted(flags)), self._notice)
         now = self._clock()
         if state == self._shown and now - self._drawn_at < self._min_interval:
             return
         self._shown, self._drawn_at = state, now
-        self._write(_REDRAW + control_line(self._episode, self._episodes, step, engaged, flags))
+        self._write(_REDRAW + control_line(self._episode, self._episodes, step, engaged, flags,
+                                           self._notice))
 
-    def end_episode(self, transitions: int, intervened: int, takeovers: int) -> None:
+    def end_episode(self, transitions: int, intervened: int, takeovers: int,
+                    invalid_reason: str = "") -> None:
         """The current episode finished: its line replaces the live line, and stays."""
-        line = episode_line(self._episode, self._episodes, transitions, intervened, takeovers)
+        line = episode_line(self._episode, self._episodes, transitions, intervened, takeovers,
+                            invalid_reason)
         self._write((_REDRAW if self.interactive else "") + line + "\n")
         self._shown = None
 

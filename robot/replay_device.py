@@ -57,6 +57,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 import numpy as np
 
 from robot.input_device import InputDevice, InputSample
+from robot.invalid_marks import ChordWatcher, OperatorInput
 from robot.action_mapping import HID_SIGNS, ActionMapping
 from robot.spacemouse import NUM_AXES, SpaceMouseState, state_from_axes
 from robot.spacemouse_devices import DEFAULT_AXIS_SCALE, DEFAULT_RAW_LIMIT
@@ -298,6 +299,7 @@ class ReplayDevice(InputDevice):
         # The file is already in the robot frame: never flip signs again.
         mapping = dataclasses.replace(mapping or ActionMapping(), signs=HID_SIGNS)
         self._interpreter = SpaceMouseInterpreter(mapping, tracker)
+        self._chord = ChordWatcher()  # both buttons held: mark the episode invalid, as live
         self._loop = loop
         self._t0: Optional[float] = None
 
@@ -350,10 +352,15 @@ class ReplayDevice(InputDevice):
         t = self.replay_time(now)
         state, connected, _ = self.replay.at(t)
         out = self._interpreter.step(state, now, connected)
+        self._chord.update(state.buttons if connected else (), now)
         flags = out.flags + (("replay_finished",) if t >= self.replay.duration else ())
         return InputSample(timestamp=now, engaged=out.engaged, action=out.action,
                            connected=connected, buttons=state.buttons, axes=out.axes,
                            flags=flags)
+
+    def mark_requests(self) -> tuple[OperatorInput, ...]:
+        """Button chords held long enough since the last call, as from a live SpaceMouse."""
+        return self._chord.take()
 
 
 def _dump(obj: dict) -> str:

@@ -12,6 +12,12 @@ line per change of state (a condition that lasts is logged when it begins
 and when it ends, not at every step). The input device's timeline starts at
 the loop's first tick, and each finished episode is written on the store's
 writer thread, durable before the next episode's first step.
+
+The operator marks the current or the previous episode invalid from the
+device (`robot.invalid_marks`: keys ``x`` / ``z``, a held SpaceMouse button
+chord) with one of the session's preset reasons; the mark goes to the
+recording's `invalid_episodes.jsonl` (`rlif_data.invalid`), an
+``episode_marked_invalid`` event to the log, and a notice to the live status.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from rlif_data.recording.recorder import RolloutRecorder, SessionInfo, SessionSu
 from rlif_data.recording.store import EpisodeStore, WriteTiming
 from robot.env import RobotEnv
 from robot.input_device import InputDevice
+from robot.invalid_marks import DEFAULT_REASON, MarkController
 from robot.live_status import LiveStatus
 from robot.timing import ControlRate, period_stats
 
@@ -51,6 +58,7 @@ class SessionConfig:
       policy_version: checkpoint or version of the policy.
       round: RLIF round number.
       seed: base seed.
+      invalid_reasons: preset reasons of invalid marks (keys 1..9 choose; the first by default).
     """
 
     out: str
@@ -62,6 +70,7 @@ class SessionConfig:
     policy_version: str = ""
     round: int = 0
     seed: int = 0
+    invalid_reasons: tuple[str, ...] = (DEFAULT_REASON,)
 
 
 class EventLog:
@@ -114,6 +123,8 @@ class _Watcher:
     button, clipped actions) is logged when it begins (``device_<flag>``,
     ``action_clipped``) and when it ends (``device_<flag>_end``,
     ``action_clipped_end`` with the number of steps), not at every step.
+    The device's requests to mark an episode invalid go to `marks` (set
+    once the recorder exists).
     """
 
     def __init__(self, env: RobotEnv, device: InputDevice, events: EventLog,
@@ -125,6 +136,7 @@ class _Watcher:
         self._connected = True
         self._flags: frozenset[str] = frozenset()
         self._clipped_run = 0
+        self.marks: Optional[MarkController] = None
 
     def __call__(self, episode_id: str, step: int, action: np.ndarray, timestep: Any) -> None:
         sample = self._device.read()
@@ -139,8 +151,25 @@ class _Watcher:
             self._events.log(f"device_{flag}_end", episode=episode_id, step=step)
         self._flags = flags
         self._watch_clipping(episode_id, step, action)
+        self._apply_marks(episode_id, step)
         if self._status is not None:
             self._status.step(step, sample.engaged, sample.flags)
+
+    def _apply_marks(self, episode_id: str, step: int) -> None:
+        for request in self._device.mark_requests():
+            if self.marks is None:
+                continue
+            outcome = self.marks.apply(request)
+            if outcome.mark is not None:
+                mark = outcome.mark
+                self._events.log("episode_marked_invalid", episode=mark.episode_id,
+                                 which=outcome.which, reason=mark.reason, how=mark.how,
+                                 during=episode_id, step=step)
+            elif outcome.error:
+                self._events.log("invalid_mark_refused", episode=episode_id, step=step,
+                                 which=outcome.which, why=outcome.error)
+            if self._status is not None:
+                self._status.notice(outcome.text)
 
     def _watch_clipping(self, episode_id: str, step: int, action: np.ndarray) -> None:
         if self._env.last_action_clipped:
@@ -276,7 +305,8 @@ def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.n
         thread (see `StoreBackend`); False writes it inside the last control step.
 
     Returns:
-      ``{"summary": SessionSummary, "timing": period_stats(...), "events": counts}``.
+      ``{"summary": SessionSummary, "timing": period_stats(...), "events": counts,
+      "invalid": the marks made (`rlif_data.invalid.Mark`)}``.
     """
     pacer = pacer or ControlRate(config.rate_hz, clock=clock)
     status = LiveStatus(status_stream or sys.stderr, config.episodes) if progress else None
@@ -289,12 +319,14 @@ def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.n
         policy_version=config.policy_version, seed=config.seed, expert_source=sc.Source.HUMAN,
         always_query_expert=False,
     )
+    watcher = _Watcher(env, device, events, status)
     recorder = RolloutRecorder(
         env, store, policy, _device_action(device, schema.action_dim),
         iv.ExternalTakeover(device, device=type(device).__name__), session,
         clock=clock, pacer=_TimelineStartsAtFirstTick(pacer, device),
-        observer=_Watcher(env, device, events, status), background_commit=background_commit,
+        observer=watcher, background_commit=background_commit,
     )
+    watcher.marks = MarkController(recorder.mark_invalid, config.invalid_reasons)
     results = []
     t0 = time.monotonic()
     overruns_before = pacer.overruns
@@ -305,8 +337,9 @@ def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.n
             result = recorder.run_episode()
             results.append(result)
             if status is not None:
+                mark = watcher.marks.marked.get(result.episode_id)
                 status.end_episode(result.transitions, result.intervened_steps,
-                                   result.takeovers)
+                                   result.takeovers, mark.reason if mark else "")
         recorder.flush()
         if pacer.overruns > overruns_before:
             events.log("control_overruns", count=pacer.overruns - overruns_before)
@@ -320,4 +353,4 @@ def run_session(env: RobotEnv, device: InputDevice, policy: Callable[[Any], np.n
     summary = SessionSummary(store.directory, recorder.session_id, results, store.num_episodes,
                              time.monotonic() - t0)
     return {"summary": summary, "timing": period_stats(pacer.periods, pacer.period),
-            "events": dict(events.counts)}
+            "events": dict(events.counts), "invalid": recorder.marks}

@@ -28,6 +28,7 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from robot.input_device import InputDevice, InputSample
+from robot.invalid_marks import ChordWatcher, OperatorInput
 from robot.action_mapping import ActionMapping
 from robot.spacemouse import SpaceMouseState, initial_state, parse_report
 from robot.spacemouse_devices import KNOWN_DEVICES, VENDOR_3DCONNEXION, DeviceSpec
@@ -171,6 +172,7 @@ class SpaceMouseHID(InputDevice):
         self._opener = opener or open_spacemouse
         self._clock = clock
         self._interpreter = SpaceMouseInterpreter(mapping, tracker)
+        self._chord = ChordWatcher()  # both buttons held: mark the episode invalid
         self._read_size = int(read_size)
         self._poll_timeout_ms = int(poll_timeout_ms)
         self._on_disconnect = on_disconnect
@@ -292,9 +294,18 @@ class SpaceMouseHID(InputDevice):
             now = self._clock()
             state, connected = self._state, self._connected
             out = self._interpreter.step(state, now, connected)
+            self._chord.update(state.buttons if connected else (), now)
         return InputSample(timestamp=now, engaged=out.engaged, action=out.action,
                            connected=connected, buttons=state.buttons, axes=out.axes,
                            flags=out.flags)
+
+    def mark_requests(self) -> tuple[OperatorInput, ...]:
+        """Button chords held long enough since the last call (`robot.invalid_marks`).
+
+        The chord is timed on `read()`, which the control loop calls every step.
+        """
+        with self._lock:
+            return self._chord.take()
 
     def engaged(self) -> bool:
         """`TakeoverSignal`: the operator is in control (False once disconnected)."""

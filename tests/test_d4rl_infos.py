@@ -143,6 +143,22 @@ def test_relabel_carries_infos_through_bit_exact(ingested, tmp_path):
         assert sc.INCLUDE in b[sc.STEPS]
 
 
+def test_downsample_and_merge_carry_infos_through_bit_exact(ingested, tmp_path):
+    from pipelines import downsample, merge
+
+    source = {e[sc.EPISODE_ID]: e for e in read_episodes(ingested)}
+    subset = downsample.run(ingested, str(tmp_path / "sub"), episodes=2, seed=1,
+                            beam_args=SINGLE)
+    merged = merge.run([ingested, subset], str(tmp_path / "merged"))
+    for out, count in ((subset, 2), (merged, 5)):
+        got = read_episodes(out)
+        assert len(got) == count
+        for episode in got:
+            want = source[episode[sc.EPISODE_ID]][sc.STEPS][sc.INFOS]
+            for name in KEPT:
+                assert episode[sc.STEPS][sc.INFOS][name].tobytes() == want[name].tobytes()
+
+
 def test_drop_infos_gives_the_1_0_layout(fake, tmp_path):
     out = str(tmp_path / "plain")
     ingest_d4rl.main(["--path", str(fake.path), "--out", out, "--drop-infos", *SINGLE])

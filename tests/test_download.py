@@ -201,3 +201,25 @@ def test_cli_unknown_dataset_name(tmp_path):
     result = runner.invoke(app, ["download", "hoper-medium-v2", "--no-ingest",
                                  "--cache-dir", str(tmp_path)])
     assert result.exit_code == 2 and "did you mean hopper-medium-v2" in result.output
+
+
+def test_the_catalogue_carries_the_published_size_and_hash():
+    # Published by TFDS' D4RL builders (rlif_data/sources/d4rl_checksums.py).
+    src = dl.d4rl_source("hopper-medium-v2")
+    assert (src.bytes, src.sha256) == (
+        152_756_557, "5bdf1bc4a713c82941de44633df669b36c89850b652a25985166796d25cf71a0")
+    # A hash given by the user names another file: the catalogue's size no longer applies.
+    other = dl.d4rl_source("hopper-medium-v2", sha256="AB" * 32)
+    assert (other.bytes, other.sha256) == (None, "ab" * 32)
+    assert dl.d4rl_source("relocate-human-v1").sha256 is None  # none published: unverified
+
+
+def test_cli_without_a_hash_checks_the_catalogues_and_refuses_another_file(served, tmp_path):
+    server, _, _, _ = served  # serves a small file under hopper-medium-v2's name
+    result = runner.invoke(app, ["download", "hopper-medium-v2", "--mirror", server.base,
+                                 "--cache-dir", str(tmp_path / "cache"),
+                                 "--out", str(tmp_path / "ds"), "--quiet"])
+    assert result.exit_code == 2
+    assert "expected 152756557" in " ".join(result.output.split())
+    assert not (tmp_path / "ds").exists()
+    assert not (tmp_path / "cache" / FILE_NAME).exists()

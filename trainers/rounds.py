@@ -348,13 +348,16 @@ class RoundsDriver:
         view = VIEW_OF_ALGO[cfg.algo]
         inputs = [_version_input(raw)]
         with tempfile.TemporaryDirectory(dir=cfg.workdir) as tmp:
+            # drop: an episode marked invalid never reaches a round's data (and never
+            # stops the round with a question).
             relabelled = relabel.run(raw.path, os.path.join(tmp, "relabelled"), view,
-                                     _beam_args())
+                                     _beam_args(), invalid_episodes="drop")
             source = relabelled
             if k > 0:
                 prev = self._tagged(cfg.name, k - 1)
                 inputs.insert(0, _version_input(prev))
-                source = merge.run([prev.path, relabelled], os.path.join(tmp, "merged"))
+                source = merge.run([prev.path, relabelled], os.path.join(tmp, "merged"),
+                                   invalid_episodes="drop")
             info = self.registry.publish(source, cfg.name, tags=(round_tag(k), "latest"),
                                          lineage=self._mark(k, "dataset", inputs, {"view": view}))
         self.log(f"round {k}: published {info.ref} ({view} view of rounds 0..{k})")

@@ -68,7 +68,9 @@ def convert_dataset(dataset: str, target: str, out: str, *, root: Optional[str] 
     Args:
       dataset: a directory, ``name@tag`` or ``name:version``.
       target: "lerobot" (LeRobotDataset v3.0; camera frames as lossless PNG
-        image features) or "minari" (HDF5, no camera frames).
+        image features; the extra step fields `schema.INFOS` are left out) or
+        "minari" (HDF5; camera frames bit-exact as PNG in Minari's image
+        layout, extra step fields as infos/infos/<name>).
       out: the output directory; must not exist.
       root: registry root for references.
       fps: LeRobot's frame rate (default: from the step timestamps).

@@ -232,8 +232,11 @@ def write_lerobot(episodes: Iterable[Mapping[str, Any]], out: str, schema: sc.Ep
     _write_json(root / lay.INFO_PATH,
                 lay.info_json(layout, fps=fps, total_episodes=len(rows), total_frames=frames_total,
                               total_tasks=len(tasks), robot_type=robot_type))
+    # The layout has no columns for the extra step fields (steps/infos): the schema
+    # stored says so, and ingest-lerobot gives back episodes without them.
+    stored = dataclasses.replace(schema, infos={})
     _write_json(root / lay.RLIF_META_PATH, {sc.FORMAT_VERSION_KEY: sc.FORMAT_VERSION,
-                                            sc.SCHEMA_KEY: schema.to_json(), "source": source})
+                                            sc.SCHEMA_KEY: stored.to_json(), "source": source})
     return LeRobotWriteResult(str(root), len(rows), frames_total, fps, files.files)
 
 

@@ -13,11 +13,16 @@ it lacks, rlif-data keeps where Minari keeps extras:
   ``rlif/<field>`` of the episode's HDF5 group (Minari's episode metadata,
   which ``get_episode_metadata`` returns as ``{"rlif": {...}}``); the seed also
   as Minari's own ``seed``;
+* the extra step fields (`schema.INFOS`, e.g. D4RL's qpos) as the nested
+  infos ``infos/infos/<name>``, T+1 rows in their own dtype (the final row
+  zeros, as stored);
 * the dataset's `schema.FORMAT_VERSION_KEY` in ``metadata.json``, which tells
   the reader that these fields are ours (other datasets' infos are ignored).
 
-Camera frames are refused: Minari's HDF5 storage JPEG-encodes uint8 images
-(lossy), and the reader does not decode them.
+Camera entries become ``Box(0, 255, (H, W, 3), uint8)`` entries of a Dict
+observation space, their frames PNG-encoded in Minari's image layout, so
+they round-trip bit-exact (`rlif_data.convert.minari_frames` says why not
+Minari's own lossy JPEG).
 """
 
 from __future__ import annotations
@@ -41,23 +46,23 @@ INFO_DTYPES = {
 
 
 class MinariExportError(errors.SchemaError):
-    """A dataset cannot be written as a Minari dataset (camera frames, bad dataset id)."""
+    """A dataset cannot be written as a Minari dataset (odd camera frames, bad dataset id)."""
 
 
 def check_exportable(schema: sc.EpisodeSchema) -> None:
     """Refuse schemas Minari cannot hold losslessly.
 
     Raises:
-      MinariExportError: camera frames in the observations.
+      MinariExportError: camera entries that are not RGB (3 channels): Minari
+        decodes a 1-channel frame to (H, W), not the space's (H, W, 1).
     """
     obs = schema.observation
     leaves = obs.items() if isinstance(obs, Mapping) else [("", obs)]
-    cameras = [k for k, v in leaves if isinstance(v, sc.ImageSpec)]
-    if cameras:
+    odd = [k for k, v in leaves if isinstance(v, sc.ImageSpec) and v.channels != 3]
+    if odd:
         raise MinariExportError(
-            f"camera entries {cameras}: Minari's HDF5 storage JPEG-encodes camera frames "
-            "(lossy) and rlif-data does not read them back; export camera datasets with "
-            "--to lerobot (frames stay bit-exact)")
+            f"camera entries {odd} are not RGB (3 channels); the Minari export holds RGB "
+            "frames only: export such datasets with --to lerobot (frames stay bit-exact)")
 
 
 def info_fields(derived: bool) -> tuple[str, ...]:
@@ -94,6 +99,19 @@ def step_infos(steps: Mapping[str, Any], derived: bool) -> dict[str, np.ndarray]
             for f in info_fields(derived)}
 
 
+def extra_step_infos(steps: Mapping[str, Any], schema: sc.EpisodeSchema) -> dict[str, np.ndarray]:
+    """The extra step fields (`schema.INFOS`) of an episode, T+1 rows each in the schema's dtype."""
+    values = steps.get(sc.INFOS) or {}
+    return {name: np.asarray(values[name]).astype(spec.dtype, copy=False)
+            for name, spec in schema.infos.items()}
+
+
+def info_specs(steps: Mapping[str, Any]) -> dict[str, sc.ArraySpec]:
+    """The `schema.EpisodeSchema.infos` of episodes read back with these steps (empty if none)."""
+    return {name: sc.ArraySpec(tuple(np.shape(v)[1:]), np.asarray(v).dtype.name)
+            for name, v in (steps.get(sc.INFOS) or {}).items()}
+
+
 def episode_attrs(episode: Mapping[str, Any]) -> dict[str, Any]:
     """The episode group's attributes: ``rlif/<field>`` for each metadata field."""
     meta = episodes.default_episode_metadata()
@@ -114,7 +132,8 @@ def apply_step_infos(steps: dict[str, Any], infos: Mapping[str, Any], where: str
     Args:
       steps: from `minari_steps.episode_steps` (T+1 rows per field).
       infos: the episode's infos, ``{field: array}``; must hold every
-        `INFO_FIELDS` entry (a relabelled view: also env_reward and include).
+        `INFO_FIELDS` entry (a relabelled view: also env_reward and include),
+        and may hold the extra step fields as a dict under `schema.INFOS`.
       where: file and episode, for messages.
       error: the reader's error class.
 
@@ -123,7 +142,8 @@ def apply_step_infos(steps: dict[str, Any], infos: Mapping[str, Any], where: str
 
     Raises:
       `error`: a field missing, of another row count than T+1 or another
-        shape, flags that are not 0/1, or NaN/inf in float fields.
+        shape, flags that are not 0/1, NaN/inf in float fields, or extra
+        step fields of another row count or a dtype rlif-data does not store.
     """
     n = len(steps[sc.IS_FIRST])
     derived = all(f in infos for f in sc.DERIVED_STEP_FIELDS)
@@ -150,7 +170,29 @@ def apply_step_infos(steps: dict[str, Any], infos: Mapping[str, Any], where: str
             raise error(f"{where}: '{key}' has shape {values.shape}, actions "
                         f"{np.shape(steps[sc.ACTION])}")
         steps[field] = values
+    extras = infos.get(sc.INFOS)
+    if extras is not None:
+        steps[sc.INFOS] = _extra_fields(extras, n, where, error)
     return steps
+
+
+def _extra_fields(extras: Any, n: int, where: str, error: type) -> dict[str, np.ndarray]:
+    """The stored extra step fields (``infos/infos/<name>``), checked: T+1 rows, a kept dtype."""
+    if not isinstance(extras, Mapping):
+        raise error(f"{where}: 'infos/{sc.INFOS}' must be a group of per-step arrays")
+    out = {}
+    for name, raw in sorted(extras.items()):
+        key = f"infos/{sc.INFOS}/{name}"
+        values = np.asarray(raw)
+        if values.ndim < 1 or len(values) != n:
+            raise error(f"{where}: '{key}' has shape {values.shape}, the episode has {n} steps "
+                        "(T+1 rows: one per observation)")
+        try:
+            sc.check_info_spec(name, sc.ArraySpec(values.shape[1:], values.dtype.name))
+        except ValueError as e:
+            raise error(f"{where}: '{key}': {e}") from None
+        out[name] = values
+    return out
 
 
 def metadata_from_attrs(attrs: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -7,6 +7,12 @@ What goes where (intervention fields as infos, metadata as episode
 attributes) is `rlif_data.convert.minari_fields`; the way back is
 ``ingest-minari`` (`rlif_data.sources.minari_reader`).
 
+Camera frames are written by rlif-data itself, as PNG byte strings in the
+layout Minari uses for image frames (`rlif_data.convert.minari_frames`: why,
+with the Minari source it is based on), so Minari decodes them bit-exact; the
+extra step fields (`schema.INFOS`) likewise go in raw, as ``infos/infos/<name>``
+(Minari's writer would JPEG-encode a uint8 one).
+
 The directory written is a Minari dataset directory, ``OUT/data/metadata.json``
 and ``OUT/data/main_data.hdf5``: with ``MINARI_DATASETS_PATH=ROOT`` and OUT =
 ``ROOT/<dataset_id>``, ``minari.load_dataset(dataset_id)`` finds it.
@@ -22,10 +28,11 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 import numpy as np
 
 from rlif_data import schema as sc
-from rlif_data.convert import minari_fields
+from rlif_data.convert import minari_fields, minari_frames
 from rlif_data.convert.minari_fields import MinariExportError
 
 DATA_DIR = "data"
+MAIN_DATA_FILE = "main_data.hdf5"  # MinariStorage's HDF5 file in DATA_DIR
 ALGORITHM_NAME = "rlif-data"
 RLIF_SOURCE_KEY = "rlif_source"
 
@@ -73,14 +80,50 @@ def _box(shape, dtype=np.float32):
     return gym.spaces.Box(-np.inf, np.inf, tuple(shape), dtype)
 
 
+def _leaf_space(spec: sc.LeafSpec):
+    import gymnasium as gym
+
+    if isinstance(spec, sc.ImageSpec):
+        return gym.spaces.Box(0, 255, spec.shape, np.uint8)
+    return _box(spec.shape)
+
+
 def observation_space(schema: sc.EpisodeSchema):
-    """The Gymnasium space of a schema's observations (unbounded float32 Boxes)."""
+    """The Gymnasium space of a schema's observations.
+
+    Unbounded float32 Boxes for arrays; ``Box(0, 255, (H, W, C), uint8)`` for
+    camera entries (Minari's image space when H, W >= 32).
+    """
     import gymnasium as gym
 
     obs = schema.observation
     if isinstance(obs, Mapping):
-        return gym.spaces.Dict({k: _box(v.shape) for k, v in obs.items()})
-    return _box(obs.shape)
+        return gym.spaces.Dict({k: _leaf_space(v) for k, v in obs.items()})
+    return _leaf_space(obs)
+
+
+def _camera_keys(schema: sc.EpisodeSchema) -> tuple[str, ...]:
+    obs = schema.observation
+    if not isinstance(obs, Mapping):
+        return ()
+    return tuple(k for k, v in obs.items() if isinstance(v, sc.ImageSpec))
+
+
+def _write_raw_entries(path: pathlib.Path, index: int, cameras: Mapping[str, np.ndarray],
+                       extras: Mapping[str, np.ndarray]) -> None:
+    """Add an episode's camera frames and extra step fields to the file Minari wrote."""
+    import h5py
+
+    if not cameras and not extras:
+        return
+    with h5py.File(path, "a") as f:
+        group = f[f"episode_{index}"]
+        for key, frames in cameras.items():
+            minari_frames.write_frames(group["observations"], key, frames)
+        if extras:
+            target = group["infos"].create_group(sc.INFOS)
+            for key, values in extras.items():
+                target.create_dataset(key, data=np.ascontiguousarray(values))
 
 
 def _env_spec(env_id: str):
@@ -103,8 +146,7 @@ def write_minari(episodes: Iterable[Mapping[str, Any]], out: str, schema: sc.Epi
     Args:
       episodes: in-memory episodes of `schema`, in order (read one at a time).
       out: a new (or empty) directory; the caller makes the write atomic.
-      schema: their schema (no camera entries, see
-        `minari_fields.check_exportable`).
+      schema: their schema (see `minari_fields.check_exportable`).
       dataset_id: the Minari id; default `default_dataset_id(schema.name)`.
       source: where the episodes came from, kept in ``metadata.json``.
       description: the dataset description.
@@ -114,7 +156,7 @@ def write_minari(episodes: Iterable[Mapping[str, Any]], out: str, schema: sc.Epi
       A `MinariWriteResult`.
 
     Raises:
-      MinariExportError: camera frames, or an id Minari refuses.
+      MinariExportError: a schema Minari cannot hold, or an id Minari refuses.
       ValueError: no episodes.
     """
     import minari
@@ -146,16 +188,23 @@ def write_minari(episodes: Iterable[Mapping[str, Any]], out: str, schema: sc.Epi
     })
     attrs = []
     steps = 0
+    cameras = _camera_keys(schema)
     for index, episode in enumerate(itertools.chain([first], episodes)):
         columns = minari_fields.minari_columns(episode)
+        # Minari's writer would JPEG-encode the frames: they are added raw below.
+        frames = {k: columns["observations"].pop(k) for k in cameras}
         buffer = EpisodeBuffer(id=index, seed=int(episode.get(sc.SEED) or 0),
                                infos=minari_fields.step_infos(episode[sc.STEPS], schema.derived),
                                **columns)
         storage.update_episodes([buffer])
+        _write_raw_entries(data_dir / MAIN_DATA_FILE, index, frames,
+                           minari_fields.extra_step_infos(episode[sc.STEPS], schema))
         attrs.append(minari_fields.episode_attrs(episode))
         steps += len(columns["actions"])
         if progress is not None:
             progress(index + 1)
     # One pass over the file for every episode's attributes (Minari reopens it per call).
     storage.update_episode_metadata(attrs, range(len(attrs)))
+    if cameras or schema.infos:  # Minari sized the file before the frames were added
+        storage.update_metadata({"dataset_size": storage.get_size()})
     return MinariWriteResult(str(out), dataset_id, len(attrs), steps)

@@ -31,6 +31,9 @@ td.id, th.id { text-align: left; font-family: monospace; }
 canvas { border: 1px solid #ddd; display: block; margin-bottom: 6px; }
 .muted { color: #777; }
 .terminal { color: #c0392b; }
+.invalid { color: #b03a2e; font-weight: bold; }
+.valid { color: #777; }
+.banner { background: #fdecea; border: 1px solid #e6b0aa; padding: 4px 10px; margin: .4em 0; }
 #state td { font-family: monospace; }
 """
 

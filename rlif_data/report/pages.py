@@ -82,11 +82,21 @@ def _fps(stamps_us: np.ndarray) -> float:
     return float(min(60.0, max(1.0, 1e6 / float(np.median(gaps)))))
 
 
-def episode_row(index: int, episode: Mapping[str, Any]) -> dict[str, Any]:
-    """One row of the episode list: id, length, return, intervention rate, takeovers, end."""
+def episode_row(index: int, episode: Mapping[str, Any],
+                invalid_reason: Optional[str] = None) -> dict[str, Any]:
+    """One row of the episode list: id, length, return, intervention rate, takeovers, end,
+    and ``invalid``: the reason it was marked invalid with, or None (valid)."""
     row = ep.summarize_episode(dict(episode))
     row["index"] = index
+    row["invalid"] = invalid_reason
     return row
+
+
+def _validity(reason: Optional[str]) -> str:
+    """The validity cell of an episode: "valid", or "invalid: <reason>" (escaped)."""
+    if reason is None:
+        return '<span class="valid">valid</span>'
+    return f'<span class="invalid">invalid: {html.escape(reason)}</span>'
 
 
 def episode_data(episode: Mapping[str, Any], index: int, cameras: Sequence[str],
@@ -183,7 +193,7 @@ def index_page(rows: Sequence[Mapping[str, Any]], page: int, pages: int, title: 
     out.append(pager(page, pages))
     out.append('<table id="episodes"><thead><tr><th>#</th><th class="id">episode id</th>'
                "<th>length</th><th>return</th><th>intervention rate</th><th>takeovers</th>"
-               "<th>end</th></tr></thead><tbody>")
+               '<th>end</th><th class="id">validity</th></tr></thead><tbody>')
     for row in rows:
         end = ('<span class="terminal">terminal</span>' if row["terminated"]
                else '<span class="muted">truncated</span>')
@@ -192,7 +202,7 @@ def index_page(rows: Sequence[Mapping[str, Any]], page: int, pages: int, title: 
             f'<td class="id">{html.escape(str(row[sc.EPISODE_ID]))}</td>'
             f'<td>{row["transitions"]}</td><td>{row["return"]:.2f}</td>'
             f'<td>{row["intervention_rate"]:.0%}</td><td>{row["takeovers"]}</td>'
-            f"<td>{end}</td></tr>")
+            f'<td>{end}</td><td class="id">{_validity(row.get("invalid"))}</td></tr>')
     out.append("</tbody></table>")
     out.append(pager(page, pages))
     out.append("</body></html>\n")
@@ -205,8 +215,8 @@ def _script_json(data: Any) -> str:
 
 
 def episode_page(data: Mapping[str, Any], metadata: Mapping[str, Any], title: str,
-                 page_of_list: int, episodes: int, camera_shapes: Mapping[str, Sequence[int]]
-                 ) -> str:
+                 page_of_list: int, episodes: int, camera_shapes: Mapping[str, Sequence[int]],
+                 invalid_reason: Optional[str] = None) -> str:
     """The page of one episode: metadata, scrubbable frames, timeline, rewards, actions.
 
     Args:
@@ -216,6 +226,7 @@ def episode_page(data: Mapping[str, Any], metadata: Mapping[str, Any], title: st
       page_of_list: the index page that lists it (for the back link).
       episodes: episodes in the dataset (for previous/next links).
       camera_shapes: each camera's frame shape (H, W, C), to size the images.
+      invalid_reason: the reason it was marked invalid with (a banner), or None.
     """
     i = data["index"]
     name = metadata.get(sc.EPISODE_ID, "") or f"episode {i}"
@@ -226,6 +237,9 @@ def episode_page(data: Mapping[str, Any], metadata: Mapping[str, Any], title: st
         nav.append(f'<a href="{i + 1:06d}.html" rel="next">episode {i + 1} &rarr;</a>')
     out = [_head(f"{title}: {name}", "../"), f'<div class="pager">{" ".join(nav)}</div>',
            f"<h1>episode {i}: {html.escape(str(name))}</h1>",
+           *([f'<p class="banner">marked invalid: {html.escape(invalid_reason)} (kept in the '
+              "data; jobs drop or keep it by --invalid_episodes)</p>"]
+             if invalid_reason is not None else []),
            f'<p>{data["transitions"]} transitions, {data["steps"]} steps &middot; frames: '
            f'<b id="frame-count">{data["steps"] if data["cameras"] else 0}</b> '
            f'&middot; cameras: {len(data["cameras"])}</p>']

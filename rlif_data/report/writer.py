@@ -84,7 +84,8 @@ def write_view(episodes: Iterable[Mapping[str, Any]], out: str, *, title: str,
                total: Optional[int] = None, view: Optional[str] = None,
                facts: Optional[Mapping[str, Any]] = None,
                per_page: int = pages.EPISODES_PER_PAGE,
-               progress: Optional[Callable[[int], None]] = None) -> ViewResult:
+               progress: Optional[Callable[[int], None]] = None,
+               invalid: Optional[Mapping[str, str]] = None) -> ViewResult:
     """Write the report of `episodes` into the folder `out`.
 
     Args:
@@ -96,6 +97,8 @@ def write_view(episodes: Iterable[Mapping[str, Any]], out: str, *, title: str,
       facts: extra dataset-wide facts for the list pages (schema, ...).
       per_page: rows per list page.
       progress: called with the number of episodes written so far.
+      invalid: episode id -> reason of the episodes marked invalid
+        (`rlif_data.invalid`); the list and the episode pages show it.
 
     Returns:
       A `ViewResult`.
@@ -113,7 +116,7 @@ def write_view(episodes: Iterable[Mapping[str, Any]], out: str, *, title: str,
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.partial-", dir=parent)
     try:
         result = _write_into(staging, episodes, title, total, view, facts or {}, per_page,
-                             progress)
+                             progress, invalid or {})
         _write_text(os.path.join(staging, MARKER_FILE), "rlif-data view\n")
         _swap_in(staging, out)
     except BaseException:
@@ -138,7 +141,8 @@ def _swap_in(staging: str, out: str) -> None:
 
 def _write_into(root: str, episodes: Iterable[Mapping[str, Any]], title: str,
                 total: Optional[int], view: Optional[str], facts: Mapping[str, Any],
-                per_page: int, progress: Optional[Callable[[int], None]]) -> ViewResult:
+                per_page: int, progress: Optional[Callable[[int], None]],
+                invalid: Mapping[str, str]) -> ViewResult:
     os.makedirs(os.path.join(root, "episodes"))
     _write_text(os.path.join(root, assets.STYLE_FILE), assets.STYLE)
     _write_text(os.path.join(root, assets.SCRIPT_FILE), assets.SCRIPT)
@@ -149,9 +153,10 @@ def _write_into(root: str, episodes: Iterable[Mapping[str, Any]], title: str,
         for index, episode in enumerate(episodes):
             count = total if total is not None else index + 2  # unknown: allow a next link
             pending: list[concurrent.futures.Future] = []
+            reason = invalid.get(str(episode.get(sc.EPISODE_ID, "")))
             frames += _write_episode(root, episode, index, title, count, view, per_page, pool,
-                                     pending)
-            rows.append(pages.episode_row(index, episode))
+                                     pending, reason)
+            rows.append(pages.episode_row(index, episode, reason))
             # The next episode decodes while this one's frames encode; at most two
             # episodes' frames wait in memory.
             _wait(previous)
@@ -164,9 +169,10 @@ def _write_into(root: str, episodes: Iterable[Mapping[str, Any]], title: str,
     n_pages = pages.page_count(len(rows), per_page)
     transitions = sum(r["transitions"] for r in rows)
     intervened = sum(r["intervened_steps"] for r in rows)
+    marked = sum(r["invalid"] is not None for r in rows)
     summary = {"episodes": len(rows), "transitions": transitions,
                "intervention rate": f"{intervened / transitions:.1%}" if transitions else "-",
-               "view": view or "raw", **facts}
+               "view": view or "raw", "invalid": f"{marked} of {len(rows)} episodes", **facts}
     for page in range(1, n_pages + 1):
         chunk = rows[(page - 1) * per_page: page * per_page]
         _write_text(os.path.join(root, pages.index_file(page)),
@@ -182,7 +188,8 @@ def _wait(futures: list) -> None:
 
 def _write_episode(root: str, episode: Mapping[str, Any], index: int, title: str, total: int,
                    view: Optional[str], per_page: int,
-                   pool: concurrent.futures.Executor, pending: list) -> int:
+                   pool: concurrent.futures.Executor, pending: list,
+                   invalid_reason: Optional[str] = None) -> int:
     """Write one episode's page and queue its frames on `pool`; returns the frame count."""
     steps = episode[sc.STEPS]
     obs = steps[sc.OBSERVATION]
@@ -191,7 +198,8 @@ def _write_episode(root: str, episode: Mapping[str, Any], index: int, title: str
     metadata = {k: v for k, v in episode.items() if k != sc.STEPS}
     shapes = {name: np.asarray(obs[name]).shape[1:] for name in cameras}
     _write_text(os.path.join(root, pages.episode_file(index)),
-                pages.episode_page(data, metadata, title, index // per_page + 1, total, shapes))
+                pages.episode_page(data, metadata, title, index // per_page + 1, total, shapes,
+                                   invalid_reason))
     written = 0
     for slot, name in enumerate(cameras):
         folder = os.path.join(root, pages.frame_dir(index, f"c{slot}"))
@@ -217,14 +225,17 @@ def view_dataset(path: str, out: str, *, root: Optional[str] = None,
 
     Raises:
       FileNotFoundError, CorruptRecordingError, FormatVersionError: unreadable input.
+      MarkFileError: a malformed invalid_episodes.jsonl (naming file:line).
       ViewOutputError: see `write_view`.
       ValueError: the dataset holds no episodes.
     """
+    from rlif_data import invalid
     from rlif_data.lineage import dataset_view
     from rlif_data.recording.reader import EpisodeReader
     from rlif_data.registry.store import resolve_dataset
 
     directory = resolve_dataset(path, root)
+    reasons = {m.episode_id: m.reason for m in invalid.read_marks(directory)}
     with EpisodeReader(directory, repair=False) as reader:
         total = len(reader)
         if total == 0:
@@ -236,4 +247,5 @@ def view_dataset(path: str, out: str, *, root: Optional[str] = None,
         title = path if path == directory else f"{path} ({directory})"
         return write_view(iter(reader), out, title=title, total=total,
                           view=dataset_view(directory), facts=facts, per_page=per_page,
-                          progress=(lambda done: progress(done, total)) if progress else None)
+                          progress=(lambda done: progress(done, total)) if progress else None,
+                          invalid=reasons)

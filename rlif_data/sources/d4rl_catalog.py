@@ -46,6 +46,8 @@ class D4RLDataset:
         split files without a ``timeouts`` key).
       approx_rows: approximate number of rows (transitions), None if unknown.
       notes: caveats for users, "" if none.
+      bytes: the file's published size, None if unknown (`d4rl_checksums`).
+      sha256: the file's published SHA-256 (hex), None if unknown.
     """
 
     name: str
@@ -57,6 +59,8 @@ class D4RLDataset:
     max_episode_steps: int
     approx_rows: Optional[int] = None
     notes: str = ""
+    bytes: Optional[int] = None
+    sha256: Optional[str] = None
 
 
 # (D4RL env, Gymnasium id, obs_dim, action_dim)
@@ -123,7 +127,19 @@ def _build() -> dict[str, D4RLDataset]:
     return table
 
 
-D4RL_DATASETS: dict[str, D4RLDataset] = _build()
+def _with_checksums(table: dict[str, D4RLDataset]) -> dict[str, D4RLDataset]:
+    """Attach the published size and SHA-256 of each file that has them."""
+    from rlif_data.sources.d4rl_checksums import D4RL_FILE_CHECKSUMS
+
+    out = {}
+    for name, row in table.items():
+        known = D4RL_FILE_CHECKSUMS.get(row.url.rsplit("/", 1)[-1])
+        out[name] = row if known is None else dataclasses.replace(
+            row, bytes=known[0], sha256=known[1])
+    return out
+
+
+D4RL_DATASETS: dict[str, D4RLDataset] = _with_checksums(_build())
 """Every catalogued dataset, by D4RL name."""
 
 

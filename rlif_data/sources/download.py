@@ -252,7 +252,8 @@ def d4rl_source(name: str, mirror: Optional[str] = None, sha256: Optional[str] =
     Args:
       name: e.g. "hopper-medium-v2" (`d4rl_catalog.d4rl_dataset` spelling rules).
       mirror: a base address holding the same file names, instead of the catalogue's host.
-      sha256, size: expected hash and size, overriding the catalogue's.
+      sha256, size: expected hash and/or size of another file than the published one;
+        either replaces the catalogue's pair (`d4rl_checksums`) as a whole.
 
     Raises:
       UnknownD4RLDatasetError: not catalogued (the message names close names).
@@ -264,7 +265,11 @@ def d4rl_source(name: str, mirror: Optional[str] = None, sha256: Optional[str] =
     if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
         raise ValueError(f"--sha256 must be 64 hex digits, got {sha256!r}")
     url = mirror_url(dataset.url, mirror) if mirror else dataset.url
+    if sha256 is None and size is None:
+        expected = (dataset.bytes, dataset.sha256)  # the published file (`d4rl_checksums`)
+    else:
+        # The user names another file (a re-release, a local build): the catalogue's size and
+        # hash describe the published one, so neither applies any more.
+        expected = (size, sha256.lower() if sha256 else None)
     return D4RLSource(dataset.name, url, os.path.basename(urllib.parse.urlparse(dataset.url).path),
-                      dataset.gymnasium_env_id,
-                      size if size is not None else getattr(dataset, "bytes", None),
-                      (sha256 or getattr(dataset, "sha256", None) or None))
+                      dataset.gymnasium_env_id, *expected)

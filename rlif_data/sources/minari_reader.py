@@ -5,13 +5,14 @@ Minari (Farama's successor to D4RL) keeps a dataset in a directory
 (spaces, env spec, counts) and ``main_data.hdf5`` with one group per episode::
 
     episode_<id>/                  attrs: id, total_steps, seed (optional), ...
-        observations   [T+1, ...]  (a group of such datasets for Dict spaces)
+        observations   [T+1, ...]  (a group of such datasets for Dict spaces; an
+                                    image Box's frames: one PNG/JPEG byte string per row)
         actions        [T, act_dim]
         rewards        [T]
         terminations   [T] bool
         truncations    [T] bool
-        infos/...      (ignored, but for the step fields rlif-data exports there:
-                        `rlif_data.convert.minari_fields`)
+        infos/...      (ignored, but for the step fields rlif-data exports there,
+                        extra step fields in infos/infos/: `rlif_data.convert.minari_fields`)
 
 How an episode's arrays become RLDS steps, and which spaces are supported,
 is the pure part in `rlif_data.sources.minari_steps` (its names are
@@ -29,10 +30,10 @@ import json
 import os
 import pathlib
 import re
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Mapping, Optional, Union
 
 from rlif_data import schema
-from rlif_data.convert import minari_fields
+from rlif_data.convert import minari_fields, minari_frames
 from rlif_data.sources.hdf5_io import open_hdf5, read_array
 from rlif_data.sources.minari_steps import (  # noqa: F401  (re-exported: the reader's API)
     ACTIONS_KEY,
@@ -52,6 +53,7 @@ from rlif_data.sources.minari_steps import (  # noqa: F401  (re-exported: the re
     check_spaces,
     env_id_from_metadata,
     episode_metadata,
+    image_keys,
     episode_steps,
     space_shapes,
 )
@@ -225,15 +227,28 @@ def _check_episode_layout(group, where: str) -> None:
     check_episode_rows(rows, where)
 
 
-def _read(group, key: str, where: str) -> Any:
-    """``group[key][()]`` (a dict for a group), h5py read failures as MinariFormatError."""
+def _read(group, key: str, where: str, images: Optional[Mapping[str, tuple]] = None,
+          full: str = "") -> Any:
+    """``group[key][()]`` (a dict for a group, nested), h5py read failures as MinariFormatError.
+
+    Args:
+      group, key: the h5py group and the entry in it.
+      where: the file and episode, for messages.
+      images: image entries by full key ("observations/front") -> frame
+        shape; they are decoded from their encoded byte strings
+        (`minari_frames.decode_frames`).
+      full: the entry's full key (default `key`), for messages and `images`.
+    """
     import h5py
 
+    full = full or key
     item = group[key]
     if isinstance(item, h5py.Group):
-        return {name: read_array(d, f"{key}/{name}", where, MinariFormatError)
-                for name, d in item.items()}
-    return read_array(item, key, where, MinariFormatError)
+        return {name: _read(item, name, where, images, f"{full}/{name}") for name in item}
+    values = read_array(item, full, where, MinariFormatError)
+    if images and full in images:
+        return minari_frames.decode_frames(values, images[full], full, where, MinariFormatError)
+    return values
 
 
 def read_minari_episodes(
@@ -277,6 +292,8 @@ def read_minari_episodes(
     if exported:
         schema.check_format_version(str(metadata[schema.FORMAT_VERSION_KEY]), str(data_dir))
     expected = space_shapes(metadata, str(data_dir / METADATA_FILE))
+    # Frames of image Boxes are byte strings on disk: their shape is checked as they decode.
+    images = {k: expected[k] for k in image_keys(metadata, str(data_dir / METADATA_FILE))}
     against = "the metadata's spaces"
     with _open(path) as handle:
         ids = _episode_ids(handle, path, metadata.get(META_TOTAL_EPISODES))
@@ -285,10 +302,11 @@ def read_minari_episodes(
             where = f"{path}, {group_name}"
             _check_episode_layout(handle[group_name], where)
             shapes = _row_shapes(handle[group_name])
+            shapes.update({k: images[k] for k in images if k in shapes})
             if not expected:  # no spaces in the metadata: the first episode sets the shapes
                 expected, against = shapes, f"{EPISODE_PREFIX}0"
             check_episode_shapes(shapes, expected, where, against)
-    return _iter_episodes(path, ids, name, env_id, exported)
+    return _iter_episodes(path, ids, name, env_id, exported, images)
 
 
 def _row_shapes(group) -> dict[str, tuple]:
@@ -305,14 +323,15 @@ def _row_shapes(group) -> dict[str, tuple]:
 
 
 def _iter_episodes(
-    path: pathlib.Path, ids: list[int], name: str, env_id: str, exported: bool = False
+    path: pathlib.Path, ids: list[int], name: str, env_id: str, exported: bool = False,
+    images: Optional[Mapping[str, tuple]] = None,
 ) -> Iterator[dict[str, Any]]:
     with _open(path) as handle:
         for index in ids:
             group_name = f"{EPISODE_PREFIX}{index}"
             where = f"{path}, {group_name}"
             group = handle[group_name]
-            columns = {key: _read(group, key, where) for key in REQUIRED_KEYS}
+            columns = {key: _read(group, key, where, images) for key in REQUIRED_KEYS}
             steps = episode_steps(
                 columns[OBSERVATIONS_KEY],
                 columns[ACTIONS_KEY],

@@ -18,9 +18,12 @@ onto RLDS steps (see `rlif_data.schema`):
 
 Supported spaces: Box observations of any rank (float data is stored as
 float32) and Dict observations of Boxes (one level, like
-`schema.EpisodeSchema`); Box actions of shape (act_dim,). Image Boxes (Minari
-stores them JPEG-encoded), Tuple/Text/Discrete spaces and the Arrow backend
-are rejected with a `MinariFormatError`.
+`schema.EpisodeSchema`); Box actions of shape (act_dim,). Image Boxes
+(`image_keys`; Minari stores their frames as encoded byte strings) are
+decoded to uint8 frames (`rlif_data.convert.minari_frames`): bit-exact for
+rlif-data's PNG export, Minari's own pixels for its JPEGs; (H, W, 3) ones
+become camera entries. Tuple/Text/Discrete spaces and the Arrow backend are
+rejected with a `MinariFormatError`.
 
 Everything here works on NumPy arrays and dicts with no I/O;
 `rlif_data.sources.minari_reader` is the h5py layer on top.
@@ -88,16 +91,36 @@ def _is_image_box(space: Mapping[str, Any]) -> bool:
     )
 
 
-def _check_box(space: Mapping[str, Any], what: str, where: str) -> None:
+def _check_box(space: Mapping[str, Any], what: str, where: str, image_ok: bool = False) -> None:
     if space["type"] != "Box":
         raise MinariFormatError(
             f"{where}: {what} is a {space['type']} space; only Box spaces are supported"
         )
-    if _is_image_box(space):
+    if _is_image_box(space) and not image_ok:
         raise MinariFormatError(
-            f"{where}: {what} is an image Box {space.get('shape')}, which Minari stores "
-            "JPEG-encoded; image observations are not supported by this reader"
+            f"{where}: {what} is an image Box {space.get('shape')}; only observations may be "
+            "images"
         )
+
+
+def image_keys(metadata: Mapping[str, Any], where: str) -> frozenset[str]:
+    """The observation keys ("observations" or "observations/<name>") of image Boxes.
+
+    Minari stores their frames as encoded byte strings (JPEG, or PNG in
+    rlif-data's export), one per row; the reader decodes them.
+
+    Args:
+      metadata: the parsed ``metadata.json``.
+      where: the metadata file, for messages.
+    """
+    obs = _space(metadata, META_OBSERVATION_SPACE, where)
+    if obs is None:
+        return frozenset()
+    if obs["type"] == "Dict":
+        return frozenset(f"{OBSERVATIONS_KEY}/{name}"
+                         for name, sub in dict(obs.get("subspaces", {})).items()
+                         if _is_image_box(sub))
+    return frozenset([OBSERVATIONS_KEY]) if _is_image_box(obs) else frozenset()
 
 
 def check_spaces(metadata: Mapping[str, Any], where: str) -> None:
@@ -110,15 +133,15 @@ def check_spaces(metadata: Mapping[str, Any], where: str) -> None:
 
     Raises:
       MinariFormatError: observations that are neither a Box nor a Dict of
-        Boxes, image Boxes, or actions that are not a Box of rank 1.
+        Boxes, image actions, or actions that are not a Box of rank 1.
     """
     obs = _space(metadata, META_OBSERVATION_SPACE, where)
     if obs is not None:
         if obs["type"] == "Dict":
             for name, sub in dict(obs.get("subspaces", {})).items():
-                _check_box(sub, f"observation entry {name!r}", where)
+                _check_box(sub, f"observation entry {name!r}", where, image_ok=True)
         else:
-            _check_box(obs, "the observation space", where)
+            _check_box(obs, "the observation space", where, image_ok=True)
     act = _space(metadata, META_ACTION_SPACE, where)
     if act is not None:
         _check_box(act, "the action space", where)
