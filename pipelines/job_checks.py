@@ -7,10 +7,12 @@ it decoding what the workers had just encoded, and on a 1.7 TB corpus it
 would be hours of one core after the cluster finished (docs/scaling.md). So
 the check is split where the data already is:
 
-* `EpisodeChecker`, called by the sink's Encode step on each worker, runs
+* `EpisodeChecker`, called by the sink on each worker where it serialises
+  episodes (its Encode step, or WriteShards for sources read by key), runs
   `checks.check_episode` on the episode it is about to serialise (the
   episode is decoded there anyway) and keeps what the dataset-level checks
-  need: length, terminal flag, id, fingerprint, env id and time limit. That
+  need: length, terminal flag, id, fingerprint, env id, time limit and the
+  report's notes about that env (bounds not checked, and why). That
   *summary* (a few hundred bytes) travels with the record to its shard's
   note;
 * `dataset_report`, in the driver, puts the summaries in output order and
@@ -35,6 +37,7 @@ from rlif_data import schema as sc
 # Keys of an episode summary (JSON in the shard notes).
 KEY, LENGTH, TERMINAL, EPISODE_ID, FINGERPRINT = "key", "length", "terminal", "id", "fingerprint"
 ENV_ID, TIME_LIMIT, FINDINGS, SECONDS = "env_id", "time_limit", "findings", "seconds"
+ENV_NOTES = "env_notes"
 NO_VIEW_NOTE = ("raw or ingested data (no relabel view): rewards are the environment's, RLIF "
                 "rewards not checked")
 NO_RATE_NOTE = "control deadlines not checked: give the control rate (--control-hz)"
@@ -51,13 +54,18 @@ class EpisodeChecker:
     def __init__(self, view: Optional[str]):
         self._view = view
         self._envs: dict = {}
-        self._notes: list[str] = []  # the driver writes the notes (`dataset_report`)
+        # The notes `checks.env_info` gives for each env id: they travel in the
+        # summaries, so the driver never makes an env (a MuJoCo import) itself.
+        self._env_notes: dict[str, list[str]] = {}
 
     def __call__(self, key: int, episode: Mapping[str, Any]) -> dict[str, Any]:
         """The summary of one episode: its findings and what the dataset-level checks need."""
         t0 = time.perf_counter()
         env_id = str(episode.get(sc.ENV_ID, ""))
-        low, high, limit = checks.env_info(env_id, self._envs, self._notes)
+        if env_id not in self._env_notes:
+            self._env_notes[env_id] = []
+            checks.env_info(env_id, self._envs, self._env_notes[env_id])
+        low, high, limit = checks.env_info(env_id, self._envs, [])
         findings = checks.check_episode(episode, 0, checks.CheckContext(self._view, low, high))
         steps = episode[sc.STEPS]
         return {KEY: int(key), LENGTH: int(len(steps[sc.IS_FIRST]) - 1),
@@ -65,6 +73,7 @@ class EpisodeChecker:
                 EPISODE_ID: str(episode.get(sc.EPISODE_ID, "")),
                 FINGERPRINT: checks.episode_fingerprint(episode), ENV_ID: env_id,
                 TIME_LIMIT: None if limit is None else int(limit),
+                ENV_NOTES: list(self._env_notes[env_id]),
                 FINDINGS: [f.to_json() for f in findings],
                 SECONDS: time.perf_counter() - t0}
 
@@ -86,7 +95,13 @@ def dataset_report(summaries: Sequence[Mapping[str, Any]], dataset: str,
     report = checks.Report(dataset=dataset, view=view)
     envs: dict = {}
     for index, summary in enumerate(ordered):
-        checks.env_info(summary[ENV_ID], envs, report.notes)  # the notes, in episode order
+        # The notes, in episode order: an env's the first time it is seen.
+        if summary[ENV_ID] not in envs:
+            envs[summary[ENV_ID]] = None
+            if ENV_NOTES in summary:
+                report.notes.extend(summary[ENV_NOTES])
+            else:  # a summary without them: look the env up here
+                checks.env_info(summary[ENV_ID], {}, report.notes)
         report.findings += [checks.Finding(**{**f, "episode": index})
                             for f in summary[FINDINGS]]
     lengths = [int(s[LENGTH]) for s in ordered]

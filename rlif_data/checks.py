@@ -316,6 +316,8 @@ def non_finite_findings(steps: Mapping[str, Any], episode: int = 0,
     for name, values in fields.items():
         if values.dtype.kind != "f" or values.ndim == 0:
             continue
+        if np.isfinite(values).all():
+            continue  # the usual case, without the per-step pass (jobs check every episode)
         finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
         bad = np.flatnonzero(~finite)
         out += _per_step(episode, bad, NON_FINITE,
@@ -447,14 +449,28 @@ def action_bound_findings(steps: Mapping[str, Any], low: np.ndarray, high: np.nd
                                f"space [{_fmt(low)}, {_fmt(high)}]", ERROR, episode_id)
 
 
+def _rows_equal(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """[N] bool: row i of `values` equals row i of `reference` exactly ([N, D] arrays).
+
+    Column by column: for a few columns, twice as fast as ``np.all(axis=1)``.
+    """
+    equal = values == reference
+    if equal.ndim != 2:
+        return equal.reshape(len(equal), -1).all(axis=1)
+    if equal.shape[1] == 0:
+        return np.ones(len(equal), bool)
+    out = equal[:, 0].copy()
+    for column in range(1, equal.shape[1]):
+        out &= equal[:, column]
+    return out
+
+
 def _shifted_matches(values: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> tuple:
     """(same-step, one-back, one-ahead) exact matches of `values` to `reference` on `mask`."""
-    same = np.all(values == reference, axis=1) & mask
-    back = np.zeros_like(mask)
-    back[1:] = np.all(values[1:] == reference[:-1], axis=1) & mask[1:]
-    ahead = np.zeros_like(mask)
-    ahead[:-1] = np.all(values[:-1] == reference[1:], axis=1) & mask[:-1]
-    return int(same.sum()), int(back.sum()), int(ahead.sum())
+    same = np.count_nonzero(_rows_equal(values, reference) & mask)
+    back = np.count_nonzero(_rows_equal(values[1:], reference[:-1]) & mask[1:])
+    ahead = np.count_nonzero(_rows_equal(values[:-1], reference[1:]) & mask[:-1])
+    return int(same), int(back), int(ahead)
 
 
 def action_alignment_findings(steps: Mapping[str, Any], episode: int = 0,

@@ -122,6 +122,24 @@ def test_the_workers_checks_and_the_drivers_give_what_rlif_data_check_gives(tmp_
     assert (got.episodes, got.steps, got.notes) == (want.episodes, want.steps, want.notes)
 
 
+def test_the_driver_takes_the_env_notes_from_the_workers_and_makes_no_env(tmp_path, monkeypatch):
+    episodes = _troubled_episodes()
+    episodes[2][sc.ENV_ID] = "NoSuchEnv-v0"  # its bounds cannot be checked: a note
+    episodes[3][sc.ENV_ID] = ""  # no env id: another note
+    rec = write_recording(tmp_path / "rec", episodes, sc.vector_schema(3, 3, "unit"))
+    want = checks.check_dataset(rec)
+    assert len(want.notes) >= 2 and any("NoSuchEnv-v0" in n for n in want.notes)
+    check = job_checks.EpisodeChecker(view=None)
+    summaries = [check(i, e) for i, e in enumerate(read_episodes(rec))]
+
+    def no_env(*args):
+        raise AssertionError("the driver made an env")
+
+    monkeypatch.setattr(checks, "_env_info", no_env)
+    got = job_checks.dataset_report(summaries[::-1], rec, view=None)
+    assert got.notes == want.notes and got.findings == want.findings
+
+
 def test_every_job_records_its_check_in_the_lineage(tmp_path):
     twice = make_episode(0, length=6)
     rec = write_recording(tmp_path / "rec", [twice, make_episode(1, length=4), twice,

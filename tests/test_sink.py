@@ -1,5 +1,6 @@
 """The Beam-native array_record sink: shard plans, shard notes, the graph rules, TFDS layout."""
 
+import functools
 import json
 import os
 import subprocess
@@ -35,6 +36,8 @@ def test_plan_has_one_shard_per_worker_at_least_and_more_by_size():
     assert plan.counts == (4, 3, 3) and plan.first_keys == (0, 4, 7) and plan.last_keys == (3, 6, 9)
     assert sink.plan_shards(range(10), 10 * 100, workers=1, target_shard_bytes=250).num_shards == 4
     assert sink.plan_shards(range(2), 10**12, workers=8).num_shards == 2  # never an empty shard
+    # A multiple of the workers, so that none idles while another writes its last shard.
+    assert sink.plan_shards(range(100), 10 * 100, workers=3, target_shard_bytes=250).num_shards == 6
     # Keys need not be dense; shards follow key order whatever order they are given in.
     plan = sink.plan_shards([30, 10, 20, 40], 0, workers=2)
     assert [plan.shard_of(k) for k in (10, 20, 30, 40)] == [0, 0, 1, 1]
@@ -78,6 +81,18 @@ def test_a_retried_shard_write_rewrites_the_same_bytes(tmp_path):
         sink.write_shard(str(tmp_path), 2, records + records[:1])
     with pytest.raises(sink.UnsharedOutputError, match="filesystem every worker mounts"):
         sink.write_shard(str(tmp_path / "elsewhere"), 0, records)
+    # Streamed records must come in key order (they are not held to be sorted).
+    with pytest.raises(ValueError, match="key 4 came after key 5"):
+        sink.write_ordered_shard(str(tmp_path), 3, [records[1], records[0]])
+
+
+def test_a_plan_splits_its_keys_into_shards_and_refuses_others():
+    plan = sink.plan_shards([30, 10, 20, 40, 50], 0, workers=2)
+    assert plan.split([50, 40, 30, 20, 10]) == [(0, (10, 20, 30)), (1, (40, 50))]
+    with pytest.raises(ValueError, match="not the ones shard 1 was planned from"):
+        plan.split([10, 20, 30, 40, 60])
+    with pytest.raises(ValueError, match="6 keys given, the plan holds 5"):
+        plan.split([10, 20, 30, 40, 50, 60])
 
 
 # -- whole jobs -------------------------------------------------------------------------------
@@ -114,6 +129,23 @@ def test_sink_writes_the_episodes_the_tfds_writer_wrote(recording, tmp_path):
         assert a[sc.EPISODE_ID] == b[sc.EPISODE_ID]
         for field, value in b[sc.STEPS].items():
             np.testing.assert_array_equal(a[sc.STEPS][field], value, err_msg=field)
+
+
+def test_reading_by_key_writes_what_the_shuffled_graph_writes(recording, tmp_path):
+    from pipelines import common
+    from rlif_data import relabel as rl
+
+    def run(source, out):
+        job = output.JobInfo("relabel", {"view": "official"}, [{"path": recording}])
+        return output.write_dataset(source, str(tmp_path / out), SCHEMA, job, SINGLE,
+                                    keys=range(1, 12), estimated_bytes=0)
+
+    by_key = common.EpisodesByKey(recording, range(1, 12), functools.partial(
+        rl.relabel_episode, view="official"), label="Relabel")
+    # Called, it is the Beam transform: the sink then encodes, shuffles and writes.
+    direct, shuffled = run(by_key, "by-key"), run(lambda: by_key(), "shuffled")
+    assert shard_records(direct) == shard_records(shuffled)
+    assert len(shard_records(direct)) == 11
 
 
 def test_one_and_two_workers_write_the_same_bytes(recording, tmp_path):
@@ -204,7 +236,7 @@ def test_every_job_graph_follows_the_rules(recording, tmp_path, monkeypatch):
     def recording_check(pipeline):
         labels = []
         pipeline.visit(_Labels(labels))
-        checked.append((graph_rules.violations(pipeline), labels[-1]))
+        checked.append((graph_rules.violations(pipeline), labels))
         real_check(pipeline)
 
     monkeypatch.setattr(graph_rules, "check", recording_check)
@@ -219,9 +251,12 @@ def test_every_job_graph_follows_the_rules(recording, tmp_path, monkeypatch):
     for name, job in jobs.items():
         job(str(tmp_path / name))
         assert checked, f"{name} ran without the graph check"
-        problems, last = checked.pop()
+        problems, labels = checked.pop()
+        last = labels[-1]
         assert problems == [], name
         assert last == "WriteShards", name  # the sink is the graph's last step
+        if name in ("relabel", "downsample"):  # read by key: no episode is shuffled
+            assert not [label for label in labels if label.endswith("GroupByShard")], name
 
 
 class _Labels(beam.pipeline.PipelineVisitor):
