@@ -256,7 +256,7 @@ def write_side_files(directory: str, files: Mapping[str, str]) -> None:
 
 
 def _graph_source(source: EpisodeSource) -> Any:
-    """What the sink builds its graph from: an `EpisodesByKey` as it is, else the job's transform."""
+    """What the sink builds its graph from: an `EpisodesByKey` as is, else the job's transform."""
     from pipelines.common import EpisodesByKey
 
     return source if isinstance(source, EpisodesByKey) else source()

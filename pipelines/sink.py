@@ -323,7 +323,7 @@ class WriteShards(beam.DoFn):
 
 
 class ReadAndWriteShards(beam.DoFn):
-    """(shard, keys) -> the shard's note, after reading, mapping, encoding and checking its episodes.
+    """(shard, keys) -> the shard's note, once its episodes are read, mapped, encoded and checked.
 
     The sink's step for `common.EpisodesByKey` sources: one call per shard,
     in the worker that writes it, streams each episode into the shard file
