@@ -49,6 +49,8 @@ IN_PROCESS_MAX_BYTES = 128 << 20
 # Recordings hold one shard file per episode: past this many, opening them
 # is itself worth spreading over workers.
 IN_PROCESS_MAX_EPISODES = 2000
+# Dask's setting of the environment its worker processes start with (see `_local_cluster`).
+WORKER_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 IN_PROCESS_ARGS = ("--direct_num_workers=1", "--direct_running_mode=in_memory")
 PARALLEL_ARGS = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
 _DIRECT_MODE_FLAGS = ("--direct_num_workers", "--direct_running_mode")
@@ -249,6 +251,7 @@ def _dask_cluster(options, items: int, estimated_bytes: int) -> Iterator[RunnerS
 @contextlib.contextmanager
 def _local_cluster(workers: Optional[int] = None) -> Iterator[str]:
     """A ``dask.distributed`` cluster of worker processes on 127.0.0.1 for one job."""
+    import dask
     from distributed import LocalCluster
 
     n = workers or os.cpu_count() or 1
@@ -259,9 +262,15 @@ def _local_cluster(workers: Optional[int] = None) -> Iterator[str]:
     if not logging.getLogger("pipelines").isEnabledFor(logging.INFO):
         chatter.setLevel(logging.ERROR)
     try:
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None,
-                               silence_logs=logging.ERROR)
+        # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
+        # adaptive mmap threshold: every large array is then mapped and faulted in anew.
+        # The same in-process relabel took 6-8 % more CPU so on state data and 38 % on
+        # camera frames (docs/scaling.md). This cluster lives for one job: handing freed
+        # memory back to the system early buys nothing. None unsets the variable.
+        with dask.config.set({WORKER_MALLOC_TRIM: None}):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address=None,
+                                   silence_logs=logging.ERROR)
         try:
             yield cluster.scheduler_address
         finally:

@@ -127,3 +127,12 @@ def test_runner_names_and_partition_defaults():
     big = 100 * runners.PARTITION_BYTES
     assert runners.default_npartitions(threads=4, items=1000, estimated_bytes=big) == 100
     assert runners.default_npartitions(threads=4, items=3, estimated_bytes=big) == 3
+
+
+def test_a_jobs_own_cluster_leaves_glibc_its_adaptive_malloc():
+    from distributed import Client
+
+    with runners._local_cluster(workers=1) as address:
+        with Client(address, set_as_default=False) as client:
+            seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+    assert list(seen.values()) == [None]
