@@ -114,8 +114,9 @@ def run(inputs: Sequence[str], out_dir: str, name: Optional[str] = None,
     schemas = [store.read_schema(d) for d in inputs]
     base = schemas[0]
     for path, schema in zip(inputs[1:], schemas[1:]):
-        if (schema.observation, schema.action_dim, schema.derived) != (
-                base.observation, base.action_dim, base.derived):
+        # infos too: one input ingested with --drop-infos cannot share shards with one without.
+        if (schema.observation, schema.action_dim, schema.derived, schema.infos) != (
+                base.observation, base.action_dim, base.derived, base.infos):
             raise errors.SchemaMismatchError(
                 f"cannot merge {path} ({schema.describe()}) with {inputs[0]} ({base.describe()})"
             )

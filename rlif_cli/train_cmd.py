@@ -69,6 +69,9 @@ def train(
     publish: Optional[str] = typer.Option(None, help="Publish the trained policy under this "
                                           "registry name (tag latest)."),
     root: Optional[str] = typer.Option(None, help="Registry root (default $RLIF_DATA_ROOT)."),
+    invalid_episodes: Optional[str] = typer.Option(
+        None, "--invalid-episodes", "--invalid_episodes",
+        help="drop or keep episodes marked invalid; required when a dataset holds marks."),
     quiet: bool = typer.Option(False, help="No progress bar."),
 ):
     """Train RLPD or an imitation baseline from dataset versions; resumable."""
@@ -82,7 +85,8 @@ def train(
             steps=steps, reward=reward, offline_reward=offline_reward, seed=seed, env_id=env,
             max_episode_steps=max_episode_steps, eval_every=eval_every,
             eval_episodes=eval_episodes, checkpoint_every=checkpoint_every, log_every=log_every,
-            init_from=str(init_from) if init_from else None, root=root, agent=agent)
+            init_from=str(init_from) if init_from else None, root=root, agent=agent,
+            invalid_episodes=invalid_episodes)
         result = run_training(config, progress=not quiet)
         published = ""
         if publish:

@@ -201,3 +201,14 @@ def test_trainer_loading_ignores_infos(ingested, tmp_path):
     # Terminated (4 rows -> 4), truncated with next_observations (3 -> 3), both (5 -> 5).
     assert len(transitions.actions) == ROWS
     assert transitions.observations.shape == (ROWS, 3)
+
+
+def test_merge_of_data_with_and_without_infos_names_the_difference(ingested, fake, tmp_path):
+    from pipelines import merge
+
+    bare = ingest_d4rl.run(str(fake.path), str(tmp_path / "bare"), beam_args=SINGLE,
+                           drop_infos=True)
+    with pytest.raises(errors.SchemaMismatchError, match="cannot merge") as info:
+        merge.run([ingested, bare], str(tmp_path / "m"))
+    assert "infos" in str(info.value)  # the schemas' descriptions show the extra fields
+    assert not (tmp_path / "m").exists()

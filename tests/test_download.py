@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rlif_cli.main import app
+from rlif_data import schema as sc
 from rlif_data.recording.reader import read_episodes
 from rlif_data.sources import download as dl
 from tests.fakes import d4rl_files
@@ -183,6 +184,8 @@ def test_cli_downloads_checks_and_ingests(served, tmp_path):
     assert len(episodes) == 3
     assert [e["env_id"] for e in episodes] == ["Hopper-v5"] * 3
     assert (tmp_path / "cache" / FILE_NAME).read_bytes() == data
+    # The file's infos/* columns are kept as step fields (issue 14 item 4).
+    assert set(episodes[0][sc.STEPS][sc.INFOS]) == {"qpos", "qvel"}
 
 
 def test_cli_mismatching_download_exits_2_and_ingests_nothing(served, tmp_path):

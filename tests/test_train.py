@@ -229,3 +229,28 @@ def test_record_with_value_based_intervention_from_a_run_critic(data, tmp_path):
     missing = CliRunner().invoke(app, ["record", "--env", ENV, "--out", str(tmp_path / "x"),
                                        "--intervention", "value", "--quiet"])
     assert missing.exit_code == 2 and "needs --qref" in missing.output
+
+
+def test_cli_train_on_marked_episodes_needs_the_option_then_drops_them(data, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from rlif_data import invalid
+
+    rec = str(tmp_path / "rec")
+    shutil.copytree(data["rec"], rec)
+    first = invalid.episode_ids(rec)[0]
+    invalid.mark_episode(rec, first, "operator bumped the table")
+    common = ["--algo", "bc", "--dataset", rec, "--root", data["root"], "--steps", "2",
+              "--eval-episodes", "1", "--max-episode-steps", "10", "--hidden", "16,16",
+              "--batch-size", "16", "--quiet"]
+    refused = CliRunner().invoke(app, ["train", *common, "--out", str(tmp_path / "a")])
+    assert refused.exit_code == 2, refused.output
+    assert "1 episode marked invalid; pass --invalid_episodes=drop" in " ".join(
+        refused.output.split())
+    ok = CliRunner().invoke(app, ["train", *common, "--out", str(tmp_path / "b"),
+                                  "--invalid-episodes", "drop"])
+    assert ok.exit_code == 0, ok.output
+    saved = json.loads((tmp_path / "b" / "train_config.json").read_text())
+    assert saved["invalid_episodes"] == "drop"

@@ -548,3 +548,27 @@ def test_action_normalisation_round_trip_and_clip():
                                [[2.0, 0.0]])
     with pytest.raises(ValueError, match="dimension 1 are \\[1.0, 1.0\\]"):
         normalize_actions(actions, [-1, 1], [1, 1])
+
+
+def test_marked_episodes_need_an_explicit_choice_and_drop_leaves_them_out(world, tmp_path):
+    from rlif_data import invalid
+
+    rec = write_recording(tmp_path / "rec", [make_episode(i, length=n)
+                                             for i, n in enumerate(LENGTHS)])
+    invalid.mark_episode(rec, "s/1", "collision")
+    invalid.mark_episode(rec, "s/4", "dropped object")
+    cache = str(tmp_path / "cache")
+    with pytest.raises(invalid.InvalidOptionRequiredError, match="2 episodes marked invalid"):
+        load_transitions(rec, reward="env", root=world["root"], cache_dir=cache)
+    kept, (src,) = load_transitions(rec, reward="env", root=world["root"], cache_dir=cache,
+                                    invalid_episodes="keep")
+    assert len(kept) == sum(LENGTHS) and src.invalid_dropped == 0
+    dropped, (src,) = load_transitions(rec, reward="env", root=world["root"], cache_dir=cache,
+                                       invalid_episodes="drop")
+    assert len(dropped) == sum(LENGTHS) - LENGTHS[1] - LENGTHS[4] == src.transitions
+    assert src.invalid_dropped == 2 and src.episodes == len(LENGTHS)
+    assert set(np.unique(dropped.episode_ids)) == {0, 2, 3, 5}
+    # Rows of the kept episodes are the same rows, in the same order.
+    keep_rows = ~np.isin(kept.episode_ids, [1, 4])
+    np.testing.assert_array_equal(dropped.actions, kept.actions[keep_rows])
+    np.testing.assert_array_equal(dropped.next_observations, kept.next_observations[keep_rows])

@@ -78,7 +78,8 @@ def _load(refs, reward: str, config, role: str):
     from trainers.data import load_transitions
 
     transitions, loaded = load_transitions(list(refs), reward=reward, root=config.root,
-                                           progress=False)
+                                           progress=False,
+                                           invalid_episodes=config.invalid_episodes)
     if isinstance(transitions.observations, dict):
         raise TrainingError(f"{', '.join(refs)}: {VECTOR_ONLY}")
     return transitions, [{**s.to_json(), "role": role, "reward": reward} for s in loaded]

@@ -58,6 +58,8 @@ class TrainConfig:
         (warm start across RLIF rounds); ignored when resuming.
       root: the registry root for refs (None: `$RLIF_DATA_ROOT` or the default).
       agent: the learner's config as a JSON dict (None: the paper defaults).
+      invalid_episodes: "drop" or "keep" episodes marked invalid; required when
+        a source holds marks (`trainers.data.load_transitions`).
     """
 
     algo: str
@@ -78,6 +80,7 @@ class TrainConfig:
     init_from: Optional[str] = None
     root: Optional[str] = None
     agent: Optional[dict[str, Any]] = None
+    invalid_episodes: Optional[str] = None
 
     def validate(self) -> None:
         """Raise ValueError naming the bad field."""
@@ -95,6 +98,9 @@ class TrainConfig:
         data = dataclasses.asdict(self)
         data["dataset"], data["offline"] = list(self.dataset), list(self.offline)
         data.pop("root")  # where the registry lives is not part of what was trained
+        if data["invalid_episodes"] is None:
+            # Unset: written as runs before the option were, so they still resume.
+            data.pop("invalid_episodes")
         return {"format_version": TRAIN_FORMAT_VERSION, **data}
 
 

@@ -78,7 +78,10 @@ def _space(metadata: Mapping[str, Any], key: str, where: str) -> Optional[dict]:
 
 
 def _is_image_box(space: Mapping[str, Any]) -> bool:
-    """Minari's own test (`is_image_space`): such Boxes are stored as JPEG bytes."""
+    """Minari's own test (`is_image_space`): such Boxes' frames are stored as encoded bytes.
+
+    JPEG by Minari's writer, PNG by rlif-data's export (`convert/minari_frames.py`).
+    """
     shape = list(space.get("shape", []))
     low, high = np.asarray(space.get("low", 0)), np.asarray(space.get("high", 0))
     return (

@@ -26,6 +26,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from rlif_data import invalid
 from rlif_data import schema as sc
 from rlif_data.lineage import dataset_view
 from rlif_data.recording import store as rec_store
@@ -77,6 +78,8 @@ class LoadedSource:
       episodes: episodes in the dataset.
       transitions: transitions it contributed (after the view's `include` mask).
       cache: "hit", "built", "rebuilt" or "off".
+      invalid_dropped: episodes marked invalid that were left out
+        (``invalid_episodes="drop"``; `rlif_data.invalid`).
     """
 
     ref: str
@@ -87,6 +90,7 @@ class LoadedSource:
     episodes: int
     transitions: int
     cache: str
+    invalid_dropped: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able record (for run configs and policy lineage)."""
@@ -248,6 +252,13 @@ def _columns(resolved: _Resolved, view: Optional[str], cache_dir: str,
     return columns, episode_ids, state
 
 
+def _without_episodes(flat: Mapping[str, np.ndarray], dropped: Sequence[int]
+                      ) -> dict[str, np.ndarray]:
+    """The rows of every column whose episode index is not in `dropped` (copies). Pure."""
+    keep = ~np.isin(flat["episode_ids"], np.asarray(dropped, np.int32))
+    return {k: np.asarray(v)[keep] for k, v in flat.items()}
+
+
 def _transitions(flat: Mapping[str, np.ndarray], episode_ids: Sequence[str], reward: str,
                  label: str) -> Transitions:
     cols = _unflatten(flat)
@@ -271,7 +282,8 @@ def _schema_text(schema) -> str:
 
 def load_transitions(refs: Union[str, Sequence[str]], *, reward: str,
                      root: Optional[str] = None, cache_dir: Optional[str] = None,
-                     progress: bool = False) -> tuple[Transitions, list[LoadedSource]]:
+                     progress: bool = False, invalid_episodes: Optional[str] = None
+                     ) -> tuple[Transitions, list[LoadedSource]]:
     """Transitions of one or several datasets, in the given order, with rewards in mode `reward`.
 
     Args:
@@ -281,6 +293,9 @@ def load_transitions(refs: Union[str, Sequence[str]], *, reward: str,
       cache_dir: where decoded columns are cached (default
         ``<registry root>/cache/transitions``).
       progress: show a progress bar while decoding.
+      invalid_episodes: "drop" or "keep" the episodes an operator marked
+        invalid (`rlif_data.invalid`); required when a dataset holds marks,
+        as for the pipelines: never silently either way.
 
     Returns:
       (transitions, one `LoadedSource` per ref). A single cached dataset comes
@@ -294,6 +309,8 @@ def load_transitions(refs: Union[str, Sequence[str]], *, reward: str,
       EmptyTransitionsError: no transitions at all (an empty dataset, a view
         that keeps none).
       NonFiniteTransitionError: NaN/inf, naming dataset, episode and step.
+      InvalidOptionRequiredError: a dataset holds marked episodes and
+        `invalid_episodes` is None.
       CorruptRecordingError / FormatVersionError: unreadable data.
     """
     refs = [refs] if isinstance(refs, (str, os.PathLike)) else list(refs)
@@ -312,15 +329,22 @@ def load_transitions(refs: Union[str, Sequence[str]], *, reward: str,
     views = [dataset_view(r.path) for r in resolved]
     for r, schema, view in zip(resolved, schemas, views):
         check_reward_available(reward, view, schema.derived, r.resolved)
+    invalid.check_option(invalid_episodes)
+    marks = [invalid.read_marks(r.path) for r in resolved]
     parts, sources = [], []
-    for r, view in zip(resolved, views):
+    for r, view, marked in zip(resolved, views, marks):
         flat, episode_ids, state = _columns(r, view, cache_dir, progress)
+        # The cache holds every episode; the marks decide per load (they are content too).
+        selection = invalid.split_episodes(episode_ids, marked, invalid_episodes, r.resolved)
+        if selection.dropped:
+            flat = _without_episodes(flat, selection.dropped)
         part = _transitions(flat, episode_ids, reward, r.resolved)
         parts.append(part)
         sources.append(LoadedSource(
             ref=r.ref, resolved=r.resolved, path=r.path,
             content_sha256=r.content_sha256 if state != CACHE_OFF else None,
-            view=view, episodes=len(episode_ids), transitions=len(part), cache=state))
+            view=view, episodes=len(episode_ids), transitions=len(part), cache=state,
+            invalid_dropped=len(selection.dropped)))
     total = sum(len(p) for p in parts)
     if total == 0:
         what = "; ".join(f"{s.resolved}: {s.episodes} episodes, "
