@@ -50,7 +50,8 @@ IN_PROCESS_MAX_BYTES = 128 << 20
 # is itself worth spreading over workers.
 IN_PROCESS_MAX_EPISODES = 2000
 # Dask's setting of the environment its worker processes start with (see `_local_cluster`).
-WORKER_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+MALLOC_TRIM_ENV = "MALLOC_TRIM_THRESHOLD_"
+WORKER_MALLOC_TRIM = f"distributed.nanny.pre-spawn-environ.{MALLOC_TRIM_ENV}"
 IN_PROCESS_ARGS = ("--direct_num_workers=1", "--direct_running_mode=in_memory")
 PARALLEL_ARGS = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
 _DIRECT_MODE_FLAGS = ("--direct_num_workers", "--direct_running_mode")
@@ -249,6 +250,24 @@ def _dask_cluster(options, items: int, estimated_bytes: int) -> Iterator[RunnerS
 
 
 @contextlib.contextmanager
+def without_env(name: str) -> Iterator[None]:
+    """Leave environment variable `name` out of ``os.environ`` meanwhile (restored after).
+
+    Dask's nannies write their workers' start-up variables into the
+    environment of the process that hosts them, for good: processes started
+    later there inherit them (`_local_cluster`).
+    """
+    before = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+@contextlib.contextmanager
 def _local_cluster(workers: Optional[int] = None) -> Iterator[str]:
     """A ``dask.distributed`` cluster of worker processes on 127.0.0.1 for one job."""
     import dask
@@ -266,8 +285,10 @@ def _local_cluster(workers: Optional[int] = None) -> Iterator[str]:
         # adaptive mmap threshold: every large array is then mapped and faulted in anew.
         # The same in-process relabel took 6-8 % more CPU so on state data and 38 % on
         # camera frames (docs/scaling.md). This cluster lives for one job: handing freed
-        # memory back to the system early buys nothing. None unsets the variable.
-        with dask.config.set({WORKER_MALLOC_TRIM: None}):
+        # memory back to the system early buys nothing. None unsets the variable; a
+        # cluster started earlier in this process left it in os.environ, where the
+        # workers would inherit it.
+        with dask.config.set({WORKER_MALLOC_TRIM: None}), without_env(MALLOC_TRIM_ENV):
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                    host="127.0.0.1", dashboard_address=None,
                                    silence_logs=logging.ERROR)

@@ -129,10 +129,13 @@ def test_runner_names_and_partition_defaults():
     assert runners.default_npartitions(threads=4, items=3, estimated_bytes=big) == 3
 
 
-def test_a_jobs_own_cluster_leaves_glibc_its_adaptive_malloc():
+def test_a_jobs_own_cluster_leaves_glibc_its_adaptive_malloc(monkeypatch):
     from distributed import Client
 
+    # As an earlier cluster's nannies leave it in the environment of the process hosting them.
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     with runners._local_cluster(workers=1) as address:
         with Client(address, set_as_default=False) as client:
             seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
     assert list(seen.values()) == [None]
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # this process's own, as it was
