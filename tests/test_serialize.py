@@ -67,3 +67,29 @@ def test_wrong_shape_is_refused():
     episode[sc.STEPS][sc.ACTION] = np.zeros((6, 5), np.float32)
     with pytest.raises(ValueError, match=r"steps/action: shape \(6, 5\)"):
         fast_bytes(episode, schema)
+
+
+@pytest.mark.parametrize("values", [
+    np.random.default_rng(1).standard_normal((1001, 17)).astype(np.float32),
+    np.array([0.0, -0.0, np.inf, -np.inf, 1e-45, 3.4e38, -7.25], np.float32),
+    np.array([1e300, -1e300, 0.1], np.float64),  # beyond float32: inf, as protobuf casts
+    np.ones((300,), np.float32),  # a length whose varint takes two bytes
+])
+def test_float_columns_parsed_from_their_wire_form_match_a_list_extend(values):
+    from tensorflow_datasets.proto import tf_example_pb2 as example_pb2
+
+    by_list, by_wire = example_pb2.Example(), example_pb2.Example()
+    by_list.features.feature["x"].float_list.value.extend(values.ravel().tolist())
+    by_wire.features.feature["x"].float_list.MergeFromString(
+        serialize.float_list_wire(values.ravel()))
+    assert (by_wire.SerializeToString(deterministic=True)
+            == by_list.SerializeToString(deterministic=True))
+
+
+def test_an_empty_float_column_is_still_present():
+    from tensorflow_datasets.proto import tf_example_pb2 as example_pb2
+
+    info = {"x": type("Info", (), {"np_dtype": np.float32, "shape": (None,)})()}
+    got = example_pb2.Example.FromString(serialize.serialize_episode({"x": np.zeros(0)}, info))
+    assert got.features.feature["x"].WhichOneof("kind") == "float_list"
+    assert list(got.features.feature["x"].float_list.value) == []
