@@ -201,6 +201,28 @@ def episode_encoder(schema: sc.EpisodeSchema) -> Callable[[Mapping[str, Any]], b
     return lambda episode: serializer.serialize_example(features.encode_example(episode))
 
 
+class _EncodeAndCheck:
+    """One episode -> (record, check summary or None); what both sink DoFns do per episode.
+
+    Built in a DoFn's ``setup`` (the encoder and the checker are per worker);
+    a failure becomes one `common.element_error` naming the input and episode.
+    """
+
+    def __init__(self, schema: sc.EpisodeSchema, source: str, view: Optional[str], check: bool):
+        self._source = source
+        self._encode = episode_encoder(schema)
+        self._check = job_checks.EpisodeChecker(view) if check else None
+
+    def __call__(self, key: int, episode: Mapping[str, Any]) -> tuple[bytes, Optional[Any]]:
+        try:
+            record = self._encode(episode)
+            summary = self._check(key, episode) if self._check is not None else None
+        except Exception as exc:
+            raise common.element_error(self._source, episode.get(sc.EPISODE_ID) or key,
+                                       exc) from None
+        return record, summary
+
+
 class EncodeToShard(beam.DoFn):
     """(key, episode) -> (shard, (key, serialized episode, check summary)), the shard from the plan.
 
@@ -213,28 +235,22 @@ class EncodeToShard(beam.DoFn):
 
     def __init__(self, schema: sc.EpisodeSchema, plan: ShardPlan, source: str,
                  view: Optional[str] = None, check: bool = True):
-        self._schema = schema
+        self._args = (schema, source, view, check)
         self._plan = plan
         self._source = source
-        self._view = view
-        self._check_episodes = check
-        self._encode = None
-        self._check = None
+        self._encode_and_check = None
 
     def setup(self):
-        self._encode = episode_encoder(self._schema)
-        if self._check_episodes:
-            self._check = job_checks.EpisodeChecker(self._view)
+        self._encode_and_check = _EncodeAndCheck(*self._args)
 
     def process(self, item):
         key, episode = item
         try:
             shard = self._plan.shard_of(key)
-            record = self._encode(episode)
-            summary = self._check(key, episode) if self._check is not None else None
         except Exception as exc:
             raise common.element_error(self._source, episode.get(sc.EPISODE_ID) or key,
                                        exc) from None
+        record, summary = self._encode_and_check(key, episode)
         yield shard, ((key, record) if summary is None else (key, record, summary))
 
 
@@ -342,30 +358,19 @@ class ReadAndWriteShards(beam.DoFn):
     def __init__(self, episodes: common.EpisodesByKey, schema: sc.EpisodeSchema, staging: str,
                  source: str, view: Optional[str] = None, check: bool = True):
         self._episodes = dataclasses.replace(episodes, keys=())
-        self._schema = schema
+        self._args = (schema, source, view, check)
         self._staging = staging
-        self._source = source
-        self._view = view
-        self._check_episodes = check
         self._reader = None
-        self._encode = None
-        self._check = None
+        self._encode_and_check = None
 
     def setup(self):
-        self._encode = episode_encoder(self._schema)
-        if self._check_episodes:
-            self._check = job_checks.EpisodeChecker(self._view)
+        self._encode_and_check = _EncodeAndCheck(*self._args)
         self._reader = self._episodes.open()
 
     def _records(self, keys: Sequence[int]):
         for key in keys:
             episode = self._episodes.episode(self._reader, key)
-            try:
-                record = self._encode(episode)
-                summary = self._check(key, episode) if self._check is not None else None
-            except Exception as exc:
-                raise common.element_error(self._source, episode.get(sc.EPISODE_ID) or key,
-                                           exc) from None
+            record, summary = self._encode_and_check(key, episode)
             yield (key, record) if summary is None else (key, record, summary)
 
     def process(self, item):
