@@ -93,3 +93,64 @@ def test_an_empty_float_column_is_still_present():
     got = example_pb2.Example.FromString(serialize.serialize_episode({"x": np.zeros(0)}, info))
     assert got.features.feature["x"].WhichOneof("kind") == "float_list"
     assert list(got.features.feature["x"].float_list.value) == []
+
+
+def _tfds_parse(raw, schema):
+    from tensorflow_datasets.core import example_parser
+
+    return example_parser.ExampleParserNp(
+        sc.features_dict(schema).get_serialized_info()).parse_example(raw)
+
+
+def _fast_parse(raw, schema):
+    from tensorflow_datasets.core import utils
+
+    info = sc.features_dict(schema).get_serialized_info()
+    return utils.pack_as_nest_dict(
+        serialize.parse_episode(raw, utils.flatten_nest_dict(info)), info)
+
+
+def _assert_same_tree(a, b, where=""):
+    assert type(a) is type(b) or (isinstance(a, dict) and isinstance(b, dict)), where
+    if isinstance(a, dict):
+        assert sorted(a) == sorted(b), where
+        for k in a:
+            _assert_same_tree(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, np.ndarray):
+        assert (a.dtype, a.shape) == (b.dtype, b.shape), where
+        np.testing.assert_array_equal(a, b, err_msg=where)
+        assert a.flags.writeable, where  # callers may edit what they read
+    else:
+        assert a == b, where
+
+
+@pytest.mark.parametrize("kind", ["vector", "camera", "derived-camera", "infos", "empty"])
+def test_the_fast_parser_reads_what_tfds_parser_reads(kind):
+    if kind == "vector":
+        schema, episode = sc.vector_schema(3, 2, name="unit"), make_episode(3, length=9)
+    elif kind == "empty":
+        schema, episode = sc.vector_schema(3, 2, name="unit"), make_episode(0, length=0)
+    elif kind == "infos":
+        schema = sc.EpisodeSchema(sc.ArraySpec((3,)), 2, name="unit",
+                                  infos={"qpos": sc.ArraySpec((4,), "float64")})
+        episode = make_episode(1, length=5)
+        episode[sc.STEPS][sc.INFOS] = {"qpos": np.random.default_rng(2).normal(size=(6, 4))}
+    else:
+        derived = kind.startswith("derived")
+        schema = sc.camera_schema(3, 2, cameras=("front", "wrist"), size=8, derived=derived)
+        episode = camera_episode(derived=derived)
+    raw = serialize.serialize_episode(episode, sc.features_dict(schema).get_serialized_info(),
+                                      serialize.bytes_fields(schema))
+    _assert_same_tree(_fast_parse(raw, schema), _tfds_parse(raw, schema))
+
+
+def test_float_array_reads_a_float_list_and_a_missing_feature_is_named():
+    from tensorflow_datasets.proto import tf_example_pb2 as example_pb2
+
+    float_list = example_pb2.Example().features.feature["x"].float_list
+    float_list.value.extend([1.0, 2.5])
+    np.testing.assert_array_equal(serialize.float_array(float_list), [1.0, 2.5])
+    with pytest.raises(KeyError, match="no feature steps/reward"):
+        serialize.parse_episode(example_pb2.Example().SerializeToString(),
+                                {"steps/reward": sc.features_dict(
+                                    sc.vector_schema(3, 2)).get_serialized_info()["steps"]["reward"]})

@@ -18,7 +18,7 @@ import numpy as np
 
 from rlif_data import errors
 from rlif_data import schema as sc
-from rlif_data.recording import store
+from rlif_data.recording import serialize, store
 from rlif_data.recording.feature_config import check_features_json
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,11 @@ class EpisodeReader:
 
             self._features = sc.features_dict(self.schema)
             check_stored_features(self.directory, self._features)
-            self._parser = example_parser.ExampleParserNp(self._features.get_serialized_info())
+            info = self._features.get_serialized_info()
+            if serialize.supports(self.schema):
+                self._parser = _FastParser(info)  # the inverse of the writer's serializer
+            else:  # PNG frames: TFDS' own parser
+                self._parser = example_parser.ExampleParserNp(info)
         return self._parser
 
     def _reader(self, shard: int, episode: int):
@@ -210,6 +214,25 @@ class EpisodeReader:
 
 class UnreadableShardError(errors.RlifDataError, PermissionError):
     """A shard exists but this process may not read it: a permissions problem, not damage."""
+
+
+class _FastParser:
+    """``parse_example`` as TFDS' ``ExampleParserNp`` has it, through `serialize.parse_episode`.
+
+    Decoding 1M state steps took 2.6 s with TFDS' parser, 1.7 s of it making
+    NumPy arrays from protobuf float lists one Python float at a time.
+    """
+
+    def __init__(self, serialized_info: Any):
+        from tensorflow_datasets.core import utils
+
+        self._info = serialized_info
+        self._flat = utils.flatten_nest_dict(serialized_info)
+        self._pack = utils.pack_as_nest_dict
+
+    def parse_example(self, raw: bytes) -> Any:
+        """The nested episode of one serialized record."""
+        return self._pack(serialize.parse_episode(raw, self._flat), self._info)
 
 
 def _refuse_unreadable(path: str, episode: int, why: str) -> None:

@@ -145,6 +145,75 @@ def float_list_wire(values: np.ndarray) -> bytes:
     return b"\x0a" + _varint(len(data)) + data
 
 
+def float_array(float_list: Any) -> np.ndarray:
+    """The values of a parsed ``tf.train.FloatList`` as a float32 array, from its wire form.
+
+    The inverse of `float_list_wire`: upb re-serialises the packed field as one
+    length-delimited run of little-endian float32, which NumPy reads as it is
+    -- instead of building a Python float per value (TFDS' parser: 1.7 s of the
+    2.6 s it took to decode 1M state steps, measured).
+    """
+    data = float_list.SerializeToString()
+    if not data:
+        return np.zeros(0, np.float32)
+    if data[0] != 0x0A:
+        raise ValueError(f"unexpected FloatList encoding (first byte {data[0]:#x})")
+    length, offset = 0, 1
+    for shift in range(0, 64, 7):
+        byte = data[offset]
+        offset += 1
+        length |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            break
+    if offset + length != len(data):
+        raise ValueError("FloatList holds more than one run of values")
+    return np.frombuffer(data, "<f4", length // 4, offset).copy()
+
+
+def parse_episode(raw: bytes, flat_info: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat ``{key: array or scalar}`` of one serialized episode; the inverse of
+    `serialize_episode`, for the schemas it `supports`.
+
+    The same values, dtypes and shapes as TFDS' ``ExampleParserNp`` before it
+    nests them (tests compare the two); float columns are read from their wire
+    form (`float_array`).
+
+    Args:
+      raw: the serialized tf.train.Example.
+      flat_info: ``{flat key: TensorInfo}`` of the dataset's serialized info
+        (rlif-data's features have no ragged dimensions beyond the steps').
+
+    Raises:
+      KeyError: a feature of `flat_info` is missing from the record.
+      ValueError: a feature of another kind or size than its info says.
+    """
+    from tensorflow_datasets.proto import tf_example_pb2 as example_pb2
+
+    feature_map = example_pb2.Example.FromString(raw).features.feature
+    out: dict[str, Any] = {}
+    for key, info in flat_info.items():
+        if key not in feature_map:
+            raise KeyError(f"malformed record: no feature {key}")
+        feature = feature_map[key]
+        dtype = np.dtype(info.np_dtype)
+        kind = feature.WhichOneof("kind")
+        if kind == "float_list":
+            values = float_array(feature.float_list)
+            values = values if dtype == np.float32 else values.astype(dtype)
+        elif kind == "int64_list":
+            values = np.array(feature.int64_list.value, dtype=dtype)
+        elif kind == "bytes_list":
+            values = np.array(feature.bytes_list.value, dtype=dtype)
+        else:
+            raise ValueError(f"cannot convert {key!r} from proto to NumPy (no values)")
+        shape = tuple(info.shape)
+        if not shape:
+            out[key] = values.item()
+        else:
+            out[key] = values.reshape([d if d is not None else -1 for d in shape])
+    return out
+
+
 def _check_shape(key: str, arr: np.ndarray, info: Any) -> None:
     want = tuple(info.shape)
     if len(want) != arr.ndim or any(w is not None and w != a for w, a in zip(want, arr.shape)):
