@@ -154,3 +154,23 @@ def test_float_array_reads_a_float_list_and_a_missing_feature_is_named():
         serialize.parse_episode(example_pb2.Example().SerializeToString(),
                                 {"steps/reward": sc.features_dict(
                                     sc.vector_schema(3, 2)).get_serialized_info()["steps"]["reward"]})
+
+
+@pytest.mark.parametrize("values,dtype", [
+    (np.arange(300) % 2, np.bool_),  # flags: one byte each, the fast path
+    (np.arange(300) % 4, np.int64),  # class labels
+    (np.arange(300) * 1000, np.int64),  # timestamps: multi-byte varints, the list path
+    (np.array([-1, 5] * 20), np.int64),  # negatives: ten bytes each, the list path
+    (np.array([127, 128] * 20), np.int64),  # one byte and two bytes mixed
+    (np.array([3]), np.int64),  # a scalar's list
+])
+def test_int_array_matches_numpy_of_the_list(values, dtype):
+    from tensorflow_datasets.proto import tf_example_pb2 as example_pb2
+
+    int_list = example_pb2.Example().features.feature["x"].int64_list
+    int_list.value.extend(values.tolist())
+    got = serialize.int_array(int_list, dtype)
+    want = np.array(int_list.value, dtype=dtype)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    assert got.flags.writeable
