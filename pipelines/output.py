@@ -212,13 +212,7 @@ def write_dataset(
         return _write_with_tfds(source, out_dir, schema, job, beam_args, description)
     if not keys:
         raise ValueError(f"job {job.job!r} gave no episode keys; nothing to write")
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    for path in remove_stale_staging(parent):
-        log.warning("removed %s, left by a job that was killed", path)
-    staging = make_staging_dir(out_dir)
-    metadata = {sc.FORMAT_VERSION_KEY: sc.FORMAT_VERSION, sc.SCHEMA_KEY: schema.to_json(),
-                "lineage": job.metadata()}
+    staging, metadata = _new_staging(out_dir, schema, job)
     args = list(beam_args or default_beam_args())
     mode = runners.choose_direct_mode(args, len(keys), estimated_bytes)
     args += [*mode.args, f"--beam_plugins={WORKER_GUARD}"]
@@ -413,16 +407,23 @@ def legacy_tfds_writer():
         _writer["tfds"] = before
 
 
-def _write_with_tfds(source: EpisodeSource, out_dir: str, schema: sc.EpisodeSchema,
-                     job: JobInfo, beam_args: Optional[Sequence[str]], description: str) -> str:
-    """`write_dataset` through TFDS' Beam writer (`legacy_tfds_writer`)."""
+def _new_staging(out_dir: str, schema: sc.EpisodeSchema, job: JobInfo
+                 ) -> tuple[str, dict[str, Any]]:
+    """A fresh staging directory beside `out_dir` (dead ones of killed jobs removed first),
+    and the output's metadata: format version, schema, lineage."""
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     for path in remove_stale_staging(parent):
         log.warning("removed %s, left by a job that was killed", path)
-    staging = make_staging_dir(out_dir)
     metadata = {sc.FORMAT_VERSION_KEY: sc.FORMAT_VERSION, sc.SCHEMA_KEY: schema.to_json(),
                 "lineage": job.metadata()}
+    return make_staging_dir(out_dir), metadata
+
+
+def _write_with_tfds(source: EpisodeSource, out_dir: str, schema: sc.EpisodeSchema,
+                     job: JobInfo, beam_args: Optional[Sequence[str]], description: str) -> str:
+    """`write_dataset` through TFDS' Beam writer (`legacy_tfds_writer`)."""
+    staging, metadata = _new_staging(out_dir, schema, job)
     builder_cls = _builder_class(schema, metadata, source, description)
     with _job_processes(staging):
         _build_and_rename(builder_cls, staging, out_dir, job, beam_args)
