@@ -125,7 +125,8 @@ def test_foreign_minari_infos_are_ignored(export, tmp_path):
 # ---------------------------------------------------------------------------
 
 
-def _ingest_fails(path, tmp_path, *needles):
+def ingest_minari_fails(path, tmp_path, *needles):
+    """`ingest-minari` of `path` exits 2 with one line holding every needle; nothing written."""
     out = tmp_path / "ds"
     result = runner.invoke(app, ["ingest-minari", "--path", str(path), "--out", str(out)])
     assert result.exit_code == 2, result.output
@@ -144,7 +145,7 @@ def test_inconsistent_observation_shapes(export, tmp_path):
         rows = group["observations"].shape[0]
         del group["observations"]
         group.create_dataset("observations", data=np.zeros((rows, 4), np.float32))
-    _ingest_fails(broken, tmp_path, "episode_1", "'observations' rows have shape (4,)",
+    ingest_minari_fails(broken, tmp_path, "episode_1", "'observations' rows have shape (4,)",
                   "give (3,)")
 
 
@@ -156,7 +157,7 @@ def test_inconsistent_info_rows(export, tmp_path):
         values = infos["intervention"][:-1]
         del infos["intervention"]
         infos.create_dataset("intervention", data=values)
-    _ingest_fails(broken, tmp_path, "episode_2", "'infos/intervention' has 8 rows",
+    ingest_minari_fails(broken, tmp_path, "episode_2", "'infos/intervention' has 8 rows",
                   "9 steps")
 
 

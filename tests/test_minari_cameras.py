@@ -22,6 +22,7 @@ from rlif_data.sources import minari_reader
 from rlif_data.sources.minari_steps import MinariFormatError
 from tests.fakes.episodes import make_episode, write_recording
 from tests.test_convert_lerobot import assert_same_episode
+from tests.test_convert_minari import ingest_minari_fails
 
 runner = CliRunner()
 CAMERAS = ("front", "wrist")
@@ -209,8 +210,9 @@ def test_extra_step_fields_of_another_row_count_are_refused(tmp_path):
         infos = f["episode_0"]["infos"][sc.INFOS]
         del infos["qpos"]
         infos.create_dataset("qpos", data=np.zeros((4, 2)))
-    _ingest_fails(tmp_path / "m", tmp_path, "episode_0", "'infos/infos/qpos' has shape (4, 2)",
-                  "5 steps")
+    ingest_minari_fails(tmp_path / "m", tmp_path, "episode_0",
+                        "'infos/infos/qpos' has shape (4, 2)",
+                        "5 steps")
 
 
 def test_png_decoding_refuses_other_formats_and_sizes():
@@ -233,15 +235,6 @@ def test_png_decoding_refuses_other_formats_and_sizes():
 # ---------------------------------------------------------------------------
 
 
-def _ingest_fails(path, tmp_path, *needles):
-    out = tmp_path / "ds"
-    result = runner.invoke(app, ["ingest-minari", "--path", str(path), "--out", str(out)])
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    assert not out.exists()
 
 
 def _broken_copy(minari_root, tmp_path, name) -> pathlib.Path:
@@ -255,7 +248,7 @@ def test_a_frame_of_another_size_is_refused(minari_root, tmp_path):
     with h5py.File(broken / "data" / "main_data.hdf5", "a") as f:
         front = f["episode_1"]["observations"]["front"]
         front[3] = minari_frames.encode_png(np.zeros((1, 40, 40, 3), np.uint8))[0]
-    _ingest_fails(broken, tmp_path, "episode_1", "'observations/front' row 3",
+    ingest_minari_fails(broken, tmp_path, "episode_1", "'observations/front' row 3",
                   "40x40", "(32, 32, 3)")
 
 
@@ -266,7 +259,7 @@ def test_a_camera_entry_of_another_shape_is_refused(minari_root, tmp_path):
         obs = f["episode_0"]["observations"]
         del obs["wrist"]
         obs.create_dataset("wrist", data=np.zeros((11, 16, 16, 3), np.uint8))
-    _ingest_fails(broken, tmp_path, "episode_0", "'observations/wrist' row 0",
+    ingest_minari_fails(broken, tmp_path, "episode_0", "'observations/wrist' row 0",
                   "not an encoded image")
 
 
@@ -274,7 +267,7 @@ def test_a_missing_camera_entry_is_refused(minari_root, tmp_path):
     broken = _broken_copy(minari_root, tmp_path, "missing")
     with h5py.File(broken / "data" / "main_data.hdf5", "a") as f:
         del f["episode_1"]["observations"]["wrist"]
-    _ingest_fails(broken, tmp_path, "episode_1", "observation entries", "observations/wrist")
+    ingest_minari_fails(broken, tmp_path, "episode_1", "observation entries", "observations/wrist")
 
 
 def test_camera_rows_of_another_count_are_refused(minari_root, tmp_path):
@@ -284,7 +277,7 @@ def test_camera_rows_of_another_count_are_refused(minari_root, tmp_path):
         rows = obs["front"][:-1]
         del obs["front"]
         obs.create_dataset("front", data=rows, dtype=h5py.vlen_dtype(np.uint8))
-    _ingest_fails(broken, tmp_path, "episode_0", "'observations/front' has 10 rows")
+    ingest_minari_fails(broken, tmp_path, "episode_0", "'observations/front' has 10 rows")
 
 
 def test_non_rgb_cameras_are_refused_for_minari(tmp_path):

@@ -150,10 +150,10 @@ def test_float_array_reads_a_float_list_and_a_missing_feature_is_named():
     float_list = example_pb2.Example().features.feature["x"].float_list
     float_list.value.extend([1.0, 2.5])
     np.testing.assert_array_equal(serialize.float_array(float_list), [1.0, 2.5])
+    reward_info = sc.features_dict(sc.vector_schema(3, 2)).get_serialized_info()["steps"]["reward"]
     with pytest.raises(KeyError, match="no feature steps/reward"):
         serialize.parse_episode(example_pb2.Example().SerializeToString(),
-                                {"steps/reward": sc.features_dict(
-                                    sc.vector_schema(3, 2)).get_serialized_info()["steps"]["reward"]})
+                                {"steps/reward": reward_info})
 
 
 @pytest.mark.parametrize("values,dtype", [

@@ -85,7 +85,10 @@ def _parent(registry: "Registry", ref: str, recorded: Optional[str], seen: set) 
 
 
 def ref_of_path(root: str, path: Optional[str]) -> Optional[str]:
-    """``name:version`` of a version directory under registry `root` (old records hold paths). Pure."""
+    """``name:version`` of a version directory under registry `root`. Pure.
+
+    Old job records name their inputs by path, not by reference.
+    """
     path = os.path.abspath(path) if path else ""
     base = os.path.join(root, "datasets") + os.sep
     if path.startswith(base):
