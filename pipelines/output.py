@@ -224,13 +224,21 @@ def write_dataset(
             metadata["lineage"]["check"] = check_output(notes, out_dir, job, strict)
             sink.write_metadata(staging, schema, metadata, description, plan, notes)
             write_side_files(staging, side_files or {})
-            checkpoint("job.built")
-            os.rename(staging, out_dir)  # atomic: readers see nothing or everything
-            checkpoint("job.renamed")
+            _rename_into_place(staging, out_dir)
     finally:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(staging)
     return out_dir
+
+
+def _rename_into_place(built: str, out_dir: str) -> None:
+    """Publish a job's complete output with one rename: readers see nothing or everything.
+
+    The named fault points on both sides let tests kill a job just before and after it.
+    """
+    checkpoint("job.built")
+    os.rename(built, out_dir)
+    checkpoint("job.renamed")
 
 
 def write_side_files(directory: str, files: Mapping[str, str]) -> None:
@@ -452,10 +460,7 @@ def _build_and_rename(builder_cls, staging: str, out_dir: str, job: JobInfo,
                 raise
             raise failure from exc
         _discard_log(job_log)  # nothing went wrong: the workers' chatter is not news
-        built = os.fspath(builder.data_dir)
-        checkpoint("job.built")
-        os.rename(built, out_dir)  # atomic: readers see nothing or everything
-        checkpoint("job.renamed")
+        _rename_into_place(os.fspath(builder.data_dir), out_dir)
     finally:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(staging)
