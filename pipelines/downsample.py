@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import logging
+import os
 import sys
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
-from pipelines import common, output
+import apache_beam as beam
+
+from pipelines import common, episode_lengths, output
 from rlif_data import downsample as ds
-from rlif_data import episodes, invalid
+from rlif_data import episodes, errors, invalid
 from rlif_data import schema as sc
 from rlif_data.recording.reader import EpisodeReader
 from rlif_data.registry.store import resolve_dataset_ref
+
+log = logging.getLogger(__name__)
 
 STRATA = {
     "none": None,
@@ -50,6 +57,88 @@ def episode_infos(input_dir: str, stratify: str = "none",
     return infos
 
 
+def stored_infos(input_dir: str, stratify: str = "none") -> Optional[list[ds.EpisodeInfo]]:
+    """Every episode's length from the input's stored lengths, or None to read the episodes.
+
+    Used only where lengths are all the selection needs: no strata, and no
+    marks file (whose episode ids would be read anyway). The lengths are
+    taken when they fit the input's index (`episode_lengths.read`); each
+    selected episode is checked against its length when it is read.
+
+    Raises:
+      CorruptRecordingError: the input has no readable index.
+    """
+    if stratify != "none" or os.path.exists(invalid.marks_path(input_dir)):
+        return None
+    lengths = episode_lengths.read(input_dir)
+    if lengths is None:
+        return None
+    log.info("%s: episode lengths from %s", input_dir, episode_lengths.path(input_dir))
+    return [ds.EpisodeInfo(i, n) for i, n in enumerate(lengths)]
+
+
+class StoredLengthError(errors.RlifDataError, ValueError):
+    """An episode read has another length than the stored one its selection assumed."""
+
+
+def check_length(episode: Mapping[str, Any], expected: int, lengths_file: str) -> None:
+    """Refuse an episode whose transitions differ from `expected`. Pure.
+
+    Raises:
+      StoredLengthError: naming both lengths, `lengths_file` and the fix.
+    """
+    got = len(episode[sc.STEPS][sc.IS_FIRST]) - 1
+    if got != expected:
+        raise StoredLengthError(
+            f"it holds {got} transitions but {lengths_file} says {expected}: that file does "
+            "not describe this dataset (edited, or the shards were replaced); delete it and "
+            "run again (downsample then reads every episode's length)")
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodesOfKnownLength(common.EpisodesByKey):
+    """`common.EpisodesByKey` that checks each episode's length where it is read.
+
+    The selection was made from stored lengths (`stored_infos`) or from a
+    read pass; either way an episode that turns out to have another length
+    fails the job, naming the input and the episode, before anything is
+    published.
+
+    Attributes:
+      lengths: ``(key, transitions)`` of every key to read (kept when the
+        sink replaces `keys` by each shard's).
+      lengths_file: the stored lengths, named in the error.
+    """
+
+    lengths: tuple = ()
+    lengths_file: str = ""
+
+    @functools.cached_property
+    def _expected(self) -> dict[int, int]:
+        return dict(self.lengths)
+
+    def _checked(self, key: int, episode: dict) -> dict:
+        try:
+            check_length(episode, self._expected[key], self.lengths_file)
+        except Exception as exc:
+            raise common.element_error(self.directory, key, exc) from None
+        return episode
+
+    def episode(self, reader: Any, key: int) -> dict:
+        """Episode `key` read with `reader`, its length checked.
+
+        Raises:
+          PipelineInputError: naming the input and the episode (a read
+            failure, or a `StoredLengthError`).
+        """
+        return self._checked(key, super().episode(reader, key))
+
+    def __call__(self):
+        """The Beam transform yielding ``(key, episode)``, lengths checked."""
+        return super().__call__() | "CheckLength" >> beam.Map(
+            lambda item: (item[0], self._checked(*item)))
+
+
 def run(input_dir: str, out_dir: str, *, episodes: Optional[int] = None,
         transitions: Optional[int] = None, seed: int = 0, stratify: str = "none",
         beam_args: Optional[Sequence[str]] = None, strict: bool = False,
@@ -73,8 +162,11 @@ def run(input_dir: str, out_dir: str, *, episodes: Optional[int] = None,
         raise ValueError(f"stratify must be one of {list(STRATA)}, got {stratify!r}")
     resolved = resolve_dataset_ref(input_dir)
     input_dir = resolved.path
-    ids: list[str] = []
-    infos = episode_infos(input_dir, stratify, ids)
+    ids: Optional[list[str]] = None
+    infos = stored_infos(input_dir, stratify)
+    if infos is None:
+        ids = []
+        infos = episode_infos(input_dir, stratify, ids)
     if not infos:
         raise ValueError(f"{input_dir} holds no episodes; nothing to downsample")
     marks = invalid.select_episodes(input_dir, invalid_episodes, ids)
@@ -83,14 +175,19 @@ def run(input_dir: str, out_dir: str, *, episodes: Optional[int] = None,
                                    episodes=episodes, transitions=transitions, seed=seed,
                                    stratify=stratify != "none")
     chosen = set(selection.indices)
-    kept_ids = {ids[i] for i in chosen}
+    # Without ids read, the input has no marks file (`stored_infos`): no marks to keep.
+    kept_ids = {ids[i] for i in chosen} if ids is not None else set()
     marks = dataclasses.replace(
         marks, kept_marks=tuple(m for m in marks.kept_marks if m.episode_id in kept_ids))
     with EpisodeReader(input_dir, repair=False) as reader:
         schema = reader.schema
 
-    # Read by key: the sink reads and writes each shard's episodes in one worker.
-    source = common.EpisodesByKey(input_dir, selection.indices)
+    # Read by key: the sink reads and writes each shard's episodes in one worker,
+    # which checks each one's length against the one the selection assumed.
+    lengths = {i.index: i.transitions for i in infos if i.index in chosen}
+    source = EpisodesOfKnownLength(input_dir, selection.indices,
+                                   lengths=tuple(sorted(lengths.items())),
+                                   lengths_file=episode_lengths.path(input_dir))
 
     params = {"episodes": episodes, "transitions": transitions, "seed": seed,
               "stratify": stratify, "selected_episodes": len(selection.indices),

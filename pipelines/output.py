@@ -46,7 +46,7 @@ import traceback
 import uuid
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from pipelines import graph_rules, job_checks, processes, runners, sink
+from pipelines import episode_lengths, graph_rules, job_checks, processes, runners, sink
 from rlif_data import errors, lineage
 from rlif_data import schema as sc
 from rlif_data.faults import checkpoint
@@ -224,6 +224,7 @@ def write_dataset(
             metadata["lineage"]["check"] = check_output(notes, out_dir, job, strict)
             sink.write_metadata(staging, schema, metadata, description, plan, notes)
             write_side_files(staging, side_files or {})
+            write_side_files(staging, episode_lengths.side_file(notes))  # for downsample
             _rename_into_place(staging, out_dir)
     finally:
         with contextlib.suppress(FileNotFoundError):

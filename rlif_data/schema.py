@@ -109,6 +109,7 @@ MANIFEST_FILE = "MANIFEST.json"  # registry: file sizes and SHA-256 of a version
 # Operator marks of invalid episodes, one JSON object per line, appended and fsynced;
 # a side file because a committed episode's shard is never rewritten.
 INVALID_EPISODES_FILE = "invalid_episodes.jsonl"
+EPISODE_LENGTHS_FILE = "episode_lengths.json"  # per-episode lengths: downsample skips a read pass
 
 CORE_STEP_FIELDS = (OBSERVATION, ACTION, REWARD, DISCOUNT, IS_FIRST, IS_LAST, IS_TERMINAL)
 DERIVED_STEP_FIELDS = (ENV_REWARD, INCLUDE)
