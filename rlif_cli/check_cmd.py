@@ -32,6 +32,9 @@ def check(
         "length at which the dataset truncates episodes)."),
     rows: int = typer.Option(50, help="Findings shown in the table (all are in --json)."),
     root: Optional[Path] = typer.Option(None, help=ROOT_HELP),
+    workers: int = typer.Option(0, help="Processes that check a recording's episodes, this one "
+                                "included: 1 for one process, 0 to decide by its size and "
+                                "the idle cores."),
 ):
     """Check a dataset: structure, NaN/inf, discounts, truncations stored as terminations,
     RLIF rewards against the flags, action bounds, off-by-one alignments, constant or
@@ -45,7 +48,8 @@ def check(
 
     with user_errors():
         report = check_dataset(dataset, control_hz=control_hz, deadline_slack=deadline_slack,
-                               time_limit=time_limit, root=str(root) if root else None)
+                               time_limit=time_limit, root=str(root) if root else None,
+                               workers=workers)
         if json_out is not None:
             write_report(report, str(json_out))
     if report.findings:

@@ -1,0 +1,196 @@
+"""`rlif_data.check_workers`: a check over worker processes reports exactly what one process
+does (findings of several kinds across the ranges, env notes, errors), and the fast paths of
+the per-episode checks decide as the exact ones do."""
+
+import os
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rlif_cli.main import app
+from rlif_data import check_workers, checks
+from rlif_data import invalid
+from rlif_data import schema as sc
+from rlif_data.recording import store
+from rlif_data.recording.reader import EpisodeReader
+from tests.fakes.episodes import write_recording
+from tests.test_checks import episode
+
+runner = CliRunner()
+SCHEMA = sc.vector_schema(3, 3, "unit")
+
+
+def findings_dataset(directory):
+    """8 episodes, findings of five kinds spread over them, two env ids (one registered)."""
+    eps = [episode(i, act_dim=3, env_id="Unit-v0" if i < 4 else "Hopper-v5")
+           for i in range(8)]
+    eps[1][sc.STEPS][sc.OBSERVATION][4, 0] = np.nan  # non-finite
+    eps[3][sc.STEPS][sc.DISCOUNT][2] = 0.0  # discount 0 inside the episode
+    eps[5][sc.STEPS][sc.ACTION][6] = [0.0, 2.0, 0.0]  # outside Hopper's bounds
+    eps[6][sc.STEPS][sc.TIMESTAMP_US][5] = 0  # goes back in time
+    eps[7] = {**eps[4], sc.EPISODE_ID: "e/7"}  # a duplicate of episode 4
+    path = write_recording(directory, eps, SCHEMA)
+    invalid.write_marks(path, [invalid.new_mark("nope/1", "typo", invalid.HOW_CLI)])  # no such id
+    return path
+
+
+def report_json(path, workers, **kwargs):
+    out = checks.check_dataset(path, workers=workers, **kwargs).to_json()
+    out.pop("seconds")
+    return out
+
+
+def test_workers_report_exactly_what_one_process_reports(tmp_path):
+    path = findings_dataset(tmp_path / "rec")
+    serial = report_json(path, 1)
+    kinds = {f["kind"] for f in serial["findings"]}
+    assert {checks.NON_FINITE, checks.DISCOUNT, checks.ACTION_BOUNDS, checks.TIMESTAMP_BACKWARDS,
+            checks.DUPLICATE_EPISODE, checks.INVALID_MARK} <= kinds
+    assert any("'Unit-v0': not a registered" in n for n in serial["notes"])
+    # 8 episodes over 3 processes: ranges of one episode, so every finding is in another range.
+    assert check_workers.chunk_ranges(8, 3) == [(i, i + 1) for i in range(8)]
+    assert report_json(path, 3) == serial
+    assert report_json(path, 2, control_hz=10.0, time_limit=8) == report_json(
+        path, 1, control_hz=10.0, time_limit=8)
+
+
+def records_through_workers(path, processes):
+    """Every range checked by a worker process (the driver only hands them out)."""
+    with EpisodeReader(path, repair=False) as reader:
+        return check_workers.check_in_parallel(reader, checks.EpisodeTask(), {}, processes,
+                                               driver_checks=False)
+
+
+def test_worker_processes_return_the_records_the_driver_computes(tmp_path):
+    path = findings_dataset(tmp_path / "rec")
+    envs: dict = {}
+    with EpisodeReader(path, repair=False) as reader:
+        serial = checks.check_episodes(reader, range(len(reader)), checks.EpisodeTask(), envs)
+    assert sum(len(r["findings"]) for r in serial) >= 4
+    assert records_through_workers(path, 3) == serial
+    assert records_through_workers(path, 2) == serial
+
+
+def test_progress_reaches_the_total_in_parallel(tmp_path):
+    path = write_recording(tmp_path / "rec", [episode(i, act_dim=3) for i in range(5)], SCHEMA)
+    seen = []
+    checks.check_dataset(path, workers=2, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (5, 5) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def _truncate_shard(path, index):
+    shard = store.shard_paths(path)[index]
+    size = os.path.getsize(shard)
+    with open(shard, "r+b") as f:
+        f.truncate(size // 2)
+    return shard
+
+
+def test_a_corrupt_shard_in_the_second_half_gives_the_serial_error(tmp_path):
+    path = write_recording(tmp_path / "rec", [episode(i, act_dim=3) for i in range(8)], SCHEMA)
+    shard = _truncate_shard(path, 6)
+    with pytest.raises(Exception) as serial:
+        checks.check_dataset(path, workers=1)
+    with pytest.raises(type(serial.value)) as parallel:
+        checks.check_dataset(path, workers=3)
+    assert str(parallel.value) == str(serial.value)
+    assert shard in str(serial.value) and "episode 6" in str(serial.value)
+    with pytest.raises(type(serial.value)) as worker:  # the worker meets it, the driver says it
+        records_through_workers(path, 3)
+    assert str(worker.value) == str(serial.value)
+
+    one = runner.invoke(app, ["check", path, "--workers", "1"])
+    three = runner.invoke(app, ["check", path, "--workers", "3"])
+    assert one.exit_code == three.exit_code == 2
+    assert three.output == one.output and "episode 6" in " ".join(three.output.split())
+
+
+def test_the_first_corrupt_episode_is_reported_when_two_are(tmp_path):
+    path = write_recording(tmp_path / "rec", [episode(i, act_dim=3) for i in range(8)], SCHEMA)
+    _truncate_shard(path, 7)
+    _truncate_shard(path, 2)
+    with pytest.raises(Exception) as parallel:
+        records_through_workers(path, 3)
+    assert "episode 2" in str(parallel.value) and "episode 7" not in str(parallel.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_an_unreadable_shard_gives_the_serial_error(tmp_path):
+    path = write_recording(tmp_path / "rec", [episode(i, act_dim=3) for i in range(6)], SCHEMA)
+    os.chmod(store.shard_paths(path)[4], 0)
+    with pytest.raises(Exception) as serial:
+        checks.check_dataset(path, workers=1)
+    with pytest.raises(type(serial.value)) as parallel:
+        checks.check_dataset(path, workers=3)
+    assert str(parallel.value) == str(serial.value) and "permission denied" in str(serial.value)
+
+
+def test_processes_for_and_bad_worker_counts(tmp_path):
+    path = write_recording(tmp_path / "rec", [episode(i, act_dim=3) for i in range(3)], SCHEMA)
+    assert check_workers.processes_for(path, 3, 1) == 1
+    assert check_workers.processes_for(path, 3, 8) == 3  # no more processes than episodes
+    assert check_workers.processes_for(path, 3, check_workers.AUTO) == 1  # a few KB: one process
+    with pytest.raises(ValueError, match="workers"):
+        checks.check_dataset(path, workers=-1)
+    result = runner.invoke(app, ["check", path, "--workers", "-2"])
+    assert result.exit_code == 2 and "workers" in result.output
+
+
+def test_chunk_ranges_cover_every_episode_once():
+    for episodes, processes in [(1, 2), (7, 2), (1000, 2), (1000, 8), (33, 1)]:
+        ranges = check_workers.chunk_ranges(episodes, processes)
+        covered = [i for a, b in ranges for i in range(a, b)]
+        assert covered == list(range(episodes))
+        assert max(b - a for a, b in ranges) <= check_workers.MAX_CHUNK_EPISODES
+
+
+# -- fast paths of the per-episode checks ------------------------------------------------------
+
+
+def _bounds_reference(action, low, high):
+    """The exact float64 test, as the check had it before its float32 fast path."""
+    action = np.asarray(action, np.float64)
+    outside = (action < low - checks.BOUNDS_TOLERANCE) | (action > high + checks.BOUNDS_TOLERANCE)
+    return [int(s) for s in np.flatnonzero(outside.any(axis=1))]
+
+
+@pytest.mark.parametrize("low, high", [
+    (np.full(3, -1.0), np.full(3, 1.0)),
+    (np.array([-1.0, -0.4, -3.0]), np.array([1.0, 0.4, 2.0])),  # one limit per dimension
+    (np.array([-np.inf, -1.0, -1.0]), np.array([np.inf, 1.0, 1.0])),  # unbounded dimension
+    (np.array([-0.1, -0.1, -0.1]), np.array([0.3, 0.3, 0.3])),  # limits float32 cannot hold
+])
+def test_action_bounds_fast_path_finds_what_the_float64_test_finds(low, high):
+    rng = np.random.default_rng(0)
+    edges = np.concatenate([low - checks.BOUNDS_TOLERANCE, high + checks.BOUNDS_TOLERANCE])
+    edges = edges[np.isfinite(edges)]
+    near = edges[rng.integers(0, len(edges), (400, 3))].astype(np.float32)
+    ulps = rng.integers(-2, 3, near.shape).astype(np.float32)
+    near = np.nextafter(near, near + ulps)  # within a float32 step or two of a limit
+    inside = rng.uniform(np.maximum(low, -5), np.minimum(high, 5), (50, 3)).astype(np.float32)
+    for action in (near, inside, np.vstack([inside, [[np.nan, 0, 0]]]).astype(np.float32)):
+        steps = {sc.IS_FIRST: np.zeros(len(action) + 1, bool), sc.ACTION: action}
+        found = checks.action_bound_findings(steps, low, high)
+        want = _bounds_reference(action, low, high)
+        named = [f.step for f in found if "more step" not in f.message]
+        assert named == want[:checks.STEPS_NAMED]
+        more = [f for f in found if "more step" in f.message]
+        assert (f"{len(want) - checks.STEPS_NAMED} more" in more[0].message) if more \
+            else len(want) <= checks.STEPS_NAMED
+    assert checks.action_bound_findings({sc.IS_FIRST: np.zeros(51, bool), sc.ACTION: inside},
+                                        low, high) == []
+
+
+def test_constant_observation_fast_path_still_finds_a_frozen_sensor_and_nan():
+    e = episode(0, length=6)
+    obs = e[sc.STEPS][sc.OBSERVATION]
+    obs[:, 1] = 0.25  # frozen entry, but rows differ in the others
+    assert checks.constant_findings(e[sc.STEPS]) == []
+    obs[:] = obs[0]
+    assert [f.kind for f in checks.constant_findings(e[sc.STEPS])] == [checks.CONSTANT_EPISODE]
+    obs[:, 0] = np.nan  # NaN never equals itself: not "constant", as before
+    assert checks.constant_findings(e[sc.STEPS]) == []
+    obs[:] = obs[0] * 0 + 1.0
+    obs[-1, 2] = 2.0  # equal first rows, a change only at the end
+    assert checks.constant_findings(e[sc.STEPS]) == []
