@@ -54,7 +54,7 @@ def from_notes(notes: Sequence[Mapping[str, Any]]) -> Optional[dict[str, Any]]:
 
 
 def side_file(notes: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """``{EPISODE_LENGTHS_FILE: text}`` for `output.write_side_files`; {} without summaries. Pure."""
+    """``{EPISODE_LENGTHS_FILE: text}`` for `output.write_side_files`, {} without summaries."""
     content = from_notes(notes)
     if content is None:
         return {}
