@@ -7,16 +7,21 @@ episode, written through `EpisodeStore`), generated once and cached under
 
 Measured, interleaved over ``--repeats`` rounds:
 
-  ``check``    `rlif_data.checks.check_dataset` over the recording (one
-               process; every check; the env's action bounds included).
+  ``check``    `rlif_data.checks.check_dataset` over the recording (every
+               check; the env's action bounds included), with
+               ``--check-workers`` processes (default 0: its own choice by the
+               data's size and the cores idle at that moment, see
+               `rlif_data.check_workers.processes_for`; 1: one process). The
+               processes each run used are in the results (``processes``).
   ``relabel``  `pipelines.relabel.run` (``paper`` view) on the default
                DirectRunner with 2 worker processes, the whole call timed
                (start-up, decode, relabel, encode, write, rename).
 
 Target (project issue 14): a check costs at most 25 % of a relabel pass,
 i.e. ``check_s / relabel_s <= 0.25`` (medians of wall time). The CPU-time
-ratio (this process and Beam's workers) is reported beside it: on a shared
-2-core machine, wall time also counts the time spent waiting for a core.
+ratio (this process with its check workers, and Beam's workers) is reported
+beside it: on a shared 2-core machine, wall time also counts the time spent
+waiting for a core.
 
 Usage:
   .venv/bin/python benchmarks/check_throughput.py           # 1M steps (~6 min on 2 cores,
@@ -60,14 +65,16 @@ QUICK_OUT = os.path.join(pt.RESULTS, "check_throughput_quick.json")
 DEFAULT_CACHE = os.path.join(pt.DEFAULT_CACHE, "check")
 
 
-def time_check(directory: str) -> dict:
-    """One `check_dataset` pass: seconds, CPU seconds, findings."""
+def time_check(directory: str, workers: int = 0) -> dict:
+    """One `check_dataset` pass: seconds, CPU seconds (its worker processes' included),
+    findings, processes used."""
     from rlif_data.checks import check_dataset
 
     cpu0, t0 = pt.cpu_seconds(), time.perf_counter()
-    report = check_dataset(directory)
+    report = check_dataset(directory, workers=workers)
     return {"s": time.perf_counter() - t0, "cpu_s": pt.cpu_seconds() - cpu0,
-            "steps": report.steps, "findings": len(report.findings)}
+            "steps": report.steps, "findings": len(report.findings),
+            "processes": report.processes, "load_1min": os.getloadavg()[0]}
 
 
 def time_relabel(directory: str, scratch: str, chatter: str) -> dict:
@@ -92,6 +99,8 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="transitions (default 1M)")
     parser.add_argument("--episode-steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=None, help="default 2 (quick: 1)")
+    parser.add_argument("--check-workers", type=int, default=0,
+                        help="check_dataset's workers: 0 its own choice (default), 1 one process")
     parser.add_argument("--cache", default=DEFAULT_CACHE)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -109,11 +118,13 @@ def main(argv=None) -> None:
         directory = inputs["recording"]["path"]
         transitions = inputs["recording"]["transitions"]
         capacity = pt.parallel_capacity()
-        time_check(directory)  # warm-up: imports, the env's bounds, the page cache
+        # Warm-up: imports, the env's bounds, the page cache.
+        time_check(directory, args.check_workers)
         runs: dict[str, list[dict]] = {"check": [], "relabel": []}
         for r in range(repeats):
-            runs["check"].append(time_check(directory))
-            pt.log(f"[{r + 1}/{repeats}] check   {runs['check'][-1]['s']:7.1f} s")
+            runs["check"].append(time_check(directory, args.check_workers))
+            pt.log(f"[{r + 1}/{repeats}] check   {runs['check'][-1]['s']:7.2f} s "
+                   f"({runs['check'][-1]['processes']} process(es))")
             runs["relabel"].append(time_relabel(directory, scratch, chatter))
             pt.log(f"[{r + 1}/{repeats}] relabel {runs['relabel'][-1]['s']:7.1f} s")
     finally:
@@ -124,6 +135,8 @@ def main(argv=None) -> None:
         summary[name] = {"median_s": seconds, "steps_per_s": transitions / seconds,
                          "runs_s": [i["s"] for i in items],
                          "cpu_s": [i["cpu_s"] for i in items]}
+    summary["check"]["processes"] = [i["processes"] for i in runs["check"]]
+    summary["check"]["load_1min_after"] = [round(i["load_1min"], 2) for i in runs["check"]]
     ratio = summary["check"]["median_s"] / summary["relabel"]["median_s"]
     # CPU time too: on a shared 2-core box, wall time also counts waiting for a core.
     cpu_ratio = (statistics.median(summary["check"]["cpu_s"])
@@ -147,7 +160,7 @@ def main(argv=None) -> None:
         "wall_s": time.perf_counter() - wall0,
     }
     print(f"check   {summary['check']['steps_per_s']:10,.0f} steps/s "
-          f"({summary['check']['median_s']:.1f} s)")
+          f"({summary['check']['median_s']:.2f} s, {summary['check']['processes']} process(es))")
     print(f"relabel {summary['relabel']['steps_per_s']:10,.0f} steps/s "
           f"({summary['relabel']['median_s']:.1f} s, DirectRunner, 2 workers)")
     print(f"check / relabel = {ratio:.1%} wall, {cpu_ratio:.1%} CPU time "

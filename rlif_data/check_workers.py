@@ -40,10 +40,15 @@ from rlif_data import checks
 
 AUTO = 0
 # Below this many bytes of shards a check stays in one process. Measured on
-# this project's 2-core machine (1000 state episodes of 1000 steps, 188 MB,
-# 1.0M steps): one process 0.62 s; driver + 1 worker 0.45 s; a worker costs
-# ~0.35 s of a core to start, which pays once one process needs ~0.5 s,
-# i.e. ~150 MB of shards at ~4 ns a byte.
+# this project's 2-core machine (1000 state episodes of 1000 steps, 188 MB):
+# one process checks them in 0.62-0.73 s (~3.5 ns a byte); a worker takes
+# 0.30-0.36 s of a core before it checks anything (interpreter, NumPy, the
+# reader's TFDS import; `python -c` of the same imports: 0.36 s). With an idle
+# core the driver checks alone meanwhile, so N bytes take about
+# s + (N * 3.5 ns - s) / 2 instead of N * 3.5 ns: a gain from ~0.35 s of work
+# on, and 15 % at ~0.5 s, i.e. ~150 MB. Without an idle core (measured under a
+# load of 2.2 on the 2 cores) a worker only slows the driver: 1000 episodes
+# 0.73 s alone, 1.01 s with a worker; 200 episodes 0.15 s vs 0.32 s.
 MIN_PARALLEL_BYTES = 150 * 2**20
 MAX_AUTO_PROCESSES = 8
 MAX_CHUNK_EPISODES = 32  # small enough that the last range does not keep the others waiting
@@ -55,18 +60,28 @@ def processes_for(directory: str, episodes: int, workers: int = AUTO) -> int:
     Args:
       directory: the recording (its shard sizes decide under `AUTO`).
       episodes: episodes it holds.
-      workers: 1 for one process, N > 1 for N, `AUTO` (0) to decide by size
-        and the cores this process may use.
+      workers: 1 for one process, N > 1 for N, `AUTO` (0) to decide by the
+        size of its shards and the cores idle now (`idle_cores`).
 
     Returns:
       At least 1, at most `episodes`.
     """
     if workers != AUTO:
         return max(1, min(workers, episodes))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if (cores or 1) < 2 or _shard_bytes(directory) < MIN_PARALLEL_BYTES:
+    idle = idle_cores()
+    if idle < 1 or _shard_bytes(directory) < MIN_PARALLEL_BYTES:
         return 1
-    return max(1, min(cores, MAX_AUTO_PROCESSES, episodes))
+    return max(1, min(1 + idle, MAX_AUTO_PROCESSES, episodes))
+
+
+def idle_cores() -> int:
+    """Cores this process may use minus the 1-minute load average, rounded down (>= 0)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this platform: trust the core count
+        load = 0.0
+    return max(0, int((cores or 1) - load))
 
 
 def _shard_bytes(directory: str) -> int:
@@ -258,8 +273,18 @@ def _record_from_json(record: dict) -> dict:
     return {**record, "findings": [checks.Finding(**f) for f in record["findings"]]}
 
 
-def _serve(requests, replies) -> None:
-    """A worker's loop: a setup line, then one reply per range (records or the error)."""
+def serve(requests, replies) -> None:
+    """A worker's loop over JSON lines: a setup line, then one reply per range.
+
+    Args:
+      requests: lines from the driver: ``{"directory", "view",
+        "control_period_us", "deadline_slack"}``, then ``{"start", "stop",
+        "envs"}`` per range (env entries as `checks.env_entry` has them, lists
+        for arrays).
+      replies: gets ``{"ready": true}`` once the reader is open, then per
+        range ``{"records", "envs"}`` (the env entries this worker had to look
+        up itself) or ``{"error"}``.
+    """
     setup = json.loads(requests.readline())
     task = checks.EpisodeTask(setup["view"], setup["control_period_us"],
                               setup["deadline_slack"])
@@ -298,7 +323,7 @@ def main() -> None:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a library's print must not break a reply
     sys.stdout = sys.stderr
-    _serve(sys.stdin, replies)
+    serve(sys.stdin, replies)
 
 
 if __name__ == "__main__":

@@ -140,6 +140,8 @@ class Report:
       notes: checks that were skipped and why (not findings).
       view: the dataset's relabel view (None: raw or ingested data).
       seconds: wall time of the check.
+      processes: processes that checked the episodes (1: the caller's alone;
+        not part of the JSON report, which is the same either way).
     """
 
     dataset: str
@@ -149,6 +151,7 @@ class Report:
     notes: list[str] = dataclasses.field(default_factory=list)
     view: Optional[str] = None
     seconds: float = 0.0
+    processes: int = 1
 
     @property
     def errors(self) -> list[Finding]:
@@ -898,6 +901,7 @@ def _check_rlds(path: str, control_hz: Optional[float], deadline_slack: float,
         task = EpisodeTask(report.view, 1e6 / control_hz if control_hz else None, deadline_slack)
         envs: dict = {}
         processes = check_workers.processes_for(directory, total, workers)
+        report.processes = processes
         if processes > 1:
             records = check_workers.check_in_parallel(reader, task, envs, processes, progress)
         else:

@@ -2,7 +2,10 @@
 does (findings of several kinds across the ranges, env notes, errors), and the fast paths of
 the per-episode checks decide as the exact ones do."""
 
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from tests.fakes.episodes import write_recording
 from tests.test_checks import episode
 
 runner = CliRunner()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA = sc.vector_schema(3, 3, "unit")
 
 
@@ -70,6 +74,28 @@ def test_worker_processes_return_the_records_the_driver_computes(tmp_path):
     assert sum(len(r["findings"]) for r in serial) >= 4
     assert records_through_workers(path, 3) == serial
     assert records_through_workers(path, 2) == serial
+
+
+def test_a_worker_makes_no_env_and_loads_no_tensorflow_when_given_the_bounds(tmp_path):
+    eps = [episode(i, act_dim=3, env_id="Hopper-v5") for i in range(3)]
+    eps[2][sc.STEPS][sc.ACTION][1] = [0.0, 2.0, 0.0]
+    path = write_recording(tmp_path / "rec", eps, SCHEMA)
+    setup = {"directory": path, "view": None, "control_period_us": None, "deadline_slack": 0.5}
+    request = {"start": 0, "stop": 3, "envs": {"Hopper-v5": [[-1.0] * 3, [1.0] * 3, 1000, []]}}
+    code = ("import io, json, sys\nfrom rlif_data import check_workers\n"
+            f"requests = io.StringIO({json.dumps(setup)!r} + '\\n' + {json.dumps(request)!r})\n"
+            "replies = io.StringIO()\ncheck_workers.serve(requests, replies)\n"
+            "ready, reply = [json.loads(line) for line in replies.getvalue().splitlines()]\n"
+            "print(json.dumps({'ready': ready, 'reply': reply, 'loaded': sorted(\n"
+            "    m for m in ('gymnasium', 'mujoco', 'tensorflow', 'jax') if m in sys.modules)}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["ready"] == {"ready": True} and result["loaded"] == []
+    records = result["reply"]["records"]
+    assert [r["id"] for r in records] == ["e/0", "e/1", "e/2"] and result["reply"]["envs"] == {}
+    assert [(f["episode"], f["step"], f["kind"]) for r in records for f in r["findings"]] == [
+        (2, 1, checks.ACTION_BOUNDS)]
 
 
 def test_progress_reaches_the_total_in_parallel(tmp_path):
