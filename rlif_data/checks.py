@@ -545,8 +545,10 @@ def action_alignment_findings(steps: Mapping[str, Any], episode: int = 0,
         n = int(mask.sum())
         if n < min_steps:
             continue
-        same, back, ahead = _shifted_matches(action, np.asarray(steps[field], np.float32)[:t],
-                                             mask)
+        reference = np.asarray(steps[field], np.float32)[:t]
+        if np.count_nonzero(_rows_equal(action, reference) & mask) == n:
+            continue  # every step matches its own: no shift can match more (the usual case)
+        same, back, ahead = _shifted_matches(action, reference, mask)
         shifted, where = max((back, "the previous"), (ahead, "the next"))
         if shifted > same and shifted * 2 >= n:
             first = int(np.flatnonzero(mask)[0])
