@@ -98,6 +98,31 @@ def test_a_worker_makes_no_env_and_loads_no_tensorflow_when_given_the_bounds(tmp
         (2, 1, checks.ACTION_BOUNDS)]
 
 
+def test_workers_that_cannot_start_leave_the_ranges_to_the_driver(tmp_path):
+    path = findings_dataset(tmp_path / "rec")
+    with EpisodeReader(path, repair=False) as reader:
+        serial = checks.check_episodes(reader, range(len(reader)), checks.EpisodeTask(), {})
+        # A writer starts after the driver opened the recording: workers refuse to open it
+        # (repair=False) and exit; what they would have checked, the driver checks.
+        open(os.path.join(path, store.TMP_PREFIX + "in-flight"), "wb").close()
+        records = check_workers.check_in_parallel(reader, checks.EpisodeTask(), {}, 3,
+                                                  driver_checks=False)
+    assert records == serial
+
+
+def test_the_cli_writes_the_same_json_report_with_workers(tmp_path):
+    path = findings_dataset(tmp_path / "rec")
+    outputs = []
+    for workers in ("1", "3"):
+        out = tmp_path / f"report-{workers}.json"
+        result = runner.invoke(app, ["check", path, "--workers", workers, "--json", str(out)])
+        assert result.exit_code == 1, result.output  # errors found
+        report = json.loads(out.read_text())
+        report.pop("seconds")
+        outputs.append(report)
+    assert outputs[0] == outputs[1] and outputs[0]["errors"] >= 4
+
+
 def test_progress_reaches_the_total_in_parallel(tmp_path):
     path = write_recording(tmp_path / "rec", [episode(i, act_dim=3) for i in range(5)], SCHEMA)
     seen = []
