@@ -289,7 +289,9 @@ def _run_sink(source: EpisodeSource, staging: str, out_dir: str, schema: sc.Epis
                      plan.num_shards, setup.runner, setup.workers, mode.mode, mode.reason)
             sink.run_sink(_graph_source(source), schema, plan, staging, setup.options,
                           _input_label(job),
-                          graph_check=graph_rules.check, view=lineage.view_of_job(job))
+                          graph_check=graph_rules.check, view=lineage.view_of_job(job),
+                          runner=runners.direct_pipeline_runner(setup.options),
+                          workers=setup.workers)
     except (graph_rules.UnsafeGraphError, runners.DaskSchedulerError):
         _discard_log(job_log)  # raised before anything ran: the log holds nothing
         raise

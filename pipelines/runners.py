@@ -21,11 +21,14 @@ Jobs take Beam's own pipeline options. Two things are added here:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
+import functools
 import logging
 import math
 import os
-from typing import Iterator, Optional, Sequence
+import threading
+from typing import Iterator, Mapping, Optional, Sequence
 
 from rlif_data import errors
 
@@ -52,6 +55,17 @@ IN_PROCESS_MAX_EPISODES = 2000
 # Dask's setting of the environment its worker processes start with (see `_local_cluster`).
 MALLOC_TRIM_ENV = "MALLOC_TRIM_THRESHOLD_"
 WORKER_MALLOC_TRIM = f"distributed.nanny.pre-spawn-environ.{MALLOC_TRIM_ENV}"
+# glibc's malloc settings that an environment variable read at process start freezes
+# (any of them turns off the adaptive mmap threshold), with glibc's default values.
+_MALLOC_ENV_DEFAULTS = {"MALLOC_TRIM_THRESHOLD_": 128 << 10, "MALLOC_MMAP_THRESHOLD_": 128 << 10}
+_MALLOC_FREEZING_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_",
+                        "MALLOC_MMAP_MAX_")
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
+# While a shard is written: the ceiling of glibc's adaptive mmap threshold on 64-bit
+# (32 MiB), and its trim threshold (twice that), i.e. where it would settle by itself.
+SHARD_MMAP_THRESHOLD = 32 << 20
+SHARD_TRIM_THRESHOLD = 64 << 20
+_shard_malloc = {"lock": threading.Lock(), "users": 0}
 IN_PROCESS_ARGS = ("--direct_num_workers=1", "--direct_running_mode=in_memory")
 PARALLEL_ARGS = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
 _DIRECT_MODE_FLAGS = ("--direct_num_workers", "--direct_running_mode")
@@ -146,6 +160,40 @@ def choose_direct_mode(beam_args: Sequence[str], episodes: int, num_bytes: int,
     return DirectMode("multi_processing", PARALLEL_ARGS,
                       f"{size} (over {max_episodes} episodes or {max_bytes >> 20} MiB): "
                       "2 worker processes")
+
+
+def direct_pipeline_runner(options) -> Optional[object]:
+    """The runner a DirectRunner job runs on: Beam's FnApiRunner, set up as the DirectRunner would.
+
+    Beam's DirectRunner (``SwitchingDirectRunner``) first tries its Prism
+    runner, a Go binary it downloads on first use: offline that attempt fails
+    after ~0.1 s per job (docs/scaling.md, run 5) and falls back to the
+    FnApiRunner; online it would run the job on another runner than the
+    options say. The sink's graphs (Create, ParDo, GroupByKey, Flatten) are
+    always ones the FnApiRunner runs, so a job goes there directly, with the
+    provision info the DirectRunner gives it (``--direct_num_workers`` and
+    ``--direct_running_mode`` are read by the FnApiRunner itself).
+
+    Args:
+      options: the job's `PipelineOptions`.
+
+    Returns:
+      An FnApiRunner for ``--runner=DirectRunner`` (or unset, or
+      ``SwitchingDirectRunner``); None for any other runner (Beam picks it
+      from the options), ``BundleBasedDirectRunner`` included.
+    """
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    if runner_name(options.view_as(StandardOptions).runner) not in (
+            "DirectRunner", "SwitchingDirectRunner"):
+        return None
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
 
 
 def is_dask(runner: Optional[str]) -> bool:
@@ -265,6 +313,98 @@ def without_env(name: str) -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = before
+
+
+def frozen_malloc_settings(start_env: Mapping[str, str]) -> Optional[tuple[int, int]]:
+    """glibc's (trim threshold, mmap threshold) when the start-up environment froze them. Pure.
+
+    Args:
+      start_env: the environment the process was started with (its
+        ``/proc/self/environ``; not ``os.environ``, which Dask's nannies
+        change after glibc has read it).
+
+    Returns:
+      None when no ``MALLOC_*_`` variable that turns off glibc's adaptive
+      mmap threshold was set (malloc adapts by itself: nothing to undo);
+      else the two thresholds glibc runs with, as the variables set them
+      (glibc's 128 KiB where one is not given).
+
+    Raises:
+      ValueError: a threshold variable that is not an integer (glibc would
+        have ignored it: such a process is left alone by the caller).
+    """
+    if not any(name in start_env for name in _MALLOC_FREEZING_ENV):
+        return None
+    trim, mmap = (int(start_env.get(name, default))
+                  for name, default in _MALLOC_ENV_DEFAULTS.items())
+    return trim, mmap
+
+
+def _start_environ() -> dict[str, str]:
+    """The environment this process was started with (empty where /proc is missing)."""
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return {}
+    pairs = (entry.split(b"=", 1) for entry in raw.split(b"\0") if b"=" in entry)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
+@functools.lru_cache(maxsize=1)
+def _frozen_malloc() -> Optional[tuple[ctypes.CDLL, tuple[int, int]]]:
+    """(libc, the frozen thresholds) for a glibc process started with them frozen, else None."""
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        settings = frozen_malloc_settings(_start_environ())
+        libc = ctypes.CDLL("libc.so.6")
+    except (ValueError, OSError):
+        return None
+    return None if settings is None else (libc, settings)
+
+
+@contextlib.contextmanager
+def shard_allocator() -> Iterator[None]:
+    """Meanwhile, glibc's malloc keeps the memory a shard's episodes churn through.
+
+    Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``
+    (``distributed.nanny.pre-spawn-environ``), which fixes glibc's mmap
+    threshold at 128 KiB and trims the heap at 64 KiB: every episode's
+    record and buffers above that are mapped, faulted in and unmapped anew.
+    On the 1M-step relabel that made a Dask worker's shards take 2.8 s
+    where the same work takes 2.0-2.3 s in-process (docs/scaling.md, run 5).
+    In a process started so, this raises both thresholds to where glibc's
+    adaptive threshold would settle (`SHARD_MMAP_THRESHOLD`,
+    `SHARD_TRIM_THRESHOLD`) while a shard is written, then sets them back to
+    what the environment said and hands the free memory back to the system
+    (``malloc_trim``), which is what Dask's setting is for. Nested and
+    concurrent uses (worker threads) share one raise: the last one out
+    restores. Any other process (glibc adapting by itself, or not glibc) is
+    left alone: changing a threshold would turn the adaptation off for good.
+    """
+    frozen = _frozen_malloc()
+    if frozen is None:
+        yield
+        return
+    libc, (trim, mmap) = frozen
+    state = _shard_malloc
+    with state["lock"]:
+        state["users"] += 1
+        if state["users"] == 1:
+            libc.mallopt(_M_MMAP_THRESHOLD, SHARD_MMAP_THRESHOLD)
+            libc.mallopt(_M_TRIM_THRESHOLD, SHARD_TRIM_THRESHOLD)
+    try:
+        yield
+    finally:
+        with state["lock"]:
+            state["users"] -= 1
+            if state["users"] == 0:
+                libc.mallopt(_M_MMAP_THRESHOLD, mmap)
+                libc.mallopt(_M_TRIM_THRESHOLD, trim)
+                libc.malloc_trim(0)
 
 
 @contextlib.contextmanager

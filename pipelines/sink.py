@@ -58,7 +58,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import apache_beam as beam
 
-from pipelines import common, job_checks
+from pipelines import common, job_checks, runners
 from rlif_data import errors
 from rlif_data import schema as sc
 from rlif_data.fsutil import fsync_path
@@ -335,7 +335,9 @@ class WriteShards(beam.DoFn):
 
     def process(self, item):
         shard, records = item
-        yield write_shard(self._directory, shard, records)
+        with runners.shard_allocator():
+            note = write_shard(self._directory, shard, records)
+        yield note
 
 
 class ReadAndWriteShards(beam.DoFn):
@@ -375,7 +377,9 @@ class ReadAndWriteShards(beam.DoFn):
 
     def process(self, item):
         shard, keys = item
-        yield write_ordered_shard(self._staging, shard, self._records(keys))
+        with runners.shard_allocator():
+            note = write_ordered_shard(self._staging, shard, self._records(keys))
+        yield note
 
     def teardown(self):
         if self._reader is not None:
@@ -384,7 +388,7 @@ class ReadAndWriteShards(beam.DoFn):
 
 def build_graph(pipeline: beam.Pipeline, source: Any, schema: sc.EpisodeSchema,
                 plan: ShardPlan, staging: str, source_name: str, view: Optional[str] = None,
-                check: bool = True) -> None:
+                check: bool = True, spread: bool = True) -> None:
     """Apply the job's source and the sink to `pipeline`.
 
     Args:
@@ -392,10 +396,13 @@ def build_graph(pipeline: beam.Pipeline, source: Any, schema: sc.EpisodeSchema,
         (and check) -> GroupByShard -> WriteShards; or a
         `common.EpisodesByKey`: Shards -> WriteShards, each shard read where
         it is written.
+      spread: let the runner spread the shards over its workers (Beam's
+        Create reshuffles its elements for that); False for one worker,
+        where that reshuffle is a stage of its own that moves nothing.
     """
     if isinstance(source, common.EpisodesByKey):
         _ = (pipeline
-             | "Shards" >> beam.Create(plan.split(source.keys))
+             | "Shards" >> beam.Create(plan.split(source.keys), reshuffle=spread)
              | "WriteShards" >> beam.ParDo(
                  ReadAndWriteShards(source, schema, staging, source_name, view, check)))
         return
@@ -529,7 +536,8 @@ def write_metadata(staging: str, schema: sc.EpisodeSchema, metadata: Mapping[str
 def run_sink(source: Any, schema: sc.EpisodeSchema, plan: ShardPlan, staging: str,
              options: Any, source_name: str,
              graph_check: Optional[Callable[[beam.Pipeline], None]] = None,
-             view: Optional[str] = None, check: bool = True) -> None:
+             view: Optional[str] = None, check: bool = True, runner: Any = None,
+             workers: int = 2) -> None:
     """Run the job's graph with the sink on `options`' runner until every shard is written.
 
     Args:
@@ -544,9 +552,13 @@ def run_sink(source: Any, schema: sc.EpisodeSchema, plan: ShardPlan, staging: st
         (`pipelines.graph_rules.check`).
       view: the output's relabel view, for the per-episode checks.
       check: run them (their summaries go to the shard notes).
+      runner: the Beam runner to run on (None: the one `options` name;
+        `pipelines.runners.direct_pipeline_runner`).
+      workers: how many workers run the job (1: the shards are not spread).
     """
-    pipeline = beam.Pipeline(options=options)
-    build_graph(pipeline, source, schema, plan, staging, source_name, view, check)
+    pipeline = beam.Pipeline(runner=runner, options=options)
+    build_graph(pipeline, source, schema, plan, staging, source_name, view, check,
+                spread=workers > 1)
     if graph_check is not None:
         graph_check(pipeline)
     result = pipeline.run()
