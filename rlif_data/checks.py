@@ -571,7 +571,8 @@ def constant_findings(steps: Mapping[str, Any], episode: int = 0,
     out = []
     for name, values in _observation_leaves(steps[sc.OBSERVATION]).items():
         # Rows 0 and 1 differ in the usual case: no pass over the whole episode.
-        if values.size and np.all(values[1] == values[0]) and np.all(values == values[:1]):
+        if values.size and (len(values) < 2 or np.all(values[1] == values[0])) \
+                and np.all(values == values[:1]):
             out.append(Finding(episode, None, CONSTANT_EPISODE,
                                f"{name} is the same at all {len(values)} steps (a frozen sensor "
                                "or camera?)", WARNING, episode_id))
@@ -857,7 +858,8 @@ def check_dataset(path: str, *, control_hz: Optional[float] = None,
       progress: called as ``progress(done, total)`` as episodes are checked.
       workers: processes that check a recording's episodes, this one
         included: 1 checks in this process only, 0 picks by the data's size
-        (`rlif_data.check_workers.processes_for`). The report is the same.
+        and the idle cores (`rlif_data.check_workers.processes_for`). The
+        report is the same either way.
 
     Returns:
       The `Report`.
