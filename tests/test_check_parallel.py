@@ -59,10 +59,11 @@ def test_workers_report_exactly_what_one_process_reports(tmp_path):
         path, 1, control_hz=10.0, time_limit=8)
 
 
-def records_through_workers(path, processes):
+def records_through_workers(path, processes, envs=None):
     """Every range checked by a worker process (the driver only hands them out)."""
     with EpisodeReader(path, repair=False) as reader:
-        return check_workers.check_in_parallel(reader, checks.EpisodeTask(), {}, processes,
+        return check_workers.check_in_parallel(reader, checks.EpisodeTask(),
+                                               {} if envs is None else envs, processes,
                                                driver_checks=False)
 
 
@@ -73,7 +74,14 @@ def test_worker_processes_return_the_records_the_driver_computes(tmp_path):
         serial = checks.check_episodes(reader, range(len(reader)), checks.EpisodeTask(), envs)
     assert sum(len(r["findings"]) for r in serial) >= 4
     assert records_through_workers(path, 3) == serial
-    assert records_through_workers(path, 2) == serial
+    found: dict = {}  # the env entries the workers looked up themselves come back
+    assert records_through_workers(path, 2, found) == serial
+    assert set(found) == {"Unit-v0", "Hopper-v5"}
+    for env_id, (low, high, limit, notes) in found.items():
+        want = envs[env_id]
+        assert (limit, notes) == (want[2], want[3])
+        assert (low is None and want[0] is None) or (np.array_equal(low, want[0])
+                                                     and np.array_equal(high, want[1]))
 
 
 def test_a_worker_makes_no_env_and_loads_no_tensorflow_when_given_the_bounds(tmp_path):
