@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import os
 import selectors
 import subprocess
@@ -40,16 +41,17 @@ from rlif_data import checks
 
 AUTO = 0
 # Below this many bytes of shards a check stays in one process. Measured on
-# this project's 2-core machine (1000 state episodes of 1000 steps, 188 MB):
-# one process checks them in 0.62-0.73 s (~3.5 ns a byte); a worker takes
-# 0.30-0.36 s of a core before it checks anything (interpreter, NumPy, the
-# reader's TFDS import; `python -c` of the same imports: 0.36 s). With an idle
-# core the driver checks alone meanwhile, so N bytes take about
-# s + (N * 3.5 ns - s) / 2 instead of N * 3.5 ns: a gain from ~0.35 s of work
-# on, and 15 % at ~0.5 s, i.e. ~150 MB. Without an idle core (measured under a
-# load of 2.2 on the 2 cores) a worker only slows the driver: 1000 episodes
-# 0.73 s alone, 1.01 s with a worker; 200 episodes 0.15 s vs 0.32 s.
-MIN_PARALLEL_BYTES = 150 * 2**20
+# this project's 2-core machine, otherwise idle, with episodes of 1000 state
+# steps (~197 kB of shard each): one process vs the driver + 1 worker,
+#   episodes  200: 0.138 vs 0.142 s;  400: 0.277 vs 0.282 s;
+#             700: 0.490 vs 0.411-0.436 s;  1000 (188 MiB): 0.689 vs 0.571 s.
+# A worker takes 0.30-0.36 s of a core before it checks anything (interpreter,
+# NumPy, the reader's TFDS import; `python -c` of the same imports: 0.36 s),
+# which the driver's own checking hides; the gain starts near 500 episodes
+# (~95 MiB). Without an idle core a worker only slows the driver (measured
+# under a load of 2.2 on the 2 cores: 1000 episodes 0.73 s alone, 1.01 s with
+# a worker; 200 episodes 0.15 vs 0.32 s), hence `idle_cores`.
+MIN_PARALLEL_BYTES = 100 * 2**20
 MAX_AUTO_PROCESSES = 8
 MAX_CHUNK_EPISODES = 32  # small enough that the last range does not keep the others waiting
 
@@ -61,7 +63,8 @@ def processes_for(directory: str, episodes: int, workers: int = AUTO) -> int:
       directory: the recording (its shard sizes decide under `AUTO`).
       episodes: episodes it holds.
       workers: 1 for one process, N > 1 for N, `AUTO` (0) to decide by the
-        size of its shards and the cores idle now (`idle_cores`).
+        size of its shards and the cores idle besides this process's own
+        (`idle_cores`).
 
     Returns:
       At least 1, at most `episodes`.
@@ -75,13 +78,40 @@ def processes_for(directory: str, episodes: int, workers: int = AUTO) -> int:
 
 
 def idle_cores() -> int:
-    """Cores this process may use minus the 1-minute load average, rounded down (>= 0)."""
+    """Cores left idle by other processes, besides the one this process uses, rounded.
+
+    From the 1-minute load average less this process's own share of it (its
+    and its children's CPU time over its age, weighted as the load average
+    weighs the past minute), so a long-running caller (a benchmark, a job
+    driver) does not count itself as another process's load.
+    """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
     try:
         load = os.getloadavg()[0]
     except OSError:  # no load average on this platform: trust the core count
-        load = 0.0
-    return max(0, int((cores or 1) - load))
+        return cores - 1
+    others = max(0.0, load - _own_load(cores))
+    return max(0, int(round(cores - 1 - others)))
+
+
+def _own_load(cores: int) -> float:
+    """This process tree's estimated share of the 1-minute load average (0 if unknown)."""
+    import resource
+
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime", encoding="ascii") as f:
+            age = float(f.read().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    if age <= 0:
+        return 0.0
+    cpu = sum(getattr(resource.getrusage(who), field)
+              for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for field in ("ru_utime", "ru_stime"))
+    return min(float(cores), cpu / age) * (1.0 - math.exp(-age / 60.0))
 
 
 def _shard_bytes(directory: str) -> int:
