@@ -11,7 +11,7 @@ Measured, interleaved over ``--repeats`` rounds:
                check; the env's action bounds included), with
                ``--check-workers`` processes (default 0: its own choice by the
                data's size and the cores idle at that moment, see
-               `rlif_data.check_workers.processes_for`; 1: one process). The
+               `rlif_data.check_workers.check_recording`; 1: one process). The
                processes each run used are in the results (``processes``).
   ``relabel``  `pipelines.relabel.run` (``paper`` view) on the default
                DirectRunner with 2 worker processes, the whole call timed

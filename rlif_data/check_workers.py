@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import collections
 import json
-import math
 import os
 import selectors
 import subprocess
 import sys
+import time
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -48,70 +48,109 @@ AUTO = 0
 # A worker takes 0.30-0.36 s of a core before it checks anything (interpreter,
 # NumPy, the reader's TFDS import; `python -c` of the same imports: 0.36 s),
 # which the driver's own checking hides; the gain starts near 500 episodes
-# (~95 MiB). Without an idle core a worker only slows the driver (measured
-# under a load of 2.2 on the 2 cores: 1000 episodes 0.73 s alone, 1.01 s with
-# a worker; 200 episodes 0.15 vs 0.32 s), hence `idle_cores`.
-MIN_PARALLEL_BYTES = 100 * 2**20
+# (~95 MiB), and `SAMPLE_SECONDS` more of checking alone moves it to ~110 MiB.
+# Without an idle core a worker only slows the driver (measured under a load
+# of 2.2 on the 2 cores: 1000 episodes 0.73 s alone, 1.01 s with a worker;
+# 200 episodes 0.15 vs 0.32 s), hence the idle cores are measured first.
+MIN_PARALLEL_BYTES = 120 * 2**20
+# How long the driver checks alone while it measures the cores left idle
+# (/proc/stat counts in 10 ms ticks: ~10 per core in that time).
+SAMPLE_SECONDS = 0.1
 MAX_AUTO_PROCESSES = 8
 MAX_CHUNK_EPISODES = 32  # small enough that the last range does not keep the others waiting
 
 
-def processes_for(directory: str, episodes: int, workers: int = AUTO) -> int:
-    """How many processes (the driver included) should check a recording.
+def check_recording(reader: Any, task: checks.EpisodeTask, envs: dict, workers: int = AUTO,
+                    progress: Optional[Callable[[int, int], None]] = None
+                    ) -> tuple[list[dict], int]:
+    """`checks.episode_record` of every episode of `reader`, in one process or several.
 
     Args:
-      directory: the recording (its shard sizes decide under `AUTO`).
-      episodes: episodes it holds.
-      workers: 1 for one process, N > 1 for N, `AUTO` (0) to decide by the
-        size of its shards and the cores idle besides this process's own
-        (`idle_cores`).
+      reader: an open `EpisodeReader`.
+      task: view and control period.
+      envs: `checks.env_entry`'s table.
+      workers: processes, this one included: 1 for one, N > 1 for N (at most
+        one per episode), `AUTO` (0): one process below `MIN_PARALLEL_BYTES`
+        of shards; above, this process checks alone for `SAMPLE_SECONDS`
+        while it measures how many cores the others leave idle, then starts
+        a worker for each (at most `MAX_AUTO_PROCESSES` processes in all).
+      progress: called as ``progress(done, total)``.
 
     Returns:
-      At least 1, at most `episodes`.
+      (the records in episode order, the processes that checked them).
+
+    Raises:
+      What `checks.check_episodes` raises for the first episode that cannot be read.
     """
+    total = len(reader)
     if workers != AUTO:
-        return max(1, min(workers, episodes))
-    idle = idle_cores()
-    if idle < 1 or _shard_bytes(directory) < MIN_PARALLEL_BYTES:
-        return 1
-    return max(1, min(1 + idle, MAX_AUTO_PROCESSES, episodes))
+        processes = max(1, min(workers, total))
+        if processes == 1:
+            return checks.check_episodes(reader, range(total), task, envs, progress), 1
+        return check_in_parallel(reader, task, envs, processes, progress), processes
+    cap = min(_usable_cores(), MAX_AUTO_PROCESSES, total)
+    if cap < 2 or _shard_bytes(reader.directory) < MIN_PARALLEL_BYTES:
+        return checks.check_episodes(reader, range(total), task, envs, progress), 1
+    before, t0 = cpu_ticks(), time.monotonic()
+    records: list[dict] = []
+    while len(records) < total and time.monotonic() - t0 < SAMPLE_SECONDS:
+        stop = min(len(records) + MAX_CHUNK_EPISODES, total)
+        records += checks.check_episodes(reader, range(len(records), stop), task, envs,
+                                         progress)
+    after = cpu_ticks()
+    idle = idle_cores(before, after) if before and after else _idle_cores_by_load()
+    extra = min(cap - 1, int(idle + 0.25))  # a core 75 % idle is worth a worker
+    first = len(records)
+    if extra < 1 or first == total:
+        return records + checks.check_episodes(reader, range(first, total), task, envs,
+                                               progress), 1
+    return records + check_in_parallel(reader, task, envs, 1 + extra, progress,
+                                       first=first), 1 + extra
 
 
-def idle_cores() -> int:
-    """Cores left idle by other processes, besides the one this process uses, rounded.
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
-    From the 1-minute load average less this process's own share of it (its
-    and its children's CPU time over its age, weighted as the load average
-    weighs the past minute), so a long-running caller (a benchmark, a job
-    driver) does not count itself as another process's load.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
+
+def cpu_ticks() -> Optional[dict[int, tuple[int, int]]]:
+    """(idle, all) clock ticks since boot of each CPU this process may run on; None if the
+    system does not say (no /proc/stat)."""
     try:
-        load = os.getloadavg()[0]
-    except OSError:  # no load average on this platform: trust the core count
-        return cores - 1
-    others = max(0.0, load - _own_load(cores))
-    return max(0, int(round(cores - 1 - others)))
+        with open("/proc/stat", encoding="ascii") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    out = {}
+    for line in lines:
+        name, _, rest = line.partition(" ")
+        if not (name.startswith("cpu") and name[3:].isdigit()):
+            continue
+        if allowed is not None and int(name[3:]) not in allowed:
+            continue
+        # user nice system idle iowait irq softirq steal (guest time is inside user)
+        values = [int(v) for v in rest.split()[:8]]
+        out[int(name[3:])] = (values[3] + values[4], sum(values))
+    return out or None
 
 
-def _own_load(cores: int) -> float:
-    """This process tree's estimated share of the 1-minute load average (0 if unknown)."""
-    import resource
+def idle_cores(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]) -> float:
+    """Cores idle between two `cpu_ticks` readings (the sum of each CPU's idle fraction). Pure."""
+    idle = 0.0
+    for cpu, (idle0, all0) in before.items():
+        if cpu in after and after[cpu][1] > all0:
+            idle += (after[cpu][0] - idle0) / (after[cpu][1] - all0)
+    return idle
 
+
+def _idle_cores_by_load() -> float:
+    """Without /proc/stat: cores besides this process's one that the 1-minute load leaves."""
     try:
-        with open("/proc/self/stat", encoding="ascii") as f:
-            started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
-        with open("/proc/uptime", encoding="ascii") as f:
-            age = float(f.read().split()[0]) - started
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    if age <= 0:
-        return 0.0
-    cpu = sum(getattr(resource.getrusage(who), field)
-              for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-              for field in ("ru_utime", "ru_stime"))
-    return min(float(cores), cpu / age) * (1.0 - math.exp(-age / 60.0))
+        return max(0.0, _usable_cores() - 1 - os.getloadavg()[0])
+    except OSError:
+        return float(_usable_cores() - 1)
 
 
 def _shard_bytes(directory: str) -> int:
@@ -135,7 +174,7 @@ def chunk_ranges(episodes: int, processes: int) -> list[tuple[int, int]]:
 
 def check_in_parallel(reader: Any, task: checks.EpisodeTask, envs: dict, processes: int,
                       progress: Optional[Callable[[int, int], None]] = None,
-                      driver_checks: bool = True) -> list[dict]:
+                      driver_checks: bool = True, first: int = 0) -> list[dict]:
     """`checks.episode_record` of every episode of `reader`, checked by `processes` processes.
 
     Args:
@@ -146,18 +185,20 @@ def check_in_parallel(reader: Any, task: checks.EpisodeTask, envs: dict, process
       progress: called as ``progress(done, total)`` as ranges finish.
       driver_checks: False: the driver only hands out ranges until the
         workers are gone (tests: every range then goes through a worker).
+      first: the episodes before it are checked already.
 
     Returns:
-      The records in episode order, equal to a one-process `checks.check_episodes`.
+      The records of episodes ``first..`` in order, equal to a one-process
+      `checks.check_episodes`.
 
     Raises:
       What `checks.check_episodes` raises for the first episode that cannot be read.
     """
     total = len(reader)
-    ranges = chunk_ranges(total, processes)
+    ranges = [(a + first, b + first) for a, b in chunk_ranges(total - first, processes)]
     queue = collections.deque(ranges)
     results: dict[int, list[dict]] = {}
-    done = 0
+    done = first
 
     def finished(span: tuple[int, int], records: list[dict]) -> None:
         nonlocal done

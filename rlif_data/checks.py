@@ -858,7 +858,7 @@ def check_dataset(path: str, *, control_hz: Optional[float] = None,
       progress: called as ``progress(done, total)`` as episodes are checked.
       workers: processes that check a recording's episodes, this one
         included: 1 checks in this process only, 0 picks by the data's size
-        and the idle cores (`rlif_data.check_workers.processes_for`). The
+        and the idle cores (`rlif_data.check_workers.check_recording`). The
         report is the same either way.
 
     Returns:
@@ -904,12 +904,8 @@ def _check_rlds(path: str, control_hz: Optional[float], deadline_slack: float,
         report = Report(dataset=directory, view=dataset_view(directory))
         task = EpisodeTask(report.view, 1e6 / control_hz if control_hz else None, deadline_slack)
         envs: dict = {}
-        processes = check_workers.processes_for(directory, total, workers)
-        report.processes = processes
-        if processes > 1:
-            records = check_workers.check_in_parallel(reader, task, envs, processes, progress)
-        else:
-            records = check_episodes(reader, range(total), task, envs, progress)
+        records, report.processes = check_workers.check_recording(reader, task, envs, workers,
+                                                                  progress)
     return _dataset_report(report, records, envs, time_limit, task.control_period_us)
 
 

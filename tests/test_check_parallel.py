@@ -185,15 +185,34 @@ def test_an_unreadable_shard_gives_the_serial_error(tmp_path):
     assert str(parallel.value) == str(serial.value) and "permission denied" in str(serial.value)
 
 
-def test_processes_for_and_bad_worker_counts(tmp_path):
+def test_processes_used_and_bad_worker_counts(tmp_path):
     path = write_recording(tmp_path / "rec", [episode(i, act_dim=3) for i in range(3)], SCHEMA)
-    assert check_workers.processes_for(path, 3, 1) == 1
-    assert check_workers.processes_for(path, 3, 8) == 3  # no more processes than episodes
-    assert check_workers.processes_for(path, 3, check_workers.AUTO) == 1  # a few KB: one process
+    assert checks.check_dataset(path, workers=1).processes == 1
+    assert checks.check_dataset(path, workers=8).processes == 3  # one process per episode at most
+    assert checks.check_dataset(path).processes == 1  # a few KB: not worth a worker
     with pytest.raises(ValueError, match="workers"):
         checks.check_dataset(path, workers=-1)
     result = runner.invoke(app, ["check", path, "--workers", "-2"])
     assert result.exit_code == 2 and "workers" in result.output
+
+
+def test_ranges_after_the_first_episodes_checked_alone(tmp_path):
+    path = findings_dataset(tmp_path / "rec")
+    with EpisodeReader(path, repair=False) as reader:
+        serial = checks.check_episodes(reader, range(len(reader)), checks.EpisodeTask(), {})
+        rest = check_workers.check_in_parallel(reader, checks.EpisodeTask(), {}, 2,
+                                               driver_checks=False, first=3)
+    assert rest == serial[3:]
+
+
+def test_idle_cores_from_two_tick_readings():
+    before = {0: (100, 1000), 1: (500, 1000)}
+    after = {0: (100, 1010), 1: (508, 1010)}  # cpu 0 busy, cpu 1 idle 8 of 10 ticks
+    assert check_workers.idle_cores(before, after) == pytest.approx(0.8)
+    assert check_workers.idle_cores(before, before) == 0.0  # no tick in between: none idle
+    ticks = check_workers.cpu_ticks()
+    if ticks is not None:  # Linux: every CPU this process may use, idle <= all
+        assert set(ticks) == os.sched_getaffinity(0) and all(i <= a for i, a in ticks.values())
 
 
 def test_chunk_ranges_cover_every_episode_once():
