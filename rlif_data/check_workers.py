@@ -14,7 +14,7 @@ of them in episode order, so the report equals the one-process report.
 
 Workers are fresh interpreters (``python -m rlif_data.check_workers``,
 exec'ed, never a fork of a process that may hold TF/JAX/Beam threads),
-talking JSON lines over pipes (no pickles). They get the env action bounds
+talking JSON lines over pipes (no pickles); their stderr is discarded. They get the env action bounds
 and notes the driver already found, so they make no env (no Gymnasium or
 MuJoCo import) unless they meet an env id the driver has not seen.
 
@@ -273,9 +273,11 @@ class _Worker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "")
                                                       .split(os.pathsep) if p])
+        # stderr to /dev/null: whatever a worker could say (a traceback, a library's
+        # warning), the driver says again in one line when it redoes the worker's range.
         self._process = subprocess.Popen([sys.executable, "-m", "rlif_data.check_workers"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         env=env)
+                                         stderr=subprocess.DEVNULL, env=env)
         self.stdout = self._process.stdout
         self.busy: Optional[tuple[int, int]] = None
         self.ready = False
