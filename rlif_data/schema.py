@@ -484,3 +484,73 @@ def check_format_version(found: str | None, where: str) -> None:
             f"{where}: written with rlif format {found}, this rlif-data reads "
             f"{FORMAT_VERSION}; read it with the rlif-data release that wrote it"
         )
+
+
+# ---------------------------------------------------------------------------
+# The serialized layout, without TFDS (readers: importing TFDS costs ~0.2 s a process).
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SerializedField:
+    """One feature of the stored tf.train.Example, as TFDS' serialized info describes it.
+
+    Attributes:
+      shape: the stored shape; ``None`` for the steps dimension.
+      np_dtype: the NumPy dtype values are parsed into (``object`` for bytes).
+      sequence_rank: 1 for step fields (inside `STEPS`), 0 for episode metadata.
+    """
+
+    shape: tuple[Any, ...]
+    np_dtype: np.dtype
+    sequence_rank: int = 0
+
+
+_BYTES = np.dtype(object)  # text, camera frames and extra step fields: one bytes value each
+
+
+def _serialized_leaf(spec: LeafSpec) -> tuple[tuple[int, ...], np.dtype]:
+    """(per-step shape, dtype) of an observation leaf or extra step field as stored."""
+    if isinstance(spec, ImageSpec):
+        if spec.encoding not in ("raw", "png"):
+            raise ValueError(f"unknown image encoding {spec.encoding!r}; use 'raw' or 'png'")
+        return (), _BYTES  # one bytes value per frame, raw pixels or PNG
+    return tuple(int(d) for d in spec.shape), np.dtype(spec.dtype)
+
+
+def serialized_fields(schema: EpisodeSchema) -> dict[str, SerializedField]:
+    """The flat serialized layout of an episode: ``{"steps/action": SerializedField, ...}``.
+
+    Equal to ``features_dict(schema).get_serialized_info()`` flattened with
+    "/" (keys, key order, shapes, dtypes; `tests/test_read_without_tfds.py`
+    checks every schema variant), built without importing TFDS.
+
+    Args:
+      schema: the dataset's schema.
+
+    Returns:
+      Flat keys in TFDS' order (the order `features_dict` builds).
+    """
+    bool_, f32, i64 = np.dtype(np.bool_), np.dtype(np.float32), np.dtype(np.int64)
+    action = ((schema.action_dim,), f32)
+    step: dict[str, tuple[tuple[int, ...], np.dtype]] = {
+        IS_TERMINAL: ((), bool_), IS_FIRST: ((), bool_), IS_LAST: ((), bool_)}
+    if schema.derived:
+        step.update({ENV_REWARD: ((), f32), INCLUDE: ((), bool_)})
+    for name in schema.infos:
+        step[f"{INFOS}/{name}"] = ((), _BYTES)  # raw bytes per step (`info_feature`)
+    step.update({INTERVENTION: ((), bool_), INTERVENTION_START: ((), bool_),
+                 POLICY_ACTION: action, EXPERT_ACTION: action, HAS_EXPERT_ACTION: ((), bool_),
+                 SOURCE: ((), i64), TIMESTAMP_US: ((), i64)})  # SOURCE: a ClassLabel
+    if isinstance(schema.observation, Mapping):
+        for name, spec in schema.observation.items():
+            step[f"{OBSERVATION}/{name}"] = _serialized_leaf(spec)
+    else:
+        step[OBSERVATION] = _serialized_leaf(schema.observation)
+    step.update({ACTION: action, REWARD: ((), f32), DISCOUNT: ((), f32)})
+    out = {f"{STEPS}/{key}": SerializedField((None,) + shape, dtype, 1)
+           for key, (shape, dtype) in step.items()}
+    for key in EPISODE_METADATA_FIELDS:
+        dtype = {ROUND: np.dtype(np.int32), SEED: i64}.get(key, _BYTES)
+        out[key] = SerializedField((), dtype, 0)
+    return out

@@ -18,7 +18,7 @@ import numpy as np
 
 from rlif_data import errors
 from rlif_data import schema as sc
-from rlif_data.recording import serialize, store
+from rlif_data.recording import example_proto, serialize, store, stored_features
 from rlif_data.recording.feature_config import check_features_json
 
 log = logging.getLogger(__name__)
@@ -71,23 +71,34 @@ class EpisodeReader:
         # shard per episode, and keeping all open would exhaust file handles.
         self._readers: "collections.OrderedDict[int, Any]" = collections.OrderedDict()
         self._parser = None
-        self._features = None
 
     def __len__(self) -> int:
         return len(self._locations)
 
     def _ensure_parser(self):
         if self._parser is None:
-            from tensorflow_datasets.core import example_parser
-
-            self._features = sc.features_dict(self.schema)
-            check_stored_features(self.directory, self._features)
-            info = self._features.get_serialized_info()
             if serialize.supports(self.schema):
-                self._parser = _FastParser(info)  # the inverse of the writer's serializer
+                # The inverse of the writer's serializer, without TFDS (~0.2 s per process).
+                check_stored_schema(self.directory, self.schema)
+                self._parser = _FastParser(sc.serialized_fields(self.schema))
             else:  # PNG frames: TFDS' own parser
-                self._parser = example_parser.ExampleParserNp(info)
+                from tensorflow_datasets.core import example_parser
+
+                features = sc.features_dict(self.schema)
+                check_stored_features(self.directory, features)
+                self._parser = example_parser.ExampleParserNp(features.get_serialized_info())
         return self._parser
+
+    def prepare(self) -> None:
+        """Load what decoding needs (and check the stored features) before the first episode.
+
+        A worker process calls it before it reports ready, so the first
+        request does not pay the imports.
+
+        Raises:
+          FormatVersionError / UnsafeDataError: as `check_stored_features`.
+        """
+        self._ensure_parser()
 
     def _reader(self, shard: int, episode: int):
         if shard in self._readers:
@@ -161,9 +172,7 @@ class EpisodeReader:
         A partial episode in the usual layout, read without decoding the other
         step fields (about 10x cheaper): enough for lengths and strata.
         """
-        from tensorflow_datasets.proto import tf_example_pb2
-
-        feature = self._parse(i, tf_example_pb2.Example.FromString).features.feature
+        feature = self._parse(i, example_proto.Example.FromString).features.feature
         out: dict[str, Any] = {}
         for key in sc.EPISODE_METADATA_FIELDS:
             if key in _TEXT_FIELDS:
@@ -223,16 +232,32 @@ class _FastParser:
     NumPy arrays from protobuf float lists one Python float at a time.
     """
 
-    def __init__(self, serialized_info: Any):
-        from tensorflow_datasets.core import utils
-
-        self._info = serialized_info
-        self._flat = utils.flatten_nest_dict(serialized_info)
-        self._pack = utils.pack_as_nest_dict
+    def __init__(self, fields: Mapping[str, sc.SerializedField]):
+        self._flat = dict(fields)
 
     def parse_example(self, raw: bytes) -> Any:
         """The nested episode of one serialized record."""
-        return self._pack(serialize.parse_episode(raw, self._flat), self._info)
+        return nest_flat(serialize.parse_episode(raw, self._flat))
+
+
+def nest_flat(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a/b": x}`` as ``{"a": {"b": x}}``, in the order of `flat`'s keys. Pure.
+
+    Raises:
+      ValueError: a key that is both a leaf and a prefix of another key.
+    """
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split("/")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{key}: {part!r} is both a field and a group")
+        if leaf in node:
+            raise ValueError(f"{key}: given twice, or both a field and a group")
+        node[leaf] = value
+    return out
 
 
 def _refuse_unreadable(path: str, episode: int, why: str) -> None:
@@ -260,8 +285,8 @@ def _flat_signature(features) -> dict[str, str]:
     import tree
 
     info = features.get_serialized_info()
-    return {"/".join(map(str, path)): f"{np.dtype(leaf.np_dtype).name}{tuple(leaf.shape)}"
-            for path, leaf in tree.flatten_with_path(info)}
+    return stored_features.signature(
+        {"/".join(map(str, path)): leaf for path, leaf in tree.flatten_with_path(info)})
 
 
 def check_stored_features(directory: str, expected) -> None:
@@ -270,17 +295,45 @@ def check_stored_features(directory: str, expected) -> None:
     The schema JSON pins shapes; this also catches a field added, removed or
     renamed without a format-version bump.
 
+    Args:
+      directory: the dataset directory.
+      expected: the TFDS features this code writes (`schema.features_dict`).
+
     Raises:
       UnsafeDataError: the stored features name a class rlif-data does not
         write (checked before TFDS sees the file).
       FormatVersionError: the stored fields differ from `expected`.
     """
-    import tensorflow_datasets as tfds
-
     check_features_json(directory)
+    _compare_stored(directory, _stored_signature(directory), _flat_signature(expected))
 
-    stored = _flat_signature(tfds.features.FeatureConnector.from_config(directory))
-    wanted = _flat_signature(expected)
+
+def check_stored_schema(directory: str, schema: sc.EpisodeSchema) -> None:
+    """`check_stored_features` against `schema`'s features, without importing TFDS.
+
+    The wanted side comes from `schema.serialized_fields`; the stored side
+    from features.json read as JSON (`stored_features`), or by TFDS when the
+    file holds a form rlif-data does not write.
+
+    Raises:
+      UnsafeDataError / FormatVersionError: as `check_stored_features`.
+    """
+    check_features_json(directory)
+    _compare_stored(directory, _stored_signature(directory),
+                    stored_features.signature(sc.serialized_fields(schema)))
+
+
+def _stored_signature(directory: str) -> dict[str, str]:
+    """The flat signature of the stored features (call `check_features_json` first)."""
+    try:
+        return stored_features.read_signature(directory)
+    except stored_features.Unrecognised:
+        import tensorflow_datasets as tfds
+
+        return _flat_signature(tfds.features.FeatureConnector.from_config(directory))
+
+
+def _compare_stored(directory: str, stored: dict[str, str], wanted: dict[str, str]) -> None:
     if stored != wanted:
         missing = sorted(set(wanted) - set(stored))
         extra = sorted(set(stored) - set(wanted))

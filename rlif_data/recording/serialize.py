@@ -6,7 +6,8 @@ every frame twice more while building the proto: ~1 ms per step for two
 Our episodes are already stacked arrays, so each feature becomes one list
 extension. The output is the same Example that TFDS' `ExampleSerializer`
 builds (tests compare them field by field), so TFDS and every reader see no
-difference. PNG-encoded frames still go through TFDS.
+difference. PNG-encoded frames still go through TFDS. Neither direction
+imports TFDS (`example_proto`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any, Iterator, Mapping, Optional
 import numpy as np
 
 from rlif_data import schema as sc
+# The Example classes without TFDS or TensorFlow (0.2 s to seconds per process).
+from rlif_data.recording import example_proto
 
 _INFOS_PREFIX = f"{sc.STEPS}/{sc.INFOS}/"
 
@@ -83,11 +86,7 @@ def serialize_episode(episode: Mapping[str, Any], serialized_info: Mapping[str, 
     Raises:
       KeyError / ValueError: a field is missing or has values of the wrong kind.
     """
-    # TFDS' copy of the Example proto: the same wire format, without importing
-    # TensorFlow (seconds per process, in every Beam worker).
-    from tensorflow_datasets.proto import tf_example_pb2 as example_pb2
-
-    example = example_pb2.Example()
+    example = example_proto.Example()
     feature_map = example.features.feature
     for key, info, value in _leaves(serialized_info, episode, ""):
         feature = feature_map[key]
@@ -212,9 +211,7 @@ def parse_episode(raw: bytes, flat_info: Mapping[str, Any]) -> dict[str, Any]:
       KeyError: a feature of `flat_info` is missing from the record.
       ValueError: a feature of another kind or size than its info says.
     """
-    from tensorflow_datasets.proto import tf_example_pb2 as example_pb2
-
-    feature_map = example_pb2.Example.FromString(raw).features.feature
+    feature_map = example_proto.Example.FromString(raw).features.feature
     out: dict[str, Any] = {}
     for key, info in flat_info.items():
         if key not in feature_map:

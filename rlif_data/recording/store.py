@@ -34,6 +34,7 @@ import fcntl
 import json
 import logging
 import os
+import pathlib
 import re
 import shutil
 import tempfile
@@ -730,17 +731,56 @@ class EpisodeStore:
 
 def shard_paths(directory: str) -> list[str]:
     """Paths of the indexed shards of a recording or TFDS-built dataset, in order."""
-    import tensorflow_datasets as tfds
-
     index = read_index(directory)
     lengths, _ = indexed_shard_lengths(index)
     template = _SHARD_TEMPLATE
     for split in index.get("splits", []):
         if split.get("name") == SPLIT:
             template = split.get("filepathTemplate", _SHARD_TEMPLATE)
-    files = tfds.core.naming.ShardedFileTemplate(
-        data_dir=directory, template=template, dataset_name=index["name"], split=SPLIT,
-        filetype_suffix=index.get("fileFormat", FILE_FORMAT),
-    )
-    return [os.fspath(files.sharded_filepath(shard_index=i, num_shards=len(lengths)))
-            for i in range(len(lengths))]
+    name, file_format = index["name"], index.get("fileFormat", FILE_FORMAT)
+    names = format_shard_names(template, name, SPLIT, file_format, len(lengths))
+    if names is None:  # a template rlif-data does not write: TFDS formats it
+        import tensorflow_datasets as tfds
+
+        files = tfds.core.naming.ShardedFileTemplate(
+            data_dir=directory, template=template, dataset_name=name, split=SPLIT,
+            filetype_suffix=file_format,
+        )
+        return [os.fspath(files.sharded_filepath(shard_index=i, num_shards=len(lengths)))
+                for i in range(len(lengths))]
+    # pathlib joins as TFDS' epath does (no doubled or "." components).
+    return [os.fspath(pathlib.Path(directory) / n) for n in names]
+
+
+# The placeholders of the shard-name templates rlif-data and TFDS' writers store.
+_PLACEHOLDER = re.compile(r"\{(DATASET|SPLIT|FILEFORMAT|SHARD_INDEX|SHARD_X_OF_Y)\}")
+
+
+def format_shard_names(template: str, dataset_name: str, split: str, file_format: str,
+                       num_shards: int) -> Optional[list[str]]:
+    """The shard file names (relative) a TFDS ``filepathTemplate`` gives, without TFDS. Pure.
+
+    Shard numbers have 5 digits, more when `num_shards` needs them;
+    ``{SHARD_X_OF_Y}`` is ``<index>-of-<num_shards>`` (datasets built by a job).
+
+    Args:
+      template: e.g. ``"{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}"``.
+      dataset_name, split, file_format: what the placeholders stand for.
+      num_shards: how many shards the split has.
+
+    Returns:
+      One name per shard; None when the template holds anything else in
+      braces, or a value is empty (TFDS formats those, or refuses them).
+    """
+    if not all(isinstance(v, str) and v for v in (template, dataset_name, split, file_format)):
+        return None
+    if "{" in _PLACEHOLDER.sub("", template) or "}" in _PLACEHOLDER.sub("", template):
+        return None
+    digits = max(5, len(str(num_shards)))
+    names = []
+    for i in range(num_shards):
+        values = {"DATASET": dataset_name, "SPLIT": split, "FILEFORMAT": file_format,
+                  "SHARD_INDEX": f"{i:0{digits}d}",
+                  "SHARD_X_OF_Y": f"{i:0{digits}d}-of-{num_shards:0{digits}d}"}
+        names.append(_PLACEHOLDER.sub(lambda m: values[m.group(1)], template))
+    return names
