@@ -363,11 +363,11 @@ def serve(requests, replies) -> None:
                               setup["deadline_slack"])
     from rlif_data.recording.reader import EpisodeReader
 
-    import tensorflow_datasets  # noqa: F401  (the reader's parser needs it: load it before "ready")
-
     envs: dict = {}
     reader = EpisodeReader(setup["directory"], repair=False)
     try:
+        # Load what decoding needs before "ready" (TFDS only for PNG cameras).
+        reader.prepare()
         _reply(replies, {"ready": True})
         for line in requests:
             request = json.loads(line)
