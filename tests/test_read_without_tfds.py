@@ -258,7 +258,7 @@ def test_a_damaged_record_fails_as_with_tfds_classes():
     from google.protobuf import message
     from tensorflow_datasets.proto import tf_example_pb2
 
-    nested = reader_lib.nest_flat(sc.serialized_fields(SCHEMAS["vector"]))
+    nested = serialize.serialized_info(SCHEMAS["vector"])
     raw = serialize.serialize_episode(make_episode(0), nested)
     assert raw == serialize.serialize_episode(
         make_episode(0), sc.features_dict(SCHEMAS["vector"]).get_serialized_info())
@@ -295,9 +295,9 @@ def test_episodes_decode_as_tfds_parser_decodes_them(kind, datasets):
 
 
 def test_nest_flat_refuses_a_key_that_is_both_a_leaf_and_a_group():
-    assert reader_lib.nest_flat({"a/b": 1, "a/c": 2, "d": 3}) == {"a": {"b": 1, "c": 2}, "d": 3}
+    assert serialize.nest_flat({"a/b": 1, "a/c": 2, "d": 3}) == {"a": {"b": 1, "c": 2}, "d": 3}
     with pytest.raises(ValueError, match="a/b"):
-        reader_lib.nest_flat({"a": 1, "a/b": 2})
+        serialize.nest_flat({"a": 1, "a/b": 2})
 
 
 # -- no TFDS, no TensorFlow in a reading process ----------------------------------------------
@@ -339,3 +339,18 @@ def test_png_cameras_still_read_through_tfds(tmp_path):
     assert episode[sc.STEPS][sc.OBSERVATION]["front"].shape == (4, 8, 8, 3)
     assert np.array_equal(episode[sc.STEPS][sc.OBSERVATION]["front"],
                           camera_episode(3)[sc.STEPS][sc.OBSERVATION]["front"])
+
+
+@pytest.mark.parametrize("kind", ["vector", "cameras", "infos", "job"])
+def test_serializing_with_the_tfds_free_info_writes_the_stored_bytes(kind, datasets):
+    """What a job's sink could use instead of ``features_dict(schema).get_serialized_info()``."""
+    with EpisodeReader(datasets[kind]) as reader:
+        schema = reader.schema
+        ours = serialize.serialized_info(schema)
+        theirs = sc.features_dict(schema).get_serialized_info()
+        packed = serialize.bytes_fields(schema)
+        for i in range(len(reader)):
+            episode = reader[i]
+            raw = serialize.serialize_episode(episode, ours, packed)
+            assert raw == reader.raw(i)
+            assert raw == serialize.serialize_episode(episode, theirs, packed)

@@ -237,27 +237,7 @@ class _FastParser:
 
     def parse_example(self, raw: bytes) -> Any:
         """The nested episode of one serialized record."""
-        return nest_flat(serialize.parse_episode(raw, self._flat))
-
-
-def nest_flat(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"a/b": x}`` as ``{"a": {"b": x}}``, in the order of `flat`'s keys. Pure.
-
-    Raises:
-      ValueError: a key that is both a leaf and a prefix of another key.
-    """
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        *parents, leaf = key.split("/")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"{key}: {part!r} is both a field and a group")
-        if leaf in node:
-            raise ValueError(f"{key}: given twice, or both a field and a group")
-        node[leaf] = value
-    return out
+        return serialize.nest_flat(serialize.parse_episode(raw, self._flat))
 
 
 def _refuse_unreadable(path: str, episode: int, why: str) -> None:

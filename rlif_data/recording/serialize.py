@@ -30,6 +30,36 @@ def supports(schema: sc.EpisodeSchema) -> bool:
     return not any(isinstance(s, sc.ImageSpec) and s.encoding == "png" for s in leaves)
 
 
+def serialized_info(schema: sc.EpisodeSchema) -> dict[str, Any]:
+    """The nested serialized info `serialize_episode` takes, built without TFDS.
+
+    Equal (shapes and dtypes, key for key) to
+    ``schema.features_dict(schema).get_serialized_info()``, from
+    `schema.serialized_fields`.
+    """
+    return nest_flat(sc.serialized_fields(schema))
+
+
+def nest_flat(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a/b": x}`` as ``{"a": {"b": x}}``, in the order of `flat`'s keys. Pure.
+
+    Raises:
+      ValueError: a key that is both a leaf and a prefix of another key.
+    """
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split("/")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{key}: {part!r} is both a field and a group")
+        if leaf in node:
+            raise ValueError(f"{key}: given twice, or both a field and a group")
+        node[leaf] = value
+    return out
+
+
 def _leaves(info: Any, value: Any, prefix: str) -> Iterator[tuple[str, Any, Any]]:
     if isinstance(info, Mapping):
         for key in info:
@@ -204,8 +234,9 @@ def parse_episode(raw: bytes, flat_info: Mapping[str, Any]) -> dict[str, Any]:
 
     Args:
       raw: the serialized tf.train.Example.
-      flat_info: ``{flat key: TensorInfo}`` of the dataset's serialized info
-        (rlif-data's features have no ragged dimensions beyond the steps').
+      flat_info: ``{flat key: info}`` of the dataset's serialized info, each
+        with ``shape`` and ``np_dtype`` (`schema.serialized_fields`, or TFDS'
+        flattened ``TensorInfo``; no ragged dimensions beyond the steps').
 
     Raises:
       KeyError: a feature of `flat_info` is missing from the record.
