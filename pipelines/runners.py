@@ -330,8 +330,8 @@ def frozen_malloc_settings(start_env: Mapping[str, str]) -> Optional[tuple[int, 
       (glibc's 128 KiB where one is not given).
 
     Raises:
-      ValueError: a threshold variable that is not an integer (glibc would
-        have ignored it: such a process is left alone by the caller).
+      ValueError: a threshold variable that is not an integer (what glibc
+        made of it is not known: the caller leaves such a process alone).
     """
     if not any(name in start_env for name in _MALLOC_FREEZING_ENV):
         return None

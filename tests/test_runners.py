@@ -1,4 +1,4 @@
-"""How jobs run on Beam's runners: the DirectRunner without its Prism attempt, the allocator scope."""
+"""How jobs run on Beam's runners: DirectRunner jobs without Prism, the shard allocator scope."""
 
 import json
 import os
