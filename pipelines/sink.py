@@ -187,14 +187,17 @@ def final_shard_name(dataset_name: str, index: int, total: int) -> str:
 def episode_encoder(schema: sc.EpisodeSchema) -> Callable[[Mapping[str, Any]], bytes]:
     """The function that serialises one episode of `schema` as TFDS would store it.
 
-    The project's serializer where it applies (everything but PNG frames);
-    TFDS' own encoder otherwise.
+    The project's serializer where it applies (everything but PNG frames),
+    its serialized info built without TFDS, so that a worker process never
+    imports TFDS for it (0.1-0.3 s of a fresh worker's first job,
+    docs/scaling.md, run 5); TFDS' own encoder otherwise.
     """
+    if serialize.supports(schema):
+        info = serialize.serialized_info(schema)
+        packed = serialize.bytes_fields(schema)
+        return lambda episode: serialize.serialize_episode(episode, info, packed)
     features = sc.features_dict(schema)
     serialized_info = features.get_serialized_info()
-    if serialize.supports(schema):
-        packed = serialize.bytes_fields(schema)
-        return lambda episode: serialize.serialize_episode(episode, serialized_info, packed)
     from tensorflow_datasets.core import example_serializer
 
     serializer = example_serializer.ExampleSerializer(serialized_info)

@@ -116,3 +116,46 @@ def test_shard_allocator_leaves_an_adaptive_malloc_alone():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env=env, check=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "None"
+
+
+# -- what a worker imports --------------------------------------------------------------------
+
+
+def test_the_encoder_writes_the_same_records_without_importing_tfds(tmp_path):
+    from tensorflow_datasets.core import example_serializer
+    from tensorflow_datasets.proto import tf_example_pb2
+
+    from pipelines import sink
+    from rlif_data import relabel as rl
+    from rlif_data import schema as sc
+    from rlif_data.recording import serialize
+    from tests.fakes.episodes import SCHEMA
+
+    derived = sc.EpisodeSchema(SCHEMA.observation, SCHEMA.action_dim, SCHEMA.name, derived=True)
+    features = sc.features_dict(derived)
+    tfds_encoder = example_serializer.ExampleSerializer(features.get_serialized_info())
+    for i in range(4):
+        episode = rl.relabel_episode(make_episode(i, length=2 + i), "paper")
+        record = sink.episode_encoder(derived)(episode)
+        # The bytes jobs wrote with TFDS' serialized info, and the Example TFDS would write.
+        assert record == serialize.serialize_episode(episode, features.get_serialized_info(),
+                                                     serialize.bytes_fields(derived))
+        assert tf_example_pb2.Example.FromString(record) == tf_example_pb2.Example.FromString(
+            tfds_encoder.serialize_example(features.encode_example(episode)))
+    # A worker's whole shard task (read, relabel, encode, check, write) in a fresh process.
+    rec = write_recording(tmp_path / "rec", [make_episode(i) for i in range(3)])
+    code = f"""
+import dataclasses, functools, sys
+from pipelines import common, sink
+from rlif_data import relabel as rl, schema as sc
+from tests.fakes.episodes import SCHEMA
+derived = dataclasses.replace(SCHEMA, derived=True)
+source = common.EpisodesByKey({str(rec)!r}, (0, 1, 2),
+                              functools.partial(rl.relabel_episode, view="paper"))
+task = sink.ReadAndWriteShards(source, derived, {str(tmp_path)!r}, "rec", "paper")
+task.setup()
+note, = task.process((0, (0, 1, 2)))
+task.teardown()
+print(note["episodes"], "tensorflow_datasets" in sys.modules, "tensorflow" in sys.modules)
+"""
+    assert _python(code) == "3 False False"
