@@ -354,3 +354,20 @@ def test_serializing_with_the_tfds_free_info_writes_the_stored_bytes(kind, datas
             raw = serialize.serialize_episode(episode, ours, packed)
             assert raw == reader.raw(i)
             assert raw == serialize.serialize_episode(episode, theirs, packed)
+
+
+@pytest.mark.parametrize("template", ["../{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}",
+                                      "/etc/{DATASET}-{SHARD_INDEX}",
+                                      "sub/../../x-{SHARD_INDEX}"])
+def test_a_shard_template_pointing_outside_the_dataset_is_refused(tmp_path, template):
+    # dataset_info.json comes with data from elsewhere: it must not aim the reader at other files.
+    rec = write_recording(tmp_path / "rec", [make_episode(0)])
+    info_path = os.path.join(rec, sc.DATASET_INFO_FILE)
+    with open(info_path) as f:
+        info = json.load(f)
+    for split in info["splits"]:
+        split["filepathTemplate"] = template
+    with open(info_path, "w") as f:
+        json.dump(info, f)
+    with pytest.raises(errors.CorruptRecordingError, match="outside the dataset directory"):
+        store.shard_paths(rec)

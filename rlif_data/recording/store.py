@@ -730,7 +730,25 @@ class EpisodeStore:
 
 
 def shard_paths(directory: str) -> list[str]:
-    """Paths of the indexed shards of a recording or TFDS-built dataset, in order."""
+    """Paths of the indexed shards of a recording or TFDS-built dataset, in order.
+
+    Raises:
+      CorruptRecordingError: the index's shard-name template names files
+        outside `directory` (data from elsewhere must not point the reader
+        at other files).
+    """
+    paths = _shard_paths(directory)
+    # abspath, not realpath: a shard may be a link into a registry's object store.
+    root = os.path.abspath(directory)
+    for path in paths:
+        if os.path.dirname(os.path.abspath(path)) != root:
+            raise errors.CorruptRecordingError(
+                f"{directory}: its {sc.DATASET_INFO_FILE} names shard {path!r} outside the "
+                "dataset directory; the index is damaged or hostile: get the data again")
+    return paths
+
+
+def _shard_paths(directory: str) -> list[str]:
     index = read_index(directory)
     lengths, _ = indexed_shard_lengths(index)
     template = _SHARD_TEMPLATE
