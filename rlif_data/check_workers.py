@@ -5,7 +5,7 @@ on a 1M-step recording about two thirds of that is reading and decoding,
 which one process does at one core's pace. Here the driver (the calling
 process) starts worker processes and hands out ranges of episodes to
 whichever process is free, itself included, so the workers' start-up
-(interpreter, NumPy, the reader's TFDS import: ~0.35 s) overlaps the
+(interpreter, NumPy, the reader: ~0.11 s) overlaps the
 driver's own checking instead of delaying it. Each worker opens its own
 `EpisodeReader(repair=False)` and returns, per episode, plain data
 (`rlif_data.checks.episode_record` as JSON: findings, length, terminal flag,
@@ -49,6 +49,8 @@ AUTO = 0
 # NumPy, the reader's TFDS import; `python -c` of the same imports: 0.36 s),
 # which the driver's own checking hides; the gain starts near 500 episodes
 # (~95 MiB), and `SAMPLE_SECONDS` more of checking alone moves it to ~110 MiB.
+# Since then the reader imports no TFDS for serializer schemas and a worker is
+# ready in ~0.11 s, so the threshold is conservative (not measured again).
 # Without an idle core a worker only slows the driver (measured under a load
 # of 2.2 on the 2 cores: 1000 episodes 0.73 s alone, 1.01 s with a worker;
 # 200 episodes 0.15 vs 0.32 s), hence the idle cores are measured first.
