@@ -3,7 +3,8 @@
 The sink's shard notes already carry every episode's length (the job
 checks' summaries, `pipelines.job_checks`), so the driver writes them down
 for free as `schema.EPISODE_LENGTHS_FILE` (`side_file`, called by
-`pipelines.output.write_dataset`). Without them `pipelines.downsample`
+`pipelines.output.write_dataset`); a merge, which decodes nothing, carries
+its inputs' lengths over (`merged_side_file`). Without them `pipelines.downsample`
 reads and parses every input episode once, in the driver, before its job
 (0.3 s per 1000 episodes of 1000 steps: a third of the job).
 
@@ -58,6 +59,30 @@ def side_file(notes: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     content = from_notes(notes)
     if content is None:
         return {}
+    return {sc.EPISODE_LENGTHS_FILE: json.dumps(content, separators=(",", ":")) + "\n"}
+
+
+def merged_side_file(shards: Sequence[tuple[Optional[Sequence[int]], Sequence[int]]]
+                     ) -> dict[str, str]:
+    """``{EPISODE_LENGTHS_FILE: text}`` for a merge's output; {} when an input has none. Pure.
+
+    A merge links or rewrites its inputs' shards without decoding an
+    episode, so it takes the lengths from its inputs' files (as `read`
+    accepted them; downsample's workers still check every episode it
+    selects).
+
+    Args:
+      shards: per output shard, in order: (its input's transitions per
+        episode, None when that input has no usable file; the input's
+        episode indices the shard keeps).
+    """
+    transitions: list[int] = []
+    for lengths, kept in shards:
+        if lengths is None:
+            return {}
+        transitions += [int(lengths[i]) for i in kept]
+    content = {VERSION_KEY: VERSION, SHARDS_KEY: [len(kept) for _, kept in shards],
+               TRANSITIONS_KEY: transitions}
     return {sc.EPISODE_LENGTHS_FILE: json.dumps(content, separators=(",", ":")) + "\n"}
 
 

@@ -29,7 +29,7 @@ import shutil
 import sys
 from typing import Optional, Sequence
 
-from pipelines import common, output
+from pipelines import common, episode_lengths, output
 from rlif_data import errors, invalid, lineage
 from rlif_data.recording import reader as reader_lib
 from rlif_data.recording import store
@@ -169,6 +169,9 @@ def run(inputs: Sequence[str], out_dir: str, name: Optional[str] = None,
                                          num_bytes, template=_BUILT_TEMPLATE))
         store.write_info(info, staging)
         output.write_side_files(staging, common.kept_marks_files(selections))
+        lengths = {path: episode_lengths.read(path) for path in inputs}
+        output.write_side_files(staging, episode_lengths.merged_side_file(
+            [(lengths[path], kept) for path, _, kept, _ in shards]))
         os.rename(staging, out_dir)
     finally:
         with contextlib.suppress(FileNotFoundError):

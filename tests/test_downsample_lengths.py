@@ -175,3 +175,45 @@ def test_the_beam_transform_form_checks_lengths_too(built):
                                         "but L says 6"):
         with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(SINGLE)) as p:
             _ = p | source()
+
+
+# -- merge carries its inputs' lengths ------------------------------------------------------
+
+
+def test_a_merge_of_job_outputs_carries_their_lengths_and_downsample_uses_them(
+        built, tmp_path, monkeypatch):
+    from pipelines import merge
+
+    merged = merge.run([built, built], str(tmp_path / "merged"))
+    real = [len(e[sc.STEPS][sc.IS_FIRST]) - 1 for e in read_episodes(merged)]
+    assert episode_lengths.read(merged) == real == [3 + i % 7 for i in range(20)] * 2
+    plain = copy_without_lengths(merged, tmp_path)
+    want = downsample.run(plain, str(tmp_path / "want"), transitions=50, seed=2,
+                          beam_args=SINGLE)
+    monkeypatch.setattr(downsample, "episode_infos", lambda *a, **k: pytest.fail("read pass"))
+    got = downsample.run(merged, str(tmp_path / "got"), transitions=50, seed=2,
+                         beam_args=SINGLE)
+    assert shard_records(got) == shard_records(want)
+
+
+def test_a_merge_that_drops_marked_episodes_keeps_the_lengths_of_the_rest(built, tmp_path):
+    from pipelines import merge
+    from rlif_data import invalid
+
+    marked = str(tmp_path / "marked")
+    shutil.copytree(built, marked)
+    episodes = read_episodes(marked)
+    invalid.mark_episode(marked, str(episodes[8][sc.EPISODE_ID]), "dropped object")
+    merged = merge.run([marked, built], str(tmp_path / "merged"), invalid_episodes="drop")
+    real = [len(e[sc.STEPS][sc.IS_FIRST]) - 1 for e in read_episodes(merged)]
+    assert len(real) == 39
+    assert episode_lengths.read(merged) == real
+
+
+def test_a_merge_with_an_input_without_lengths_stores_none(built, tmp_path):
+    from pipelines import merge
+
+    rec = write_recording(tmp_path / "rec", [make_episode(i, length=4) for i in range(3)])
+    merged = merge.run([built, rec], str(tmp_path / "merged"))
+    assert not os.path.exists(lengths_file(merged))
+    assert len(read_episodes(merged)) == 23
