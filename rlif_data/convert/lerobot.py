@@ -57,8 +57,14 @@ def _arrow_type(col: lay.Column):
     if col.dtype == lay.IMAGE:
         # datasets.Image()'s storage: LeRobot reads it back as PIL images.
         return pa.struct([("bytes", pa.binary()), ("path", pa.string())])
-    base = {"float32": pa.float32(), "int64": pa.int64(), "bool": pa.bool_()}[col.dtype]
-    return base if col.scalar else pa.list_(base, int(np.prod(col.shape)))
+    arrow = pa.from_numpy_dtype(np.dtype(col.dtype))
+    if col.scalar:
+        return arrow
+    # Vectors: one fixed-size list (datasets.Sequence). 2-D+ extra step fields:
+    # nested fixed-size lists, which `datasets` casts to the Array2D... LeRobot declares.
+    for size in reversed(col.shape):
+        arrow = pa.list_(arrow, int(size))
+    return arrow
 
 
 def _png(frame: np.ndarray) -> bytes:
@@ -80,8 +86,10 @@ def _arrow_column(values: np.ndarray, col: lay.Column):
                                           names=["bytes", "path"])
     if col.scalar:
         return pa.array(values)
-    flat = pa.array(np.ascontiguousarray(values).reshape(-1))
-    return pa.FixedSizeListArray.from_arrays(flat, int(np.prod(col.shape)))
+    out = pa.array(np.ascontiguousarray(values).reshape(-1))
+    for size in reversed(col.shape):
+        out = pa.FixedSizeListArray.from_arrays(out, int(size))
+    return out
 
 
 def _pandas_metadata(index: str, column: str) -> bytes:
@@ -232,11 +240,10 @@ def write_lerobot(episodes: Iterable[Mapping[str, Any]], out: str, schema: sc.Ep
     _write_json(root / lay.INFO_PATH,
                 lay.info_json(layout, fps=fps, total_episodes=len(rows), total_frames=frames_total,
                               total_tasks=len(tasks), robot_type=robot_type))
-    # The layout has no columns for the extra step fields (steps/infos): the schema
-    # stored says so, and ingest-lerobot gives back episodes without them.
-    stored = dataclasses.replace(schema, infos={})
+    # The whole schema, extra step fields (infos.<name> columns) included: ingest-lerobot
+    # reads them back in their own dtype and shape.
     _write_json(root / lay.RLIF_META_PATH, {sc.FORMAT_VERSION_KEY: sc.FORMAT_VERSION,
-                                            sc.SCHEMA_KEY: stored.to_json(), "source": source})
+                                            sc.SCHEMA_KEY: schema.to_json(), "source": source})
     return LeRobotWriteResult(str(root), len(rows), frames_total, fps, files.files)
 
 
@@ -299,7 +306,8 @@ def read_layout(dataset_dir: str, info: Mapping[str, Any]) -> lay.Layout:
     Raises:
       FormatVersionError: ``meta/rlif.json`` of an incompatible rlif format.
       LeRobotFormatError: see `lerobot_layout.foreign_layout`; our layout's
-        columns missing from info.json.
+        columns missing from info.json, or extra step fields declared there
+        with another dtype/shape (`lerobot_layout.check_declared_features`).
     """
     root = pathlib.Path(dataset_dir)
     meta_path = root / lay.RLIF_META_PATH
@@ -312,10 +320,7 @@ def read_layout(dataset_dir: str, info: Mapping[str, Any]) -> lay.Layout:
     except (KeyError, TypeError, ValueError) as e:
         raise LeRobotFormatError(f"{meta_path}: no valid '{sc.SCHEMA_KEY}' ({e})") from e
     layout = lay.export_layout(schema)
-    missing = [c.name for c in lay.all_columns(layout) if c.name not in info["features"]]
-    if missing:
-        raise LeRobotFormatError(f"{root / lay.INFO_PATH}: features {missing} missing; the "
-                                 f"schema in {lay.RLIF_META_PATH} has them")
+    lay.check_declared_features(layout, info["features"], str(root / lay.INFO_PATH))
     return layout
 
 
@@ -366,11 +371,56 @@ def _decode_png(data: bytes, where: str) -> np.ndarray:
         raise LeRobotFormatError(f"{where}: an image frame does not decode ({e})") from e
 
 
-def _column_array(table, col: lay.Column, where: str) -> np.ndarray:
+def _stored_type(arrow_type) -> tuple[Any, Optional[int]]:
+    """The value type of a (nested) list column and its values per row (None: variable lists)."""
     import pyarrow as pa
 
+    size: Optional[int] = 1
+    while True:
+        if isinstance(arrow_type, pa.ExtensionType):  # datasets' Array2D ... as LeRobot writes
+            arrow_type = arrow_type.storage_type
+        elif pa.types.is_fixed_size_list(arrow_type):
+            size = None if size is None else size * arrow_type.list_size
+            arrow_type = arrow_type.value_type
+        elif pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+            size, arrow_type = None, arrow_type.value_type
+        else:
+            return arrow_type, size
+
+
+def _check_info_column(arrow_type, col: lay.Column, where: str) -> None:
+    """Refuse an extra step field's column that is not what info.json declares."""
+    import pyarrow as pa
+
+    value, size = _stored_type(arrow_type)
+    want = pa.from_numpy_dtype(np.dtype(col.dtype))
+    per_frame = int(np.prod(col.shape))
+    if value != want or size not in (None, per_frame):
+        held = f"{value}" + ("" if size is None else f" x {size} per frame")
+        raise LeRobotFormatError(
+            f"{where}: column '{col.name}' holds {held}; {lay.INFO_PATH} declares {col.dtype} "
+            f"shape {list(col.shape)} ({per_frame} per frame); re-export the dataset")
+
+
+def _flat_values(arr):
+    """The values of a (nested) list array, flattened."""
+    import pyarrow as pa
+
+    while True:
+        if isinstance(arr, pa.ExtensionArray):
+            arr = arr.storage
+        elif pa.types.is_fixed_size_list(arr.type) or pa.types.is_list(arr.type) \
+                or pa.types.is_large_list(arr.type):
+            arr = arr.flatten()
+        else:
+            return arr
+
+
+def _column_array(table, col: lay.Column, where: str) -> np.ndarray:
     chunked = table.column(col.name)
     n = len(chunked)
+    if col.field == sc.INFOS:
+        _check_info_column(chunked.type, col, where)
     if col.dtype == lay.IMAGE:
         data = chunked.combine_chunks().field("bytes").to_pylist()
         if any(d is None for d in data):
@@ -380,9 +430,14 @@ def _column_array(table, col: lay.Column, where: str) -> np.ndarray:
         out = np.stack(frames) if frames else np.zeros((0,) + col.shape, np.uint8)
         return out.reshape((n,) + col.shape)
     arr = chunked.combine_chunks()
-    if pa.types.is_fixed_size_list(arr.type) or pa.types.is_list(arr.type):
-        values = arr.flatten().to_numpy(zero_copy_only=False)
-        return values.reshape((n,) + col.shape)
+    values = _flat_values(arr)
+    if values is not arr:
+        flat = values.to_numpy(zero_copy_only=False)
+        if flat.size != n * int(np.prod(col.shape)):
+            raise LeRobotFormatError(f"{where}: column '{col.name}' holds {flat.size} values "
+                                     f"for {n} frames; {lay.INFO_PATH} declares shape "
+                                     f"{list(col.shape)}")
+        return flat.reshape((n,) + col.shape)
     return arr.to_numpy(zero_copy_only=False).reshape(n)
 
 

@@ -31,6 +31,14 @@ the same prefix (``complementary_info.policy_action`` ...), RLDS' own flags
 under ``rlds.``. Episode metadata are extra columns ``rlif/<field>`` of the
 episodes table.
 
+The extra step fields (`schema.INFOS`, e.g. D4RL's qpos) are one column
+``infos.<name>`` each, in their own dtype (float64 stays float64) and shape,
+declared in info.json as LeRobot declares features (``(1,)`` for a scalar;
+2-D and larger ones are nested fixed-size lists, which LeRobot loads as
+``datasets.Array2D`` ...). Like every step field they fill all T+1 frames:
+the final frame holds the final step's zeros, as it holds o_T and the zero
+action. The ``infos.`` prefix is no LeRobot column's, so no name can collide.
+
 A LeRobot dataset not written by rlif-data (no ``meta/rlif.json``) is read by
 name: ``observation.state`` and ``observation.images.<cam>`` (image features
 only), ``action``, and when present ``next.reward``, ``next.done`` and
@@ -44,6 +52,7 @@ episodes and back); splitting it would scatter one file format.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
@@ -101,6 +110,10 @@ NEXT_TRUNCATED = "next.truncated"
 INFO_PREFIX = "complementary_info."
 INTERVENTION_COLUMN = INFO_PREFIX + "is_intervention"  # HIL-SERL's name
 RLDS_PREFIX = "rlds."
+INFOS_PREFIX = sc.INFOS + "."  # the extra step fields: infos.<name>
+# An extra field's name as a column suffix: what `schema.check_info_spec` allows
+# (restated: the column name must stay safe even if that rule is widened).
+_INFO_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 IMAGE = "image"
 VIDEO = "video"
@@ -123,9 +136,11 @@ class Column:
       name: the LeRobot feature name, e.g. "observation.images.front".
       field: the rlif step field (a `schema` constant), "" for columns
         derived on export (``next.done``) or bookkeeping.
-      dtype: "float32", "int64", "bool" or "image".
+      dtype: "float32", "int64", "bool" or "image"; an extra step field's
+        own dtype (`schema.INFO_DTYPES`).
       shape: the per-frame LeRobot shape; scalars are ``(1,)``.
-      leaf: the observation entry for a dict observation ("" otherwise).
+      leaf: the observation entry for a dict observation, the name of an
+        extra step field (`schema.INFOS`); "" otherwise.
     """
 
     name: str
@@ -177,6 +192,27 @@ def _observation_column(key: str, spec: sc.LeafSpec) -> Column:
     return Column(name, sc.OBSERVATION, "float32", tuple(spec.shape), key)
 
 
+def info_column(name: str, spec: sc.ArraySpec) -> Column:
+    """The data column of one extra step field (`schema.INFOS`): ``infos.<name>``.
+
+    Args:
+      name: the field's name inside `schema.INFOS`.
+      spec: its `ArraySpec`; a 0-d field is LeRobot shape ``(1,)``.
+
+    Returns:
+      A `Column` whose `Column.field` is `schema.INFOS` and `Column.leaf` `name`.
+
+    Raises:
+      LeRobotFormatError: a name that is not a safe column suffix (e.g. with
+        '/', which LeRobot refuses).
+    """
+    if not isinstance(name, str) or not _INFO_COLUMN_NAME.fullmatch(name):
+        raise LeRobotFormatError(f"extra step field name {name!r} cannot be a LeRobot column "
+                                 f"name; it must match {_INFO_COLUMN_NAME.pattern}")
+    shape = tuple(int(d) for d in spec.shape) or (1,)
+    return Column(INFOS_PREFIX + name, sc.INFOS, np.dtype(spec.dtype).name, shape, name)
+
+
 def step_columns(schema: sc.EpisodeSchema) -> tuple[Column, ...]:
     """The data columns of a schema's episodes, observation entries first.
 
@@ -184,7 +220,8 @@ def step_columns(schema: sc.EpisodeSchema) -> tuple[Column, ...]:
       schema: the dataset's schema.
 
     Returns:
-      One `Column` per observation entry and per stored step field.
+      One `Column` per observation entry and per stored step field, the
+      extra step fields (`info_column`) last.
 
     Raises:
       LeRobotFormatError: an observation entry that is neither a vector nor
@@ -219,6 +256,7 @@ def step_columns(schema: sc.EpisodeSchema) -> tuple[Column, ...]:
     if schema.derived:
         cols += [Column(INFO_PREFIX + sc.ENV_REWARD, sc.ENV_REWARD, "float32", one),
                  Column(INFO_PREFIX + sc.INCLUDE, sc.INCLUDE, "bool", one)]
+    cols += [info_column(name, spec) for name, spec in schema.infos.items()]
     return tuple(cols)
 
 
@@ -238,8 +276,19 @@ BOOKKEEPING = (
 
 
 def all_columns(layout: Layout) -> tuple[Column, ...]:
-    """Every data column written for `layout`: step fields, done flags, bookkeeping."""
-    return layout.columns + EXTRA_COLUMNS + BOOKKEEPING
+    """Every data column written for `layout`: step fields, done flags, bookkeeping.
+
+    Raises:
+      LeRobotFormatError: two columns of one name (a step field named like
+        LeRobot's own columns; the prefixes keep that from happening).
+    """
+    cols = layout.columns + EXTRA_COLUMNS + BOOKKEEPING
+    names = [c.name for c in cols]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise LeRobotFormatError(f"LeRobot columns {twice} would be written twice; rename the "
+                                 "step fields that map onto them")
+    return cols
 
 
 def features(layout: Layout) -> dict[str, dict[str, Any]]:
@@ -294,6 +343,12 @@ def _column_values(steps: Mapping[str, Any], col: Column, n: int, where: str) ->
     if col.field == sc.OBSERVATION:
         obs = steps[sc.OBSERVATION]
         values = obs[col.leaf] if col.leaf else obs
+    elif col.field == sc.INFOS:
+        extras = steps.get(sc.INFOS) or {}
+        if col.leaf not in extras:
+            raise LeRobotFormatError(f"{where}: no extra step field '{col.leaf}' "
+                                     f"(steps['{sc.INFOS}']); the schema has it")
+        values = extras[col.leaf]
     else:
         values = steps[col.field]
     arr = np.asarray(values)
@@ -414,11 +469,14 @@ def feature_stats(values: np.ndarray, image: bool = False) -> dict[str, np.ndarr
                 "max": x.max(0).astype(np.float64).reshape(shape),
                 "mean": mean.reshape(shape), "std": x.std(0, dtype=np.float64).reshape(shape),
                 "count": np.array([n])}
-    x = np.asarray(values).reshape(n, -1).astype(np.float64)
+    values = np.asarray(values)
+    x = values.reshape(n, -1).astype(np.float64)
     out = {"min": x.min(0), "max": x.max(0), "mean": x.mean(0), "std": x.std(0),
            "count": np.array([n])}
     for q, value in zip(QUANTILES, np.quantile(x, QUANTILES, axis=0)):
         out[f"q{int(round(q * 100)):02d}"] = value
+    if values.ndim > 2:  # a 2-D+ extra field: per-element statistics in its own shape
+        out = {k: v if k == "count" else v.reshape(values.shape[1:]) for k, v in out.items()}
     return out
 
 
@@ -537,8 +595,37 @@ def _observations(frames: Mapping[str, np.ndarray], layout: Layout) -> Any:
 
 def _check_values(frames: Mapping[str, np.ndarray], layout: Layout, where: str) -> None:
     for col in layout.columns:
-        if col.dtype == "float32":
+        # Extra step fields are passed through untouched (`schema.INFOS`), NaN included.
+        if col.dtype == "float32" and col.field != sc.INFOS:
             arrays.check_finite(frames[col.name], col.name, where, LeRobotFormatError)
+
+
+def check_declared_features(layout: Layout, feats: Mapping[str, Any], where: str) -> None:
+    """Refuse an info.json whose features disagree with our layout (from ``meta/rlif.json``).
+
+    Args:
+      layout: from `export_layout` of the stored schema.
+      feats: info.json's ``features``.
+      where: the info file, for messages.
+
+    Raises:
+      LeRobotFormatError: a layout column missing from `feats`, or an extra
+        step field (``infos.<name>``) declared with another dtype or shape.
+    """
+    missing = [c.name for c in all_columns(layout) if c.name not in feats]
+    if missing:
+        raise LeRobotFormatError(f"{where}: features {missing} missing; the schema in "
+                                 f"{RLIF_META_PATH} has them")
+    for col in layout.columns:
+        if col.field != sc.INFOS:
+            continue
+        feat = feats[col.name]
+        declared = (feat.get("dtype"), feat.get("shape")) if isinstance(feat, Mapping) else feat
+        if declared != (col.dtype, list(col.shape)):
+            raise LeRobotFormatError(
+                f"{where}: feature '{col.name}' is declared {declared}; the schema in "
+                f"{RLIF_META_PATH} has {col.dtype} {list(col.shape)} (re-export the dataset "
+                "with `rlif-data convert --to lerobot`)")
 
 
 def own_episode(frames: Mapping[str, np.ndarray], layout: Layout,
@@ -560,6 +647,11 @@ def own_episode(frames: Mapping[str, np.ndarray], layout: Layout,
         if col.field == sc.OBSERVATION:
             continue
         values = np.asarray(frames[col.name])
+        if col.field == sc.INFOS:  # back in the schema's shape: a 0-d field was (1,)
+            spec = layout.schema.infos[col.leaf]
+            steps.setdefault(sc.INFOS, {})[col.leaf] = values.reshape(
+                (len(values),) + tuple(spec.shape)).astype(np.dtype(spec.dtype), copy=False)
+            continue
         steps[col.field] = values.astype(np.dtype(col.dtype), copy=False)
     first, last = steps[sc.IS_FIRST], steps[sc.IS_LAST]
     if not (first[0] and last[-1] and first.sum() == 1 and last.sum() == 1):
