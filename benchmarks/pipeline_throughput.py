@@ -19,6 +19,10 @@ Measured (each job on its own input layout):
                   the same tf.train.Example TFDS writes) -> one
                   `ArrayRecordWriter(path, "group_size:1")`. The practical
                   limit of "read and rewrite the same records".
+  ``plain_checked`` the same loop, plus the per-episode check every job runs
+                  on what it writes (`pipelines.job_checks.EpisodeChecker`);
+                  context only (column ``x chk``): the targets are against
+                  ``plain``.
   ``beam``        `pipelines.relabel.run` / `pipelines.downsample.run` through
                   the Beam-native sink (`pipelines.sink`): DirectRunner
                   ``in_memory`` (1 worker) and ``multi_processing`` with 1 and
@@ -354,15 +358,23 @@ def ensure_inputs(cache_dir: str, episodes: int, steps: int, layouts: set[str],
 
 
 def plain_loop(input_dir: str, out_dir: str, indices: Optional[list[int]],
-               fn: Callable[[dict], dict], out_schema: sc.EpisodeSchema) -> tuple[float, int]:
-    """Read, apply `fn`, serialise with the project's serializer, write one shard."""
+               fn: Callable[[dict], dict], out_schema: sc.EpisodeSchema,
+               check_view: Any = False) -> tuple[float, int]:
+    """Read, apply `fn`, serialise with the project's serializer, write one shard.
+
+    With `check_view` (the output's view, None for raw data; False: no
+    check) each episode also goes through the per-episode check every job
+    runs on what it writes (`pipelines.job_checks.EpisodeChecker`).
+    """
     from array_record.python import array_record_module
 
+    from pipelines.job_checks import EpisodeChecker
     from pipelines.sink import episode_encoder
     from rlif_data.recording.reader import EpisodeReader
 
     t0 = time.perf_counter()
     encode = episode_encoder(out_schema)
+    check = None if check_view is False else EpisodeChecker(check_view)
     os.makedirs(out_dir)
     writer = array_record_module.ArrayRecordWriter(
         os.path.join(out_dir, "plain.array_record-00000-of-00001"), "group_size:1")
@@ -371,6 +383,8 @@ def plain_loop(input_dir: str, out_dir: str, indices: Optional[list[int]],
         for i in (range(len(reader)) if indices is None else indices):
             episode = fn(reader[i])
             transitions += ep.episode_length(episode)
+            if check is not None:
+                check(i, episode)
             writer.write(encode(episode))
     writer.close()
     return time.perf_counter() - t0, transitions, len(indices) if indices else None
@@ -526,6 +540,8 @@ def make_variants(inputs: dict[str, Any], jobs: list[str], modes: list[str],
                                    derived=True)
         variants[("relabel", "plain")] = lambda out: plain_loop(
             rec, out, None, lambda e: rl.relabel_episode(e, VIEW), derived)
+        variants[("relabel", "plain_checked")] = lambda out: plain_loop(
+            rec, out, None, lambda e: rl.relabel_episode(e, VIEW), derived, check_view=VIEW)
         for m in modes:
             def run_relabel(out, m=m):
                 args = beam_args(m, dask_addresses)
@@ -544,6 +560,8 @@ def make_variants(inputs: dict[str, Any], jobs: list[str], modes: list[str],
         indices = list(selection.indices)
         variants[("downsample", "plain")] = lambda out: plain_loop(
             built, out, indices, lambda e: e, SCHEMA)
+        variants[("downsample", "plain_checked")] = lambda out: plain_loop(
+            built, out, indices, lambda e: e, SCHEMA, check_view=None)
         for m in modes:
             def run_downsample(out, m=m):
                 args = beam_args(m, dask_addresses)
@@ -592,9 +610,12 @@ def summarize(runs: dict[tuple[str, str], list[dict[str, float]]]) -> dict[str, 
         }
     for job, variants in out.items():
         plain = variants.get("plain")
+        checked = variants.get("plain_checked")
         for name, v in variants.items():
             if plain:
                 v["ratio_to_plain"] = v["steps_per_s"] / plain["steps_per_s"]
+            if checked:
+                v["ratio_to_checked_plain"] = v["steps_per_s"] / checked["steps_per_s"]
         for one, two in SPEEDUP_PAIRS:
             if one in variants and two in variants:
                 variants[two]["speedup_vs_1_worker"] = (
@@ -631,6 +652,8 @@ def targets(summary: dict[str, dict[str, Any]], small_job: Optional[dict[str, An
 def _mode_label(name: str) -> tuple[str, str, int]:
     if name == "plain":
         return "plain loop", "-", 1
+    if name == "plain_checked":
+        return "loop+check", "-", 1
     runner, mode, workers, writer = BEAM_MODES[name]
     label = {"direct": "direct", "dask": "dask"}[runner] + ("+tfds" if writer == "tfds" else "")
     return label, mode, workers
@@ -638,7 +661,7 @@ def _mode_label(name: str) -> tuple[str, str, int]:
 
 def print_table(summary: dict[str, dict[str, Any]], extra: dict[str, Any]) -> None:
     header = (f"{'job':<10} {'runner':<12} {'mode':<16} {'workers':>7} {'seconds':>8} "
-              f"{'steps':>8} {'steps/s':>8} {'x plain':>8} {'x tfds':>6} {'2w/1w':>6} "
+              f"{'steps':>8} {'steps/s':>8} {'x plain':>8} {'x chk':>6} {'x tfds':>6} {'2w/1w':>6} "
               f"{'cpu s':>7} {'cap':>4}  target")
     print(header)
     print("-" * len(header))
@@ -657,12 +680,16 @@ def print_table(summary: dict[str, dict[str, Any]], extra: dict[str, Any]) -> No
             print(f"{job:<10} {runner:<12} {mode:<16} {workers:>7} {v['seconds']:8.1f} "
                   f"{v['transitions']:>8} {v['steps_per_s']:8.0f} "
                   f"{v.get('ratio_to_plain', float('nan')):8.2f} "
+                  f"{v.get('ratio_to_checked_plain', float('nan')):6.2f} "
                   f"{'' if vs_tfds is None else f'{vs_tfds:6.2f}':>6} "
                   f"{'' if speed is None else f'{speed:6.2f}':>6} {v['cpu_s']:7.1f} "
                   f"{v['capacity_before']:4.2f}  {verdict}")
     print("cpu s: CPU time of the benchmark process and its Beam/Dask worker processes during "
           "the run; cap: parallel capacity just before the run, of 2 cores (2.0 = nothing "
-          "else running); x tfds: steps/s over the same runner with TFDS' Beam writer")
+          "else running); x tfds: steps/s over the same runner with TFDS' Beam writer; "
+          "x chk: over the loop+check row, the plain loop that also runs the per-episode check "
+          "every job runs on what it writes (issue 14), for context: the targets are against "
+          "the plain loop")
     if "dask_cluster_start_s" in extra:
         print(f"dask: local clusters started once before the timings "
               f"({extra['dask_cluster_start_s']:.1f} s, not in the table) and warmed with one "
@@ -816,7 +843,7 @@ def main(argv=None) -> int:
                     seconds, transitions, want_episodes = fn(out)
                 cpu = cpu_seconds() - cpu0
                 check_cpu_s = None
-                if name != "plain":
+                if not name.startswith("plain"):
                     got = written_episodes(out)
                     if got != want_episodes:
                         raise RuntimeError(f"{job} {name} wrote {got} episodes, expected "
