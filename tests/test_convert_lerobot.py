@@ -1,5 +1,8 @@
 """RLDS -> LeRobotDataset (v3.0) -> RLDS, field by field; the export read by the real `lerobot`.
 
+The exported episodes carry two cameras and extra step fields (`schema.INFOS`)
+of five dtypes, float64 among them (``infos.<name>`` columns).
+
 The real-package test builds (once, cached) a virtual environment with lerobot,
 torch and NumPy 2 (`tests/lerobot_env/venv.py`; ~2 minutes and 5.5 GB the first
 time), loads our export there with ``LeRobotDataset(repo_id, root=DIR)`` and
@@ -7,6 +10,8 @@ compares what LeRobot hands out with the episodes we exported. Camera frames are
 image features (PNG): compared bit-exact.
 """
 
+import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -52,11 +57,44 @@ def camera_episode(i, length):
 
 SCHEMA = sc.camera_schema(3, 2, cameras=CAMERAS, size=SIZE, name="unit", derived=True)
 EPISODES = [camera_episode(i, 5 + 3 * i) for i in range(3)]
+# "index" is also a LeRobot column: its column is infos.index, beside LeRobot's own.
+INFOS = {"qpos": sc.ArraySpec((4,), "float64"), "contact": sc.ArraySpec((2, 2), "uint8"),
+         "flag": sc.ArraySpec((), "bool"), "index": sc.ArraySpec((), "int32"),
+         "vel": sc.ArraySpec((3,), "float16")}
+INFO_SCHEMA = dataclasses.replace(SCHEMA, infos=INFOS)
+
+
+def info_values(rng, n, infos=INFOS):
+    """Random values of `infos` for n steps, zero on the final step (the project's rule)."""
+    values = {}
+    for name, spec in infos.items():
+        shape = (n,) + tuple(spec.shape)
+        if spec.dtype == "float64":  # values float32 cannot hold
+            v = rng.normal(size=shape) * 1e3 + 1e-9
+        elif spec.dtype == "bool":
+            v = rng.random(shape) < 0.5
+        else:
+            info = np.iinfo(spec.dtype) if spec.dtype[0] in "iu" else np.finfo(spec.dtype)
+            v = (rng.integers(info.min, info.max, shape, dtype=spec.dtype) if spec.dtype[0] in "iu"
+                 else rng.normal(size=shape).astype(spec.dtype))
+        v[-1] = 0
+        values[name] = v
+    return values
+
+
+def info_episode(i, length):
+    """`camera_episode` with the extra step fields of `INFOS`."""
+    episode = camera_episode(i, length)
+    episode[sc.STEPS][sc.INFOS] = info_values(np.random.default_rng(200 + i), length + 1)
+    return episode
+
+
+INFO_EPISODES = [info_episode(i, 5 + 3 * i) for i in range(3)]
 
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
-    return write_recording(tmp_path_factory.mktemp("lr") / "rec", EPISODES, SCHEMA)
+    return write_recording(tmp_path_factory.mktemp("lr") / "rec", INFO_EPISODES, INFO_SCHEMA)
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +127,12 @@ def test_export_layout_on_disk(export):
     info = json.loads((export / lay.INFO_PATH).read_text())
     assert info["codebase_version"] == "v3.0"
     assert info["total_episodes"] == 3
-    assert info["total_frames"] == sum(len(e[sc.STEPS][sc.IS_FIRST]) for e in EPISODES)
+    assert info["total_frames"] == sum(len(e[sc.STEPS][sc.IS_FIRST]) for e in INFO_EPISODES)
     assert info["features"]["observation.images.front"]["dtype"] == "image"
+    assert info["features"]["infos.qpos"] == {"dtype": "float64", "shape": [4], "names": None}
+    assert info["features"]["infos.contact"]["shape"] == [2, 2]
+    assert info["features"]["infos.flag"] == {"dtype": "bool", "shape": [1], "names": None}
+    assert info["features"]["index"]["dtype"] == "int64"  # LeRobot's own, untouched
     assert info["features"][lay.INTERVENTION_COLUMN] == {"dtype": "bool", "shape": [1],
                                                          "names": None}
     for path in (lay.STATS_PATH, lay.TASKS_PATH, lay.RLIF_META_PATH,
@@ -101,9 +143,13 @@ def test_export_layout_on_disk(export):
 
 def test_round_trip_is_exact(export):
     back = list(lr.read_lerobot_episodes(str(export)))
-    assert len(back) == len(EPISODES)
-    for a, b in zip(EPISODES, back):
-        assert_same_episode(a, b)
+    assert len(back) == len(INFO_EPISODES)
+    for a, b in zip(INFO_EPISODES, back):
+        assert_same_episode(a, b)  # infos included: same names, dtypes, bits
+        assert b[sc.STEPS][sc.INFOS]["qpos"].dtype == np.float64
+        assert b[sc.STEPS][sc.INFOS]["flag"].shape == (len(b[sc.STEPS][sc.IS_FIRST]),)
+        assert not b[sc.STEPS][sc.INFOS]["qpos"][-1].any()  # the final step: zeros
+    assert lr.lerobot_schema(str(export), name="unit") == INFO_SCHEMA
 
 
 def test_ingest_lerobot_job_gives_the_recording_back(export, recording, tmp_path):
@@ -112,7 +158,9 @@ def test_ingest_lerobot_job_gives_the_recording_back(export, recording, tmp_path
     assert result.exit_code == 0, result.output
     with EpisodeReader(str(out)) as reader:
         assert reader.schema.derived and reader.schema.observation == SCHEMA.observation
+        assert reader.schema.infos == INFOS
         back = list(reader)
+    assert len(back) == 3
     for a, b in zip(read_episodes(recording), back):
         assert_same_episode(a, b)
 
@@ -120,10 +168,10 @@ def test_ingest_lerobot_job_gives_the_recording_back(export, recording, tmp_path
 def test_many_data_files_round_trip(tmp_path):
     out = tmp_path / "split"
     # ~20 KB per episode of frames: a 0 MB limit starts a new file for every episode.
-    result = lr.write_lerobot(EPISODES, str(out), SCHEMA, data_file_mb=0)
+    result = lr.write_lerobot(INFO_EPISODES, str(out), INFO_SCHEMA, data_file_mb=0)
     assert result.data_files == 3
     assert len(list((out / "data").glob("chunk-*/file-*.parquet"))) == 3
-    for a, b in zip(EPISODES, lr.read_lerobot_episodes(str(out))):
+    for a, b in zip(INFO_EPISODES, lr.read_lerobot_episodes(str(out))):
         assert_same_episode(a, b)
 
 
@@ -160,7 +208,8 @@ def test_foreign_lerobot_dataset_by_feature_names(export, tmp_path):
     shutil.copytree(export, foreign)
     (foreign / lay.RLIF_META_PATH).unlink()
     back = list(lr.read_lerobot_episodes(str(foreign)))
-    source, got = EPISODES[1], back[1]
+    source, got = INFO_EPISODES[1], back[1]
+    assert sc.INFOS not in got[sc.STEPS]  # infos.* columns need our schema to be read
     n = len(source[sc.STEPS][sc.IS_FIRST])
     t = n - 1
     steps = got[sc.STEPS]
@@ -277,7 +326,7 @@ def test_real_lerobot_loads_the_export(export, lerobot_python, tmp_path):
 
     assert summary["codebase_version"] == "v3.0" and summary["fps"] == 10
     assert summary["num_episodes"] == 3
-    frames = [e[sc.STEPS] for e in EPISODES]
+    frames = [e[sc.STEPS] for e in INFO_EPISODES]
     assert summary["num_frames"] == sum(len(s[sc.IS_FIRST]) for s in frames)
 
     def stacked(get):
@@ -302,9 +351,24 @@ def test_real_lerobot_loads_the_export(export, lerobot_python, tmp_path):
                                       stacked(lambda s: s[field]), err_msg=name)
     np.testing.assert_array_equal(column("episode_index"),
                                   np.repeat([0, 1, 2], [len(s[sc.IS_FIRST]) for s in frames]))
+    np.testing.assert_array_equal(column("index"), np.arange(summary["num_frames"]))
+    # The extra step fields: LeRobot declares and loads each infos.<name> column in its dtype
+    # and shape (bit-exact as stored); its items are torch.tensor(list): float64 -> float32.
+    assert sorted(summary["stored"]) == sorted(f"infos.{k}" for k in INFOS)
+    for name, spec in INFOS.items():
+        want = stacked(lambda s: s[sc.INFOS][name])
+        got = summary["stored"][f"infos.{name}"]
+        assert got["feature"]["dtype"] == spec.dtype, name
+        assert tuple(got["feature"]["shape"]) == (tuple(spec.shape) or (1,)), name
+        stored = np.load(dump / got["file"], allow_pickle=False)
+        assert stored.dtype == want.dtype, name
+        np.testing.assert_array_equal(stored.reshape(want.shape), want, err_msg=name)
+        item = column(f"infos.{name}").reshape(want.shape)
+        np.testing.assert_allclose(item, want.astype(np.float64), rtol=1e-6, err_msg=name)
+    assert "Array2D" in summary["stored"]["infos.contact"]["hf_feature"]
     assert set(summary["tasks"]) == {"Unit-v0"}
     meta = summary["episode_columns"]
-    assert meta["rlif/episode_id"] == [e[sc.EPISODE_ID] for e in EPISODES]
+    assert meta["rlif/episode_id"] == [e[sc.EPISODE_ID] for e in INFO_EPISODES]
     assert meta["rlif/round"] == [3, 3, 3] and meta["rlif/operator"] == ["alice"] * 3
     assert "observation.images.front" in summary["stats_keys"]
 
@@ -318,3 +382,135 @@ def test_episode_metadata_defaults_survive(tmp_path):
     assert {k: back[k] for k in sc.EPISODE_METADATA_FIELDS} == {
         **ep.default_episode_metadata(),
         **{k: episode[k] for k in sc.EPISODE_METADATA_FIELDS}}
+
+
+# ---------------------------------------------------------------------------
+# Extra step fields (`schema.INFOS`): unchanged output without them, names, refusals.
+# ---------------------------------------------------------------------------
+
+# meta/info.json of `test_export_without_infos_is_unchanged`'s export, as written before the
+# infos.<name> columns existed (sha256).
+NO_INFOS_INFO_SHA256 = "0715b1cf6a7703dec2467dec543ee1ced046323f5b9d2025f1ae113e83a6a77c"
+
+
+def test_export_without_infos_is_unchanged(tmp_path):
+    """Data without extra step fields: the same info.json (bytes), data columns and schema."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.fakes.episodes import SCHEMA as VECTOR_SCHEMA
+
+    out = tmp_path / "vec"
+    lr.write_lerobot([make_episode(i, 4 + i) for i in range(3)], str(out), VECTOR_SCHEMA,
+                     source="x")
+    info = (out / lay.INFO_PATH).read_bytes()
+    assert hashlib.sha256(info).hexdigest() == NO_INFOS_INFO_SHA256, info.decode()
+    vec = lambda t, k: pa.list_(t, k)  # noqa: E731
+    f32, i64, b = pa.float32(), pa.int64(), pa.bool_()
+    want = pa.schema([
+        ("observation.state", vec(f32, 3)), ("action", vec(f32, 2)), ("next.reward", f32),
+        ("rlds.discount", f32), ("rlds.is_first", b), ("rlds.is_last", b),
+        ("rlds.is_terminal", b), ("complementary_info.is_intervention", b),
+        ("complementary_info.intervention_start", b),
+        ("complementary_info.policy_action", vec(f32, 2)),
+        ("complementary_info.expert_action", vec(f32, 2)),
+        ("complementary_info.has_expert_action", b), ("complementary_info.source", i64),
+        ("complementary_info.timestamp_us", i64), ("next.done", b), ("next.truncated", b),
+        ("timestamp", f32), ("frame_index", i64), ("episode_index", i64), ("index", i64),
+        ("task_index", i64)])
+    got = pq.read_schema(out / "data/chunk-000/file-000.parquet").remove_metadata()
+    assert got.equals(want), got
+    rlif = json.loads((out / lay.RLIF_META_PATH).read_text())
+    assert rlif[sc.SCHEMA_KEY] == VECTOR_SCHEMA.to_json() and sc.INFOS not in rlif[sc.SCHEMA_KEY]
+    assert not any(k.startswith("infos.") for k in json.loads(info)["features"])
+
+
+def test_info_names_never_collide_with_lerobot_columns(tmp_path):
+    """Extra fields named like LeRobot's own columns get their own infos.<name> columns."""
+    from tests.fakes.episodes import SCHEMA as VECTOR_SCHEMA
+
+    infos = {name: sc.ArraySpec((), "int64") for name in
+             ("index", "timestamp", "episode_index", "action", "next.done", "task_index")}
+    schema = dataclasses.replace(VECTOR_SCHEMA, infos=infos)
+    episodes = []
+    for i in range(2):
+        episode = make_episode(i, length=4)
+        episode[sc.STEPS][sc.INFOS] = info_values(np.random.default_rng(i), 5, infos)
+        episodes.append(episode)
+    out = tmp_path / "names"
+    lr.write_lerobot(episodes, str(out), schema)
+    feats = json.loads((out / lay.INFO_PATH).read_text())["features"]
+    assert feats["action"]["dtype"] == "float32" and feats["index"]["dtype"] == "int64"
+    assert {f"infos.{k}" for k in infos} <= set(feats)
+    back = list(lr.read_lerobot_episodes(str(out)))
+    for a, b in zip(episodes, back):
+        assert_same_episode(a, b)
+    # LeRobot's own bookkeeping keeps its values
+    import pyarrow.parquet as pq
+    table = pq.read_table(out / "data/chunk-000/file-000.parquet")
+    np.testing.assert_array_equal(table.column("index").to_numpy(), np.arange(10))
+    np.testing.assert_array_equal(table.column("episode_index").to_numpy(), np.repeat([0, 1], 5))
+
+
+def test_unsafe_column_names_are_refused():
+    with pytest.raises(lay.LeRobotFormatError, match="cannot be a LeRobot column name"):
+        lay.info_column("a/b", sc.ArraySpec((1,)))
+    with pytest.raises(ValueError, match="no '/'"):  # the schema refuses them first
+        dataclasses.replace(INFO_SCHEMA, infos={"a/b": sc.ArraySpec((1,))})
+    layout = lay.export_layout(INFO_SCHEMA)
+    twice = dataclasses.replace(layout, columns=layout.columns + (lay.BOOKKEEPING[3],))
+    with pytest.raises(lay.LeRobotFormatError, match=r"\['index'\] would be written twice"):
+        lay.all_columns(twice)
+
+
+def _replace_column(path, name, array):
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    i = table.column_names.index(name)
+    pq.write_table(table.set_column(i, name, array), path)
+
+
+def _ingest_fails(path, tmp_path, *needles):
+    out = tmp_path / "back"
+    result = runner.invoke(app, ["ingest-lerobot", "--path", str(path), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert not out.exists()
+
+
+def test_info_column_of_another_dtype_is_refused(export, tmp_path):
+    import pyarrow as pa
+
+    broken = tmp_path / "dtype"
+    shutil.copytree(export, broken)
+    path = broken / "data/chunk-000/file-000.parquet"
+    n = json.loads((export / lay.INFO_PATH).read_text())["total_frames"]
+    values = pa.array(np.zeros(n * 4, np.float32))  # float64 declared
+    _replace_column(path, "infos.qpos", pa.FixedSizeListArray.from_arrays(values, 4))
+    _ingest_fails(broken, tmp_path, "'infos.qpos' holds float", "declares float64 shape [4]")
+
+
+def test_info_column_of_another_shape_is_refused(export, tmp_path):
+    import pyarrow as pa
+
+    broken = tmp_path / "shape"
+    shutil.copytree(export, broken)
+    path = broken / "data/chunk-000/file-000.parquet"
+    n = json.loads((export / lay.INFO_PATH).read_text())["total_frames"]
+    values = pa.array(np.zeros(n * 3, np.float64))
+    _replace_column(path, "infos.qpos", pa.FixedSizeListArray.from_arrays(values, 3))
+    _ingest_fails(broken, tmp_path, "'infos.qpos' holds double x 3 per frame", "shape [4]")
+
+
+def test_info_feature_declared_unlike_the_schema_is_refused(export, tmp_path):
+    broken = tmp_path / "declared"
+    shutil.copytree(export, broken)
+    info = json.loads((broken / lay.INFO_PATH).read_text())
+    info["features"]["infos.contact"]["shape"] = [4]
+    (broken / lay.INFO_PATH).write_text(json.dumps(info))
+    _ingest_fails(broken, tmp_path, "feature 'infos.contact' is declared ('uint8', [4])",
+                  "uint8 [2, 2]")

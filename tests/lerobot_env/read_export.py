@@ -18,6 +18,23 @@ def _plain(value):
     return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
+def _stored_column(dataset, key: str) -> np.ndarray:
+    """A column exactly as the loaded Hugging Face dataset stores it (no torch conversion)."""
+    import pyarrow as pa
+
+    arr = dataset.hf_dataset.data.column(key).combine_chunks()
+    while True:
+        if isinstance(arr, pa.ExtensionArray):  # datasets' Array2D ...
+            arr = arr.storage
+        elif pa.types.is_list(arr.type) or pa.types.is_fixed_size_list(arr.type) \
+                or pa.types.is_large_list(arr.type):
+            arr = arr.flatten()
+        else:
+            break
+    shape = tuple(dataset.meta.features[key]["shape"])
+    return arr.to_numpy(zero_copy_only=False).reshape((len(dataset.hf_dataset),) + shape)
+
+
 def main(dataset_dir: str, out_dir: str) -> None:
     import lerobot
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
@@ -43,6 +60,15 @@ def main(dataset_dir: str, out_dir: str) -> None:
         name = f"col{n}.npy"
         np.save(out / name, np.stack(values), allow_pickle=False)
         files[key] = name
+    # The extra step fields (infos.<name>): also as stored, since the items above went
+    # through LeRobot's torch.tensor(list), which makes float64 values float32.
+    stored = {}
+    for n, key in enumerate(sorted(k for k in dataset.meta.features if k.startswith("infos."))):
+        name = f"stored{n}.npy"
+        np.save(out / name, _stored_column(dataset, key), allow_pickle=False)
+        stored[key] = {"file": name, "feature": dataset.meta.features[key],
+                       "hf_feature": repr(dataset.hf_dataset.features[key]),
+                       "item_dtype": str(columns[key][0].dtype)}
     episodes = dataset.meta.episodes
     summary = {
         "lerobot_version": getattr(lerobot, "__version__", "?"),
@@ -53,6 +79,7 @@ def main(dataset_dir: str, out_dir: str) -> None:
         "camera_keys": list(dataset.meta.camera_keys),
         "tasks": tasks,
         "files": files,
+        "stored": stored,
         "episode_columns": {k: list(episodes[k]) for k in episodes.column_names
                             if k.startswith("rlif/") or k in ("length", "episode_index")},
         "stats_keys": sorted(dataset.meta.stats) if dataset.meta.stats else [],
