@@ -137,18 +137,22 @@ def test_checks_count_info_rows_per_step():
     assert "infos['qpos']" in finding.message
 
 
-def test_lerobot_export_leaves_infos_out_consistently(tmp_path):
-    """LeRobot's layout has no columns for them: the export says so, ingest-lerobot agrees."""
+def test_lerobot_export_keeps_infos(tmp_path):
+    """LeRobot export: one infos.<name> column each; ingest-lerobot gives them back bit-exact
+    (more in tests/test_convert_lerobot.py)."""
     from pipelines import ingest_lerobot
     from rlif_data.convert.export import convert_dataset
     from rlif_data.convert.lerobot import lerobot_schema
 
     rec = write_recording(tmp_path / "rec", [with_infos(i) for i in range(2)], WITH_INFOS)
     convert_dataset(rec, "lerobot", str(tmp_path / "lr"))
-    assert lerobot_schema(str(tmp_path / "lr")).infos == {}
+    assert lerobot_schema(str(tmp_path / "lr")).infos == INFOS
     out = ingest_lerobot.run(str(tmp_path / "lr"), str(tmp_path / "back"),
                              beam_args=["--direct_num_workers=1",
                                         "--direct_running_mode=in_memory"])
     for a, b in zip(read_episodes(rec), read_episodes(out)):
-        assert sc.INFOS not in b[sc.STEPS]
+        for name, value in a[sc.STEPS][sc.INFOS].items():
+            got = b[sc.STEPS][sc.INFOS][name]
+            assert got.dtype == value.dtype, name
+            np.testing.assert_array_equal(got, value, err_msg=name)
         np.testing.assert_array_equal(a[sc.STEPS][sc.ACTION], b[sc.STEPS][sc.ACTION])

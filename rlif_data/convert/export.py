@@ -68,7 +68,8 @@ def convert_dataset(dataset: str, target: str, out: str, *, root: Optional[str] 
     Args:
       dataset: a directory, ``name@tag`` or ``name:version``.
       target: "lerobot" (LeRobotDataset v3.0; camera frames as lossless PNG
-        image features; the extra step fields `schema.INFOS` are left out) or
+        image features; the extra step fields `schema.INFOS` as infos.<name>
+        columns in their own dtype) or
         "minari" (HDF5; camera frames bit-exact as PNG in Minari's image
         layout, extra step fields as infos/infos/<name>).
       out: the output directory; must not exist.
