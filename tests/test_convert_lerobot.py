@@ -28,6 +28,7 @@ from rlif_data import schema as sc
 from rlif_data.convert import lerobot as lr
 from rlif_data.convert import lerobot_layout as lay
 from rlif_data.recording.reader import EpisodeReader, read_episodes
+from tests.cli_helpers import ingest_fails
 from tests.fakes.episodes import make_episode, write_recording
 from tests.lerobot_env.venv import ensure_lerobot_venv, venv_python
 
@@ -472,14 +473,7 @@ def _replace_column(path, name, array):
 
 
 def _ingest_fails(path, tmp_path, *needles):
-    out = tmp_path / "back"
-    result = runner.invoke(app, ["ingest-lerobot", "--path", str(path), "--out", str(out)])
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    assert not out.exists()
+    ingest_fails("ingest-lerobot", path, tmp_path / "back", *needles)
 
 
 def test_info_column_of_another_dtype_is_refused(export, tmp_path):

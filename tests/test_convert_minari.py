@@ -16,6 +16,7 @@ from rlif_data.convert import minari_fields, minari_writer
 from rlif_data.recording.reader import EpisodeReader, read_episodes
 from rlif_data.sources import minari_reader
 from rlif_data.sources.minari_steps import MinariFormatError
+from tests.cli_helpers import ingest_fails
 from tests.fakes.episodes import SCHEMA, make_episode, write_recording
 from tests.test_convert_lerobot import assert_same_episode
 
@@ -127,14 +128,7 @@ def test_foreign_minari_infos_are_ignored(export, tmp_path):
 
 def ingest_minari_fails(path, tmp_path, *needles):
     """`ingest-minari` of `path` exits 2 with one line holding every needle; nothing written."""
-    out = tmp_path / "ds"
-    result = runner.invoke(app, ["ingest-minari", "--path", str(path), "--out", str(out)])
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    assert not out.exists()
+    ingest_fails("ingest-minari", path, tmp_path / "ds", *needles)
 
 
 def test_inconsistent_observation_shapes(export, tmp_path):
