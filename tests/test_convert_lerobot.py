@@ -29,7 +29,7 @@ from rlif_data.convert import lerobot as lr
 from rlif_data.convert import lerobot_layout as lay
 from rlif_data.recording.reader import EpisodeReader, read_episodes
 from tests.cli_helpers import ingest_fails
-from tests.fakes.episodes import make_episode, write_recording
+from tests.fakes.episodes import make_episode, with_noisy_cameras, write_recording
 from tests.lerobot_env.venv import ensure_lerobot_venv, venv_python
 
 runner = CliRunner()
@@ -40,13 +40,8 @@ READ_SCRIPT = Path(__file__).parent / "lerobot_env" / "read_export.py"
 
 def camera_episode(i, length):
     """`make_episode` with a relabelled view's fields and two cameras of distinct, noisy frames."""
-    episode = make_episode(i, length=length)
+    episode = with_noisy_cameras(make_episode(i, length=length), CAMERAS, SIZE, seed=100 + i)
     steps = episode[sc.STEPS]
-    rng = np.random.default_rng(100 + i)
-    steps[sc.OBSERVATION] = {
-        sc.STATE_KEY: steps[sc.OBSERVATION],
-        **{cam: rng.integers(0, 256, (length + 1, SIZE, SIZE, 3), dtype=np.uint8)
-           for cam in CAMERAS}}
     steps[sc.ENV_REWARD] = np.arange(length + 1, dtype=np.float32) * 0.5
     steps[sc.INCLUDE] = np.arange(length + 1) % 3 != 0
     episode.update({sc.SESSION_ID: "sess-7", sc.OPERATOR: "alice", sc.ROUND: 3,

@@ -198,11 +198,7 @@ def test_a_kill_between_an_episodes_commit_and_its_mark_loses_only_the_mark(tmp_
     """Episode 1 is marked while in flight; SIGKILL after its shard is committed, before
     the held mark is appended: the episode survives, unmarked, and can be marked after."""
     rec = tmp_path / "rec"
-    child = subprocess.run(
-        [sys.executable, "-c", KILLED_SESSION, str(rec)], cwd=ROOT, capture_output=True,
-        text=True, timeout=300,
-        env=dict(os.environ, RLIF_FAULT="record.shard_renamed@2", TF_CPP_MIN_LOG_LEVEL="3"))
-    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    child = killed_session(rec, "record.shard_renamed@2")
     assert "MARKED" in child.stdout
     assert cli("recover", rec).exit_code == 0
     ids = ids_of(rec)
@@ -217,15 +213,21 @@ def test_a_kill_between_an_episodes_commit_and_its_mark_loses_only_the_mark(tmp_
 
 def test_a_kill_before_the_commit_loses_the_episode_and_its_mark_together(tmp_path):
     rec = tmp_path / "rec"
-    child = subprocess.run(
-        [sys.executable, "-c", KILLED_SESSION, str(rec)], cwd=ROOT, capture_output=True,
-        text=True, timeout=300,
-        env=dict(os.environ, RLIF_FAULT="writer.episode_taken@2", TF_CPP_MIN_LOG_LEVEL="3"))
-    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    killed_session(rec, "writer.episode_taken@2")
     cli("recover", rec)
     ids = ids_of(rec)
     assert len(ids) == 1
     assert [m.episode_id for m in invalid.read_marks(str(rec))] == ids
+
+
+def killed_session(rec, fault):
+    """Run `KILLED_SESSION` into `rec`, SIGKILLed at fault point `fault`; its finished process."""
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_SESSION, str(rec)], cwd=ROOT, capture_output=True,
+        text=True, timeout=300,
+        env=dict(os.environ, RLIF_FAULT=fault, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    return child
 
 
 KILLED_SESSION = """

@@ -20,7 +20,7 @@ from rlif_data.convert import minari_frames, minari_writer
 from rlif_data.recording.reader import EpisodeReader, read_episodes
 from rlif_data.sources import minari_reader
 from rlif_data.sources.minari_steps import MinariFormatError
-from tests.fakes.episodes import make_episode, write_recording
+from tests.fakes.episodes import make_episode, with_noisy_cameras, write_recording
 from tests.test_convert_lerobot import assert_same_episode
 from tests.test_convert_minari import ingest_minari_fails
 
@@ -32,13 +32,7 @@ DATASET_ID = "rlif/cams-v0"
 
 def camera_episode(i, length=10, size=SIZE):
     """Two cameras of noisy frames (worst case for JPEG), interventions, every metadata field."""
-    episode = make_episode(i, length=length)
-    steps = episode[sc.STEPS]
-    rng = np.random.default_rng(50 + i)
-    steps[sc.OBSERVATION] = {
-        sc.STATE_KEY: steps[sc.OBSERVATION],
-        **{cam: rng.integers(0, 256, (length + 1, size, size, 3), dtype=np.uint8)
-           for cam in CAMERAS}}
+    episode = with_noisy_cameras(make_episode(i, length=length), CAMERAS, size, seed=50 + i)
     episode.update({sc.SESSION_ID: "sess-9", sc.OPERATOR: "dora", sc.ROUND: 4,
                     sc.INTERVENTION_MODEL: "human", sc.INTERVENTION_PARAMS: '{"device": "x"}',
                     sc.POLICY_VERSION: "p:4.0.0", sc.START_TIME: "2026-12-01T10:00:00Z",

@@ -31,6 +31,19 @@ def make_episode(i, length=5, operator="", obs_dim=3):
     return {**meta, sc.STEPS: steps}
 
 
+def with_noisy_cameras(episode, cameras, size, seed):
+    """`episode` with its state observation moved under `schema.STATE_KEY` and one camera of
+    seeded uniform-noise RGB frames (size x size) per name in `cameras` (JPEG's worst case)."""
+    steps = episode[sc.STEPS]
+    frames = len(steps[sc.IS_FIRST])
+    rng = np.random.default_rng(seed)
+    steps[sc.OBSERVATION] = {
+        sc.STATE_KEY: steps[sc.OBSERVATION],
+        **{cam: rng.integers(0, 256, (frames, size, size, 3), dtype=np.uint8)
+           for cam in cameras}}
+    return episode
+
+
 def write_recording(directory, episodes, schema=SCHEMA):
     """Write `episodes` through the real crash-safe store."""
     with EpisodeStore.open(str(directory), schema) as store:
