@@ -1,5 +1,6 @@
 """How jobs run on Beam's runners: DirectRunner jobs without Prism, the shard allocator scope."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -172,3 +173,52 @@ task.teardown()
 print(note["episodes"], "tensorflow_datasets" in sys.modules, "tensorflow" in sys.modules)
 """
     assert _python(code) == "3 False False"
+
+
+# -- Beam's state sampler in a job's own process -----------------------------------------------
+
+
+def _sampling_period() -> int:
+    from apache_beam.runners.worker import statesampler
+    from apache_beam.utils.counters import CounterFactory
+
+    return statesampler.StateSampler("test", CounterFactory()).sampling_period_ms
+
+
+def test_jobs_in_this_process_sample_their_state_often_and_put_beams_period_back():
+    beams = _sampling_period()
+    assert beams > runners.STATE_SAMPLING_MS  # 200 ms in Beam 2.x
+    with runners.short_state_sampling():
+        assert _sampling_period() == runners.STATE_SAMPLING_MS
+        with runners.short_state_sampling():  # a second job at once: one change
+            assert _sampling_period() == runners.STATE_SAMPLING_MS
+        assert _sampling_period() == runners.STATE_SAMPLING_MS  # the first is still running
+    assert _sampling_period() == beams
+
+
+def test_a_sampler_laid_out_otherwise_is_left_alone(monkeypatch):
+    from apache_beam.runners.worker import statesampler
+
+    monkeypatch.setattr(statesampler.StateSampler.__init__, "__defaults__", None)
+    with runners.short_state_sampling():
+        assert statesampler.StateSampler.__init__.__defaults__ is None
+    assert statesampler.StateSampler.__init__.__defaults__ is None
+
+
+def test_a_job_runs_with_the_short_period_and_leaves_beams(tmp_path, monkeypatch):
+    seen = []
+    real = runners.short_state_sampling
+
+    @contextlib.contextmanager
+    def spy():
+        with real():
+            seen.append(_sampling_period())
+            yield
+
+    monkeypatch.setattr(runners, "short_state_sampling", spy)
+    beams = _sampling_period()
+    rec = write_recording(tmp_path / "rec", [make_episode(i) for i in range(3)])
+    relabel.run(rec, str(tmp_path / "out"), "paper", SINGLE)
+    assert seen == [runners.STATE_SAMPLING_MS]
+    assert _sampling_period() == beams
+    assert len(shard_records(tmp_path / "out")) == 3

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pipelines import downsample, graph_rules, ingest_d4rl, ingest_human, output, relabel, sink
+from rlif_data import fsutil
 from rlif_data import schema as sc
 from rlif_data.recording.reader import read_episodes
 from tests.fakes.d4rl_files import write_d4rl_file
@@ -265,3 +266,16 @@ class _Labels(beam.pipeline.PipelineVisitor):
 
     def visit_transform(self, node):
         self._out.append(node.full_label)
+
+
+def test_a_shard_is_written_out_while_it_is_written(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setitem(fsutil._libc, "sync_file_range",
+                        lambda fd, *args: calls.append(os.readlink(f"/proc/self/fd/{fd}")) or 0)
+    monkeypatch.setattr(fsutil, "WRITEBACK_BYTES", 1)
+    encode = sink.episode_encoder(SCHEMA)
+    records = [(k, encode(make_episode(k))) for k in (1, 2, 3)]
+    sink.write_ordered_shard(str(tmp_path), 0, records)
+    # One request per record at this threshold, each on the shard's temporary file.
+    assert calls == [str(tmp_path / f".{sink.part_name(0)}.tmp")] * 3
+    assert sorted(os.listdir(tmp_path)) == ["part-00000.array_record", "part-00000.note.json"]
