@@ -54,27 +54,34 @@ class EpisodeChecker:
     def __init__(self, view: Optional[str]):
         self._view = view
         self._envs: dict = {}
-        # The notes `checks.env_info` gives for each env id: they travel in the
-        # summaries, so the driver never makes an env (a MuJoCo import) itself.
-        self._env_notes: dict[str, list[str]] = {}
+        # Per env id, looked up once: the check context (bounds), the time limit
+        # and the notes `checks.env_info` gives (they travel in the summaries, so
+        # the driver never makes an env, a MuJoCo import, itself).
+        self._per_env: dict[str, tuple[checks.CheckContext, Optional[int], list[str]]] = {}
+
+    def _env(self, env_id: str) -> tuple[checks.CheckContext, Optional[int], list[str]]:
+        """(check context, time limit, notes) of an env id, looked up the first time it is seen."""
+        entry = self._per_env.get(env_id)
+        if entry is None:
+            notes: list[str] = []
+            low, high, limit = checks.env_info(env_id, self._envs, notes)
+            entry = self._per_env[env_id] = (checks.CheckContext(self._view, low, high),
+                                             None if limit is None else int(limit), notes)
+        return entry
 
     def __call__(self, key: int, episode: Mapping[str, Any]) -> dict[str, Any]:
         """The summary of one episode: its findings and what the dataset-level checks need."""
         t0 = time.perf_counter()
         env_id = str(episode.get(sc.ENV_ID, ""))
-        if env_id not in self._env_notes:
-            self._env_notes[env_id] = []
-            checks.env_info(env_id, self._envs, self._env_notes[env_id])
-        low, high, limit = checks.env_info(env_id, self._envs, [])
-        findings = checks.check_episode(episode, 0, checks.CheckContext(self._view, low, high))
+        context, limit, notes = self._env(env_id)
+        findings = checks.check_episode(episode, 0, context)
         steps = episode[sc.STEPS]
-        return {KEY: int(key), LENGTH: int(len(steps[sc.IS_FIRST]) - 1),
+        return {KEY: int(key), LENGTH: len(steps[sc.IS_FIRST]) - 1,
                 TERMINAL: bool(np.asarray(steps[sc.IS_TERMINAL])[-1]),
                 EPISODE_ID: str(episode.get(sc.EPISODE_ID, "")),
                 FINGERPRINT: checks.episode_fingerprint(episode), ENV_ID: env_id,
-                TIME_LIMIT: None if limit is None else int(limit),
-                ENV_NOTES: list(self._env_notes[env_id]),
-                FINDINGS: [f.to_json() for f in findings],
+                TIME_LIMIT: limit, ENV_NOTES: list(notes),
+                FINDINGS: [f.to_json() for f in findings] if findings else [],
                 SECONDS: time.perf_counter() - t0}
 
 
