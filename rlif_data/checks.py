@@ -634,6 +634,9 @@ def _shifted_matches(values: np.ndarray, reference: np.ndarray, mask: np.ndarray
     return int(same), int(back), int(ahead)
 
 
+_POLICY = int(sc.Source.POLICY)
+
+
 def action_alignment_findings(steps: Mapping[str, Any], episode: int = 0,
                               episode_id: str = "", min_steps: int = 3) -> list[Finding]:
     """`action` one step off the `policy_action` / `expert_action` it was taken from.
@@ -654,7 +657,7 @@ def action_alignment_findings(steps: Mapping[str, Any], episode: int = 0,
     action = np.asarray(steps[sc.ACTION], np.float32)[:t]
     flags = np.asarray(steps[sc.INTERVENTION], bool)[:t]
     source = np.asarray(steps[sc.SOURCE])[:t]
-    checks = [(sc.POLICY_ACTION, ~flags & (source == int(sc.Source.POLICY)))]
+    checks = [(sc.POLICY_ACTION, ~flags & (source == _POLICY))]
     if sc.HAS_EXPERT_ACTION in steps:
         checks.append((sc.EXPERT_ACTION, flags & np.asarray(steps[sc.HAS_EXPERT_ACTION],
                                                             bool)[:t]))
@@ -695,12 +698,19 @@ def _constant_findings(leaves: Mapping[str, np.ndarray], episode: int,
     out = []
     for name, values in leaves.items():
         # Rows 0 and 1 differ in the usual case: no pass over the whole episode.
-        if values.size and (len(values) < 2 or np.all(values[1] == values[0])) \
-                and np.all(values == values[:1]):
+        if values.size and (len(values) < 2 or _all(values[1] == values[0])) \
+                and _all(values == values[:1]):
             out.append(Finding(episode, None, CONSTANT_EPISODE,
                                f"{name} is the same at all {len(values)} steps (a frozen sensor "
                                "or camera?)", WARNING, episode_id))
     return out
+
+
+def _all(equal: Any) -> bool:
+    """``np.all(equal)``, without its Python-level wrapper for arrays and NumPy scalars."""
+    if isinstance(equal, (np.ndarray, np.generic)):
+        return bool(equal.all())
+    return bool(np.all(equal))
 
 
 def timestamp_findings(steps: Mapping[str, Any], control_period_us: Optional[float] = None,
