@@ -13,7 +13,7 @@ from rlif_data import schema as sc
 
 LOW, HIGH = -np.ones(2), np.ones(2)
 # Every test that decides "nothing to report" without the exact per-step pass.
-FAST_PATHS = ("_lengths_agree", "_flags_placed", "_no_non_finite", "_discounts_fine",
+FAST_PATHS = ("_nothing_to_report", "_lengths_agree", "_flags_placed", "_no_non_finite", "_discounts_fine",
               "_starts_follow", "_same", "_inside_bounds", "_masked_rows_equal", "_gaps_fine")
 
 
