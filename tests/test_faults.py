@@ -471,3 +471,31 @@ def test_staging_owner_rules_are_pure():
     assert output.staging_is_stale(f"{output.STAGING_PREFIX}old-0123abcd", host,
                                    lambda p, s: True)  # no owner recorded
     assert not output.staging_is_stale("out", host, lambda p, s: False)
+
+
+def test_a_stopped_janitor_has_killed_its_jobs_processes_and_removed_staging(tmp_path):
+    from pipelines import processes
+
+    token = f"{os.getpid()}:test-{tmp_path.name}"
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                              env=dict(os.environ, **{processes.JOB_OWNER_ENV: token}))
+    try:
+        janitor = processes.start_janitor(token, str(staging))
+        processes.stop_janitor(janitor)
+        # Returned only once the janitor is done: its work is visible right away.
+        assert janitor.returncode == 0
+        assert worker.wait(timeout=60) == -signal.SIGKILL
+        assert not staging.exists()
+    finally:
+        worker.kill()
+
+
+def test_a_janitor_that_does_not_finish_is_killed(tmp_path):
+    from pipelines import processes
+
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                             stdin=subprocess.PIPE)
+    processes.stop_janitor(stuck, timeout=0.5)
+    assert stuck.returncode == -signal.SIGKILL
