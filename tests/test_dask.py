@@ -1,6 +1,7 @@
 """Jobs on Beam's DaskRunner over a real dask.distributed cluster of 2 worker processes."""
 
 import argparse
+import json
 import logging
 import os
 import socket
@@ -103,6 +104,39 @@ def test_a_scheduler_that_does_not_answer_is_named(recording, tmp_path):
     with pytest.raises(runners.DaskSchedulerError, match="no such file"):
         relabel.run(recording, str(tmp_path / "out"), "paper",
                     ["--runner=dask", f"--dask_scheduler_file={tmp_path / 'none.json'}"])
+
+
+def test_a_scheduler_file_names_the_cluster(cluster, recording, tmp_path):
+    address, workers = cluster
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler_file.write_text(json.dumps({"type": "Scheduler", "address": address}))
+    out = relabel.run(recording, str(tmp_path / "out"), "paper",
+                      ["--runner=dask", f"--dask_scheduler_file={scheduler_file}"])
+    assert len(shard_records(out)) == 16 and writer_pids(out) <= workers
+    for text, why in (("not json", "not a scheduler file"), ("[1, 2]", "not a scheduler file"),
+                      ('{"address": ""}', "names no scheduler address")):
+        scheduler_file.write_text(text)
+        with pytest.raises(runners.DaskSchedulerError, match=f"scheduler.json.*{why}"):
+            relabel.run(recording, str(tmp_path / "bad"), "paper",
+                        ["--runner=dask", f"--dask_scheduler_file={scheduler_file}"])
+        assert not (tmp_path / "bad").exists()
+
+
+def test_a_scheduler_without_workers_is_named(recording, tmp_path):
+    from distributed import LocalCluster
+
+    empty = LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address=":0",
+                         silence_logs=logging.ERROR)
+    try:
+        address = empty.scheduler_address
+        with pytest.raises(runners.DaskSchedulerError,
+                           match=f"Dask scheduler {address} .* has no workers \\(waited 1 s\\); "
+                                 f"start `dask worker {address}`"):
+            relabel.run(recording, str(tmp_path / "out"), "paper",
+                        [*dask_args(address), "--dask_connection_timeout=1"])
+        assert os.listdir(tmp_path) == []
+    finally:
+        empty.close()
 
 
 def test_job_command_lines_take_dask_options():
