@@ -46,13 +46,12 @@ DEFAULT_DASK_TIMEOUT_S = 10
 # partition's whole output in a worker's memory between two steps.
 PARTITION_BYTES = 64 << 20
 # A DirectRunner job writing at most this much (bytes, episodes) runs in its
-# own process unless told otherwise. Measured (docs/scaling.md): 2 worker
-# processes made a 20-episode relabel take 4.8 s instead of 1.9 s, and paid
-# off only for large state-only inputs on two idle cores (1M steps: 11.5 s
-# against 15.3 s; under load 19.3 s against 15.8 s), never for camera data.
-# One target shard (`sink.TARGET_SHARD_BYTES`) of output is about where
-# splitting the work can be worth the workers' start-up.
-IN_PROCESS_MAX_BYTES = 128 << 20
+# own process unless told otherwise. 2 worker processes cost ~1.35 s of start-up
+# per job (spawn, Beam's import, gRPC) and then halve the rest; measured on 2 idle
+# cores (docs/scaling.md, run 7): 1M state steps (197 MB) 2.0 s in-process against
+# 2.5 s on 2 workers, 20k two-camera steps (1837 MB) 16.6 s against 10.9 s. The two
+# meet where the in-process job takes ~3.2 s: ~320 MB of either kind.
+IN_PROCESS_MAX_BYTES = 320 << 20
 # Recordings hold one shard file per episode: past this many, opening them
 # is itself worth spreading over workers.
 IN_PROCESS_MAX_EPISODES = 2000
