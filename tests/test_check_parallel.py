@@ -210,6 +210,9 @@ def test_idle_cores_from_two_tick_readings():
     after = {0: (100, 1010), 1: (508, 1010)}  # cpu 0 busy, cpu 1 idle 8 of 10 ticks
     assert check_workers.idle_cores(before, after) == pytest.approx(0.8)
     assert check_workers.idle_cores(before, before) == 0.0  # no tick in between: none idle
+    # Our own workers' start-up (2 ticks of 10) was not other work: it counts as idle.
+    assert check_workers.idle_cores(before, after, own_ticks=2) == pytest.approx(1.0)
+    assert check_workers.idle_cores(before, after, own_ticks=50) == 2.0  # at most every core
     ticks = check_workers.cpu_ticks()
     if ticks is not None:  # Linux: every CPU this process may use, idle <= all
         assert set(ticks) == os.sched_getaffinity(0) and all(i <= a for i, a in ticks.values())
@@ -272,3 +275,33 @@ def test_constant_observation_fast_path_still_finds_a_frozen_sensor_and_nan():
     obs[:] = obs[0] * 0 + 1.0
     obs[-1, 2] = 2.0  # equal first rows, a change only at the end
     assert checks.constant_findings(e[sc.STEPS]) == []
+
+
+def _auto_check_with_idle(tmp_path, monkeypatch, idle):
+    """An auto check of a small dataset on 3 cores, the measured idle cores being `idle`;
+    returns (processes used, the worker processes started, whether any still runs)."""
+    path = findings_dataset(tmp_path / "rec")
+    monkeypatch.setattr(check_workers, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(check_workers, "SAMPLE_SECONDS", 0.0)
+    monkeypatch.setattr(check_workers, "_usable_cores", lambda: 3)
+    monkeypatch.setattr(check_workers, "idle_cores", lambda *args: idle)
+    started = []
+    real = check_workers._Worker
+
+    def worker(*args):
+        started.append(real(*args))
+        return started[-1]
+
+    monkeypatch.setattr(check_workers, "_Worker", worker)
+    report = checks.check_dataset(path)
+    assert report.to_json()["findings"] == report_json(path, 1)["findings"]
+    return report.processes, started, any(w._process.poll() is None for w in started)
+
+
+def test_workers_start_before_the_idle_cores_are_known_and_unneeded_ones_stop(tmp_path,
+                                                                              monkeypatch):
+    processes, started, running = _auto_check_with_idle(tmp_path / "busy", monkeypatch, 0.0)
+    # Both started at once; the machine is busy: both stopped, the check done in one process.
+    assert processes == 1 and len(started) == 2 and not running
+    processes, started, running = _auto_check_with_idle(tmp_path / "one", monkeypatch, 1.0)
+    assert processes == 2 and len(started) == 2 and not running
