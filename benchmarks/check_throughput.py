@@ -13,9 +13,13 @@ Measured, interleaved over ``--repeats`` rounds:
                data's size and the cores idle at that moment, see
                `rlif_data.check_workers.check_recording`; 1: one process). The
                processes each run used are in the results (``processes``).
-  ``relabel``  `pipelines.relabel.run` (``paper`` view) on the default
-               DirectRunner with 2 worker processes, the whole call timed
-               (start-up, decode, relabel, encode, write, rename).
+  ``relabel``  `pipelines.relabel.run` (``paper`` view) as a user runs it:
+               default options, i.e. the DirectRunner in the mode the job
+               picks by size (`pipelines.runners.choose_direct_mode`; since
+               run 7 of docs/scaling.md, in-process up to 320 MiB, so for
+               the 1M-step input; before, 2 worker processes), the whole call
+               timed (start-up, decode, relabel, encode, check, write,
+               rename). The mode is in the results (``relabel.mode``).
 
 Target (project issue 14): a check costs at most 25 % of a relabel pass,
 i.e. ``check_s / relabel_s <= 0.25`` (medians of wall time). The CPU-time
@@ -27,6 +31,7 @@ Usage:
   .venv/bin/python benchmarks/check_throughput.py           # 1M steps (~6 min on 2 cores,
                                                             # +~4 min to generate once)
   .venv/bin/python benchmarks/check_throughput.py --quick   # 50k steps, ~1 min
+  ... --relabel-workers 2    # relabel on 2 DirectRunner worker processes (the default before run 7)
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from typing import Optional  # noqa: E402
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _ROOT = os.path.dirname(_HERE)
@@ -77,17 +83,20 @@ def time_check(directory: str, workers: int = 0) -> dict:
             "processes": report.processes, "load_1min": os.getloadavg()[0]}
 
 
-def time_relabel(directory: str, scratch: str, chatter: str) -> dict:
-    """One `pipelines.relabel.run` (paper view, 2 DirectRunner workers)."""
+def time_relabel(directory: str, scratch: str, chatter: str,
+                 beam_args: Optional[list[str]] = None) -> dict:
+    """One `pipelines.relabel.run` (paper view; default options unless `beam_args`): seconds,
+    CPU, its mode."""
     from pipelines import output, relabel
 
     out = tempfile.mkdtemp(prefix="relabel-", dir=scratch)
     os.rmdir(out)  # the job refuses an existing output
     cpu0, t0 = pt.cpu_seconds(), time.perf_counter()
     with pt.RedirectedOutput(chatter):
-        relabel.run(directory, out, pt.VIEW, output.default_beam_args())
+        relabel.run(directory, out, pt.VIEW, beam_args or output.default_beam_args())
     seconds = time.perf_counter() - t0
-    result = {"s": seconds, "cpu_s": pt.cpu_seconds() - cpu0, "steps": None}
+    result = {"s": seconds, "cpu_s": pt.cpu_seconds() - cpu0, "steps": None,
+              "mode": pt.output_lineage(out).get("run", {}).get("mode")}
     shutil.rmtree(out, ignore_errors=True)
     return result
 
@@ -101,6 +110,9 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=None, help="default 2 (quick: 1)")
     parser.add_argument("--check-workers", type=int, default=0,
                         help="check_dataset's workers: 0 its own choice (default), 1 one process")
+    parser.add_argument("--relabel-workers", type=int, default=0,
+                        help="relabel on N DirectRunner worker processes (default 0: the job's "
+                             "own choice by size, as a user runs it)")
     parser.add_argument("--cache", default=DEFAULT_CACHE)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -108,6 +120,8 @@ def main(argv=None) -> None:
     repeats = args.repeats or (1 if args.quick else 2)
     out_path = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
     episodes = max(1, steps // args.episode_steps)
+    relabel_args = ([f"--direct_num_workers={args.relabel_workers}",
+                     "--direct_running_mode=multi_processing"] if args.relabel_workers else None)
     pt.quiet_logging()
     wall0 = time.perf_counter()
     scratch = tempfile.mkdtemp(prefix="check-bench-")
@@ -125,7 +139,7 @@ def main(argv=None) -> None:
             runs["check"].append(time_check(directory, args.check_workers))
             pt.log(f"[{r + 1}/{repeats}] check   {runs['check'][-1]['s']:7.2f} s "
                    f"({runs['check'][-1]['processes']} process(es))")
-            runs["relabel"].append(time_relabel(directory, scratch, chatter))
+            runs["relabel"].append(time_relabel(directory, scratch, chatter, relabel_args))
             pt.log(f"[{r + 1}/{repeats}] relabel {runs['relabel'][-1]['s']:7.1f} s")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -135,6 +149,7 @@ def main(argv=None) -> None:
         summary[name] = {"median_s": seconds, "steps_per_s": transitions / seconds,
                          "runs_s": [i["s"] for i in items],
                          "cpu_s": [i["cpu_s"] for i in items]}
+    summary["relabel"]["mode"] = sorted({str(i["mode"]) for i in runs["relabel"]})
     summary["check"]["processes"] = [i["processes"] for i in runs["check"]]
     summary["check"]["load_1min_after"] = [round(i["load_1min"], 2) for i in runs["check"]]
     ratio = summary["check"]["median_s"] / summary["relabel"]["median_s"]
@@ -150,7 +165,7 @@ def main(argv=None) -> None:
         "repeats": repeats,
         "findings_in_generated_data": runs["check"][-1]["findings"],
         "check": summary["check"],
-        "relabel_mp2": summary["relabel"],
+        "relabel": summary["relabel"],
         "check_over_relabel": ratio,
         "check_over_relabel_cpu": cpu_ratio,
         "target_ratio": TARGET_RATIO,
@@ -162,7 +177,8 @@ def main(argv=None) -> None:
     print(f"check   {summary['check']['steps_per_s']:10,.0f} steps/s "
           f"({summary['check']['median_s']:.2f} s, {summary['check']['processes']} process(es))")
     print(f"relabel {summary['relabel']['steps_per_s']:10,.0f} steps/s "
-          f"({summary['relabel']['median_s']:.1f} s, DirectRunner, 2 workers)")
+          f"({summary['relabel']['median_s']:.1f} s, DirectRunner "
+          f"{'/'.join(summary['relabel']['mode'])})")
     print(f"check / relabel = {ratio:.1%} wall, {cpu_ratio:.1%} CPU time "
           f"(target <= {TARGET_RATIO:.0%}): {'met' if ratio <= TARGET_RATIO else 'NOT met'}")
     write_results(out_path, payload)
