@@ -400,21 +400,36 @@ def shard_allocator() -> Iterator[None]:
         yield
         return
     libc, (trim, mmap) = frozen
-    state = _shard_malloc
+
+    def raise_thresholds() -> None:
+        libc.mallopt(_M_MMAP_THRESHOLD, SHARD_MMAP_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, SHARD_TRIM_THRESHOLD)
+
+    def restore() -> None:
+        libc.mallopt(_M_MMAP_THRESHOLD, mmap)
+        libc.mallopt(_M_TRIM_THRESHOLD, trim)
+        libc.malloc_trim(0)
+
+    with _while_used(_shard_malloc, raise_thresholds, restore):
+        yield
+
+
+@contextlib.contextmanager
+def _while_used(state: dict, apply: Callable[[], None],
+                restore: Callable[[], None]) -> Iterator[None]:
+    """A process-wide setting `apply`'d by the first of its users in and `restore`'d by the
+    last one out (nested and concurrent users: worker threads, jobs run from threads)."""
     with state["lock"]:
         state["users"] += 1
         if state["users"] == 1:
-            libc.mallopt(_M_MMAP_THRESHOLD, SHARD_MMAP_THRESHOLD)
-            libc.mallopt(_M_TRIM_THRESHOLD, SHARD_TRIM_THRESHOLD)
+            apply()
     try:
         yield
     finally:
         with state["lock"]:
             state["users"] -= 1
             if state["users"] == 0:
-                libc.mallopt(_M_MMAP_THRESHOLD, mmap)
-                libc.mallopt(_M_TRIM_THRESHOLD, trim)
-                libc.malloc_trim(0)
+                restore()
 
 
 # Milliseconds between two samples of Beam's state sampler in this process (`short_state_sampling`).
@@ -450,18 +465,16 @@ def short_state_sampling() -> Iterator[None]:
         yield
         return
     state = _state_sampling
-    with state["lock"]:
-        state["users"] += 1
-        if state["users"] == 1:
-            state["saved"] = defaults
-            init.__defaults__ = (min(STATE_SAMPLING_MS, defaults[0]),)
-    try:
+
+    def shorten() -> None:
+        state["saved"] = init.__defaults__
+        init.__defaults__ = (min(STATE_SAMPLING_MS, defaults[0]),)
+
+    def restore() -> None:
+        init.__defaults__ = state["saved"]
+
+    with _while_used(state, shorten, restore):
         yield
-    finally:
-        with state["lock"]:
-            state["users"] -= 1
-            if state["users"] == 0:
-                init.__defaults__ = state["saved"]
 
 
 @contextlib.contextmanager
