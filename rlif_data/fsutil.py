@@ -52,7 +52,7 @@ class Writeback:
     """Has the kernel start writing a file out while more of it is still being written.
 
     A file written whole and then fsynced waits at the end for all of it to
-    reach the disk: 0.1 s for a 200 MB shard here (docs/scaling.md, run 7),
+    reach the disk: 0.07-0.1 s for a 200 MB shard here (docs/scaling.md, run 7),
     the disk idle until then. Every `every` bytes this asks the kernel to
     start writing what is dirty so far (Linux ``sync_file_range``, which
     returns without waiting), so the closing fsync finds most of it written.
