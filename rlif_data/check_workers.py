@@ -288,23 +288,24 @@ def check_in_parallel(reader: Any, task: checks.EpisodeTask, envs: dict, process
             wait = not (queue and driver_checks)  # nothing to do here but wait for a worker
             for key, _ in selector.select(timeout=None if wait else 0):
                 worker = key.data
-                reply = worker.receive()
-                if reply is None:  # died: its ranges go back to the queue
+                replies = worker.receive()
+                if replies is None:  # died: its ranges go back to the queue
                     selector.unregister(worker.stdout)
                     queue.extendleft(reversed(worker.pending))
                     worker.pending.clear()
                     worker.dead = True
                     continue
-                if not worker.ready:
-                    worker.ready = True  # its first line says it is ready
-                    continue
-                span = worker.pending.popleft()  # replies come in the order sent
-                for env_id, entry in reply.get("envs", {}).items():
-                    envs.setdefault(env_id, _env_from_json(entry))
-                if "records" in reply:
-                    finished(span, [_record_from_json(r) for r in reply["records"]])
-                else:
-                    failed(span)
+                for reply in replies:
+                    if not worker.ready:
+                        worker.ready = True  # its first line says it is ready
+                        continue
+                    span = worker.pending.popleft()  # replies come in the order sent
+                    for env_id, entry in reply.get("envs", {}).items():
+                        envs.setdefault(env_id, _env_from_json(entry))
+                    if "records" in reply:
+                        finished(span, [_record_from_json(r) for r in reply["records"]])
+                    else:
+                        failed(span)
     finally:
         selector.close()
         for worker in workers:
@@ -333,6 +334,7 @@ class _Worker:
         self.stdout = self._process.stdout
         self.pid = self._process.pid
         self.pending: collections.deque[tuple[int, int]] = collections.deque()  # sent, unanswered
+        self._partial = b""  # the start of a reply line still being written
         self.ready = False
         self.dead = False
         self._sent_envs: set = set()
@@ -358,11 +360,23 @@ class _Worker:
             return True
         return False
 
-    def receive(self) -> Optional[dict]:
-        """The worker's next line, None if it exited or wrote something else."""
-        line = self.stdout.readline()
+    def receive(self) -> Optional[list[dict]]:
+        """Every whole line the worker has written so far, read once the selector says its
+        pipe is readable; None if it exited or wrote something else.
+
+        Read straight from the pipe, not line by line through Python's buffered
+        file: a worker holds two ranges, so two replies can arrive together, and a
+        buffered `readline` would take both from the pipe and return one, leaving
+        the other where the selector never reports it (the check then waited
+        forever).
+        """
+        chunk = os.read(self.stdout.fileno(), 1 << 16)
+        if not chunk:
+            return None
+        self._partial += chunk
+        *lines, self._partial = self._partial.split(b"\n")
         try:
-            return json.loads(line) if line else None
+            return [json.loads(line) for line in lines]
         except ValueError:
             return None
 

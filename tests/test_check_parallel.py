@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -305,3 +306,40 @@ def test_workers_start_before_the_idle_cores_are_known_and_unneeded_ones_stop(tm
     assert processes == 1 and len(started) == 2 and not running
     processes, started, running = _auto_check_with_idle(tmp_path / "one", monkeypatch, 1.0)
     assert processes == 2 and len(started) == 2 and not running
+
+
+def test_replies_that_arrive_together_are_all_read(tmp_path):
+    # A worker holds two ranges; both replies can be in its pipe before the driver reads.
+    read_end, write_end = os.pipe()
+    worker = check_workers._Worker.__new__(check_workers._Worker)
+    worker.stdout, worker._partial = os.fdopen(read_end, "rb"), b""
+    try:
+        os.write(write_end, b'{"ready": true}\n{"records": []}\n{"records"')
+        assert worker.receive() == [{"ready": True}, {"records": []}]
+        os.write(write_end, b': [], "envs": {}}\n')
+        assert worker.receive() == [{"records": [], "envs": {}}]
+        os.write(write_end, b"not json\n")
+        assert worker.receive() is None  # says something else: treated as gone
+        os.close(write_end)
+        write_end = None
+        assert worker.receive() is None  # exited
+    finally:
+        worker.stdout.close()
+        if write_end is not None:
+            os.close(write_end)
+
+
+def test_a_slow_driver_still_gets_every_range_back(tmp_path, monkeypatch):
+    path = findings_dataset(tmp_path / "rec")
+    real_send = check_workers._Worker.send
+
+    def slow_send(self, span, envs):
+        sent = real_send(self, span, envs)
+        if len(self.pending) == check_workers.WORKER_QUEUE:
+            time.sleep(0.3)  # the worker answers both meanwhile: two lines in one read
+        return sent
+
+    monkeypatch.setattr(check_workers._Worker, "send", slow_send)
+    with EpisodeReader(path, repair=False) as reader:
+        serial = checks.check_episodes(reader, range(len(reader)), checks.EpisodeTask(), {})
+    assert records_through_workers(path, 2) == serial
