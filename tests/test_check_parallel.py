@@ -299,13 +299,15 @@ def _auto_check_with_idle(tmp_path, monkeypatch, idle):
     return report.processes, started, any(w._process.poll() is None for w in started)
 
 
-def test_workers_start_before_the_idle_cores_are_known_and_unneeded_ones_stop(tmp_path,
-                                                                              monkeypatch):
+def test_a_worker_starts_before_the_idle_cores_are_known_and_stops_if_unneeded(tmp_path,
+                                                                               monkeypatch):
     processes, started, running = _auto_check_with_idle(tmp_path / "busy", monkeypatch, 0.0)
-    # Both started at once; the machine is busy: both stopped, the check done in one process.
-    assert processes == 1 and len(started) == 2 and not running
+    # One started at once; the machine is busy: stopped, the check done in one process.
+    assert processes == 1 and len(started) == 1 and not running
     processes, started, running = _auto_check_with_idle(tmp_path / "one", monkeypatch, 1.0)
-    assert processes == 2 and len(started) == 2 and not running
+    assert processes == 2 and len(started) == 1 and not running
+    processes, started, running = _auto_check_with_idle(tmp_path / "two", monkeypatch, 2.0)
+    assert processes == 3 and len(started) == 2 and not running  # the second after measuring
 
 
 def test_replies_that_arrive_together_are_all_read(tmp_path):
