@@ -773,7 +773,12 @@ def _nothing_to_report(steps: Mapping[str, Any], leaves: Mapping[str, np.ndarray
 
 def _usual_and_clear(steps: Mapping[str, Any], leaves: Mapping[str, np.ndarray],
                      context: CheckContext) -> bool:
-    """`_nothing_to_report` without its guard; may raise on unusual input."""
+    """`_nothing_to_report` without its guard; may raise on unusual input.
+
+    One test per check of `check_episode`, each true only where that check
+    finds nothing; a check added there without its test here would be
+    skipped for every episode this clears.
+    """
     n = len(steps[sc.IS_FIRST])
     t = n - 1
     if t < 3 or not _lengths_agree(steps, leaves, n) or sc.INTERVENTION not in steps:
@@ -837,6 +842,8 @@ def check_episode(episode: Mapping[str, Any], index: int = 0,
     """
     steps = episode[sc.STEPS]
     leaves = _observation_leaves(steps[sc.OBSERVATION])  # once, for the checks that read it
+    # A new check below needs its clearing test in `_usual_and_clear` too: an episode that
+    # test clears never reaches the checks below.
     if _nothing_to_report(steps, leaves, context):
         return []
     eid = str(episode.get(sc.EPISODE_ID, ""))
