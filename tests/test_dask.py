@@ -173,3 +173,17 @@ def test_a_jobs_own_cluster_leaves_glibc_its_adaptive_malloc(monkeypatch):
             seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
     assert list(seen.values()) == [None]
     assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # this process's own, as it was
+
+
+def test_the_scheduler_is_probed_from_inside_a_running_event_loop_too(cluster):
+    # A notebook runs jobs inside its event loop: the probe must not call asyncio.run there.
+    import asyncio
+
+    address, workers = cluster
+
+    async def from_a_loop():
+        return runners._probe_scheduler(address, None, 5)
+
+    addresses, threads = asyncio.run(from_a_loop())
+    assert len(addresses) == len(workers) == 2 and threads == 2
+    assert runners._probe_scheduler(address, None, 5) == (addresses, threads)
