@@ -794,38 +794,15 @@ def _usual_and_clear(steps: Mapping[str, Any], leaves: Mapping[str, np.ndarray],
     if sc.INTERVENTION_START in steps and not _starts_follow(
             flags, np.asarray(steps[sc.INTERVENTION_START], bool)[:t], t):
         return False
-    if context.view in rl.RULES and sc.INCLUDE in steps:
-        want_reward, want_include = rl.rlif_rewards(flags, rl.RULES[context.view])
-        if not (_same(np.asarray(steps[sc.REWARD], np.float32)[:t], want_reward)
-                and _same(np.asarray(steps[sc.INCLUDE], bool)[:t], want_include)):
-            return False
-    elif view_findings(steps, context.view):
+    # The checks below clear a usual episode by their own fast tests.
+    if view_findings(steps, context.view):
         return False
     if context.action_low is not None and action_bound_findings(steps, context.action_low,
                                                                 context.action_high):
         return False
-    if sc.POLICY_ACTION in steps:
-        # `action_alignment_findings`' masks (for bools, a < b is "b and not a"), each
-        # source cleared when every masked step matches its own, whatever their number.
-        action = np.asarray(steps[sc.ACTION], np.float32)[:t]
-        learner = np.less(flags, np.asarray(steps[sc.SOURCE])[:t] == _POLICY)
-        if not _masked_rows_equal(action, np.asarray(steps[sc.POLICY_ACTION], np.float32)[:t],
-                                  learner):
-            return False
-        if sc.HAS_EXPERT_ACTION in steps and not _masked_rows_equal(
-                action, np.asarray(steps[sc.EXPERT_ACTION], np.float32)[:t],
-                flags & np.asarray(steps[sc.HAS_EXPERT_ACTION], bool)[:t]):
-            return False
-    if _constant_findings(leaves, 0, ""):
+    if action_alignment_findings(steps) or _constant_findings(leaves, 0, ""):
         return False
-    if sc.TIMESTAMP_US in steps:
-        stamps = np.asarray(steps[sc.TIMESTAMP_US], np.int64)[:t]
-        period = context.control_period_us
-        if stamps.ndim != 1 or not _gaps_fine(
-                stamps[1:] - stamps[:-1],
-                period * (1.0 + context.deadline_slack) if period else None):
-            return False
-    return True
+    return not timestamp_findings(steps, context.control_period_us, context.deadline_slack)
 
 
 def check_episode(episode: Mapping[str, Any], index: int = 0,
