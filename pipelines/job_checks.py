@@ -81,7 +81,7 @@ class EpisodeChecker:
                 EPISODE_ID: str(episode.get(sc.EPISODE_ID, "")),
                 FINGERPRINT: checks.episode_fingerprint(episode), ENV_ID: env_id,
                 TIME_LIMIT: limit, ENV_NOTES: list(notes),
-                FINDINGS: [f.to_json() for f in findings] if findings else [],
+                FINDINGS: [f.to_json() for f in findings],
                 SECONDS: time.perf_counter() - t0}
 
 
