@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
 import uuid
@@ -11,7 +12,6 @@ from typing import Any, Optional
 # Bytes written between two requests to start writing a file out (`Writeback`).
 WRITEBACK_BYTES = 32 << 20
 _SYNC_FILE_RANGE_WRITE = 2  # linux/fs.h: start write-out of dirty pages, do not wait
-_libc: dict[str, Any] = {}
 
 
 def fsync_path(path: str, best_effort: bool = False) -> None:
@@ -36,16 +36,15 @@ def fsync_path(path: str, best_effort: bool = False) -> None:
         os.close(fd)
 
 
+@functools.cache
 def _sync_file_range() -> Optional[Any]:
     """libc's ``sync_file_range`` (Linux), or None where there is none."""
-    if "sync_file_range" not in _libc:
-        try:
-            function = ctypes.CDLL(None, use_errno=True).sync_file_range
-            function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-        except (AttributeError, OSError):
-            function = None
-        _libc["sync_file_range"] = function
-    return _libc["sync_file_range"]
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return function
 
 
 class Writeback:

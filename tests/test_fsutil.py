@@ -25,7 +25,7 @@ class _Recorder:
 @pytest.fixture
 def recorder(monkeypatch):
     fake = _Recorder()
-    monkeypatch.setitem(fsutil._libc, "sync_file_range", fake)
+    monkeypatch.setattr(fsutil, "_sync_file_range", lambda: fake)
     return fake
 
 

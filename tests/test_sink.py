@@ -270,8 +270,8 @@ class _Labels(beam.pipeline.PipelineVisitor):
 
 def test_a_shard_is_written_out_while_it_is_written(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setitem(fsutil._libc, "sync_file_range",
-                        lambda fd, *args: calls.append(os.readlink(f"/proc/self/fd/{fd}")) or 0)
+    monkeypatch.setattr(fsutil, "_sync_file_range", lambda: (
+        lambda fd, *args: calls.append(os.readlink(f"/proc/self/fd/{fd}")) or 0))
     monkeypatch.setattr(fsutil, "WRITEBACK_BYTES", 1)
     encode = sink.episode_encoder(SCHEMA)
     records = [(k, encode(make_episode(k))) for k in (1, 2, 3)]
