@@ -28,7 +28,9 @@ Measured (each job on its own input layout):
                   ``in_memory`` (1 worker) and ``multi_processing`` with 1 and
                   2 workers (``mp1``, ``mp2``), and Beam's DaskRunner on a
                   local ``dask.distributed`` cluster of 1 and 2 worker
-                  processes (``dask1``, ``dask2``; the cluster is started once
+                  processes (``dask1``, ``dask2``; scheduler and workers run
+                  in processes of their own, never in the benchmark's, as a
+                  lab's cluster does; the cluster is started once
                   before the timings and runs one 20-episode relabel, as a
                   user's cluster is already up and has run jobs: that first
                   job's time on the fresh workers is reported on its own).
@@ -94,11 +96,12 @@ import multiprocessing  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from typing import Any, Callable, Optional  # noqa: E402
+from typing import Any, Callable, Optional, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -410,28 +413,77 @@ def writer_context(variant: str):
             else contextlib.nullcontext())
 
 
-def start_dask_clusters(modes: list[str]) -> tuple[dict[int, str], list[Any], float]:
-    """Local dask.distributed clusters (1 thread per worker process) for the Dask variants.
+class DaskCluster:
+    """A dask.distributed cluster in processes of its own: ``dask scheduler`` and ``dask worker``.
+
+    As a lab runs one: neither the scheduler nor a worker lives in a process
+    that a variant is timed in (a `LocalCluster` puts the scheduler's event
+    loop, and its share of the GIL, in the process that starts it). Nannies
+    start the workers with Dask's defaults, as on a user's cluster.
+
+    Args:
+      workers: worker processes, one thread each.
+      directory: where the scheduler file goes.
+    """
+
+    def __init__(self, workers: int, directory: str):
+        from distributed import Client
+
+        self.workers = workers
+        self.scheduler_file = os.path.join(directory, f"scheduler-{workers}.json")
+        dask = [sys.executable, "-m", "dask"]
+        self._procs = [subprocess.Popen(
+            dask + ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                    "--scheduler-file", self.scheduler_file],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        self._procs.append(subprocess.Popen(
+            dask + ["worker", "--scheduler-file", self.scheduler_file, "--nworkers",
+                    str(workers), "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        try:
+            with Client(scheduler_file=self.scheduler_file, timeout=60,
+                        set_as_default=False) as client:
+                client.wait_for_workers(workers, timeout=120)
+                self.address = client.scheduler.address
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def pids(self) -> list[int]:
+        """The scheduler's and the worker launcher's (nannies and workers are their children)."""
+        return [proc.pid for proc in self._procs]
+
+    def close(self) -> None:
+        """Stop the workers, then the scheduler (SIGTERM: each shuts down cleanly)."""
+        for proc in reversed(self._procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def start_dask_clusters(modes: list[str], directory: str
+                        ) -> tuple[dict[int, str], list[DaskCluster], float]:
+    """One `DaskCluster` per worker count the Dask variants of `modes` use.
 
     Returns:
       (workers -> scheduler address, the clusters to close, seconds to start them).
     """
-    from distributed import LocalCluster
-
-    from pipelines.runners import MALLOC_TRIM_ENV, without_env
-
     t0 = time.perf_counter()
     clusters, addresses = [], {}
-    for workers in sorted({BEAM_MODES[m][2] for m in modes if BEAM_MODES[m][0] == "dask"}):
-        # The clusters keep Dask's defaults, as a user's cluster does; but their nannies
-        # would leave MALLOC_TRIM_THRESHOLD_ in this process's environment, and the
-        # DirectRunner variants' worker processes would inherit it (+6-8 % CPU).
-        with without_env(MALLOC_TRIM_ENV):
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None,
-                                   silence_logs=logging.ERROR)
-        clusters.append(cluster)
-        addresses[workers] = cluster.scheduler_address
+    try:
+        for workers in sorted({BEAM_MODES[m][2] for m in modes
+                               if BEAM_MODES[m][0] == "dask"}):
+            cluster = DaskCluster(workers, directory)
+            clusters.append(cluster)
+            addresses[workers] = cluster.address
+    except BaseException:
+        for cluster in clusters:
+            cluster.close()
+        raise
     return addresses, clusters, time.perf_counter() - t0
 
 
@@ -479,11 +531,13 @@ def written_episodes(out_dir: str) -> int:
     return sum(indexed_shard_lengths(read_index(out_dir))[0])
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process and its descendants.
+def cpu_seconds(also: Sequence[int] = ()) -> float:
+    """CPU time of this process and its descendants, and of the process trees of `also`.
 
     Waited-for ones (Beam's DirectRunner workers) from `getrusage`, live ones
-    (Dask's worker processes, which outlive a job) from /proc via psutil.
+    (Dask's worker processes, which outlive a job) from /proc via psutil;
+    `also` names processes that are not this one's descendants (the Dask
+    clusters, seen from a variant's own process).
     """
     import resource
 
@@ -492,9 +546,16 @@ def cpu_seconds() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     live = 0.0
-    for child in psutil.Process().children(recursive=True):
+    procs = psutil.Process().children(recursive=True)
+    for pid in also:
         try:
-            times = child.cpu_times()
+            root = psutil.Process(pid)
+            procs += [root] + root.children(recursive=True)
+        except psutil.Error:
+            continue
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
         except psutil.Error:
             continue
         live += times.user + times.system
@@ -573,6 +634,65 @@ def make_variants(inputs: dict[str, Any], jobs: list[str], modes: list[str],
 
             variants[("downsample", m)] = run_downsample
     return variants
+
+
+def run_variant_isolated(spec: dict[str, Any], job: str, name: str, out: str,
+                         chatter: str) -> dict[str, Any]:
+    """Time one variant in a process of its own (`variant_main`); returns its result.
+
+    Each job then runs in a process like the one ``rlif-data relabel``
+    gives it, never in one that earlier variants left their heap, threads
+    and caches in: run in this process, the plain downsample loop took
+    0.7-0.8 s after the relabel variants against 0.55-0.62 s with no
+    relabel before it, which flattered every ratio over it (docs/scaling.md
+    run 8). The process runs its variant once untimed, then times the
+    second run: the steady state of a process that runs jobs (a round
+    driver, a notebook), as the Dask workers were warmed before
+    (`warm_dask_clusters`); a process's first job is the small-job figure.
+
+    Args:
+      spec: what `variant_main` needs beside the variant (inputs, Dask
+        addresses and process ids, the downsample size).
+
+    Returns:
+      ``{"seconds", "transitions", "episodes", "cpu_s"}``; cpu_s: the
+      variant process's, its DirectRunner workers' and the Dask clusters'
+      CPU during the timed call.
+    """
+    result = out + ".result.json"
+    request = {**spec, "job": job, "name": name, "out": out, "result": result}
+    with open(chatter, "a") as log_file:
+        done = subprocess.run([sys.executable, os.path.abspath(__file__), "--variant",
+                               json.dumps(request)], cwd=_ROOT, stdout=log_file,
+                              stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise RuntimeError(f"{job} {name} failed in its own process (exit {done.returncode}); "
+                           f"its output is at the end of {chatter}")
+    with open(result) as f:
+        got = json.load(f)
+    os.remove(result)
+    return got
+
+
+def variant_main(request: dict[str, Any]) -> int:
+    """Entry of a variant's own process (`run_variant_isolated`): warm up, time, write the result."""
+    quiet_logging()
+    job, name = request["job"], request["name"]
+    addresses = {int(k): v for k, v in request["dask_addresses"].items()}
+    variants = make_variants(request["inputs"], [job], [name] if name in BEAM_MODES else [],
+                             request["downsample_transitions"], addresses)
+    # Run once untimed: a process's first jobs pay for imports, Beam's caches and
+    # the heap's growth (downsample 0.97, 0.83, then 0.75-0.80 s in one process).
+    fn = variants[(job, name)]
+    fn(request["out"] + ".warm-up")
+    shutil.rmtree(request["out"] + ".warm-up")
+    cpu0 = cpu_seconds(request["cluster_pids"])
+    seconds, transitions, episodes = fn(request["out"])
+    cpu = cpu_seconds(request["cluster_pids"]) - cpu0
+    with open(request["result"], "w") as f:
+        json.dump({"seconds": seconds, "transitions": transitions, "episodes": episodes,
+                   "cpu_s": cpu}, f)
+    return 0
 
 
 def time_selection_pass(built: str) -> tuple[float, str]:
@@ -690,8 +810,11 @@ def print_table(summary: dict[str, dict[str, Any]], extra: dict[str, Any]) -> No
           "x chk: over the loop+check row, the plain loop that also runs the per-episode check "
           "every job runs on what it writes (issue 14), for context: the targets are against "
           "the plain loop")
+    if "isolation" in extra:
+        print(f"timed: {extra['isolation']}")
     if "dask_cluster_start_s" in extra:
-        print(f"dask: local clusters started once before the timings "
+        print(f"dask: local clusters (scheduler and workers in processes of their own) started "
+              f"once before the timings "
               f"({extra['dask_cluster_start_s']:.1f} s, not in the table) and warmed with one "
               f"{SMALL_JOB_EPISODES}-episode relabel each on the fresh workers ("
               + ", ".join(f"{k} {v:.1f} s" for k, v in extra.get("dask_first_job_s", {}).items())
@@ -765,6 +888,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="skip the small-job wall-time measurement")
     p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="generated inputs (reused)")
     p.add_argument("--quick", action="store_true", help="~50k-step smoke run")
+    p.add_argument("--same-process", action="store_true",
+                   help="time every variant in this process, as runs 1-7 did (default: each "
+                   "in a fresh process, the second of two runs there)")
+    p.add_argument("--variant", help=argparse.SUPPRESS)  # a variant's own process
     p.add_argument("--out", default=None,
                    help=f"JSON results path (default {os.path.relpath(DEFAULT_OUT, _ROOT)}, "
                    f"--quick: {os.path.relpath(QUICK_OUT, _ROOT)}); Beam/TFDS output goes "
@@ -791,6 +918,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.variant:
+        return variant_main(json.loads(args.variant))
     quiet_logging()
     t_start = time.perf_counter()
     episodes = max(1, args.steps // args.episode_steps)
@@ -810,9 +939,10 @@ def main(argv=None) -> int:
         log("timing the small job (fresh processes) ...")
         extra["small_job"] = time_small_job(args.cache_dir, min(args.episode_steps, 200),
                                             chatter)
-    with RedirectedOutput(chatter):
-        dask_addresses, clusters, extra["dask_cluster_start_s"] = start_dask_clusters(
-            args.modes + [m for m in args.camera_modes if m in BEAM_MODES and args.camera_steps])
+    cluster_dir = tempfile.mkdtemp(prefix="rlif-bench-dask-")
+    dask_addresses, clusters, extra["dask_cluster_start_s"] = start_dask_clusters(
+        args.modes + [m for m in args.camera_modes if m in BEAM_MODES and args.camera_steps],
+        cluster_dir)
     if not clusters:
         del extra["dask_cluster_start_s"]
     else:
@@ -822,6 +952,11 @@ def main(argv=None) -> int:
         extra["downsample_select_s"], extra["downsample_lengths_from"] = time_selection_pass(
             inputs["built"]["path"])
     runs: dict[tuple[str, str], list[dict[str, float]]] = {k: [] for k in variants}
+    spec = {"inputs": inputs, "dask_addresses": dask_addresses,
+            "cluster_pids": [pid for cluster in clusters for pid in cluster.pids],
+            "downsample_transitions": total // 2}
+    extra["isolation"] = ("every variant in this process" if args.same_process else
+                          "every variant in a fresh process, the second of two runs there")
     extra["parallel_capacity"] = parallel_capacity()
     log(f"parallel capacity now: {extra['parallel_capacity']:.2f} of 2 cores "
         f"(load average {os.getloadavg()[0]:.2f})")
@@ -838,10 +973,15 @@ def main(argv=None) -> int:
                 out = os.path.join(tmp_root, f"{job}-{name}-{r}")
                 capacity = parallel_capacity()
                 load = os.getloadavg()[0]
-                cpu0 = cpu_seconds()
-                with RedirectedOutput(chatter):
-                    seconds, transitions, want_episodes = fn(out)
-                cpu = cpu_seconds() - cpu0
+                if args.same_process:
+                    cpu0 = cpu_seconds()
+                    with RedirectedOutput(chatter):
+                        seconds, transitions, want_episodes = fn(out)
+                    cpu = cpu_seconds() - cpu0
+                else:
+                    got = run_variant_isolated(spec, job, name, out, chatter)
+                    seconds, transitions, cpu = got["seconds"], got["transitions"], got["cpu_s"]
+                    want_episodes = got["episodes"]
                 check_cpu_s = None
                 if not name.startswith("plain"):
                     got = written_episodes(out)
@@ -862,8 +1002,8 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
         for cluster in clusters:
-            with RedirectedOutput(chatter):
-                cluster.close()
+            cluster.close()
+        shutil.rmtree(cluster_dir, ignore_errors=True)
     summary = summarize(runs)
     target_report = targets(summary, extra.get("small_job"))
     print(f"input: {total} transitions = {episodes} x {args.episode_steps}-step episodes, "
