@@ -5,7 +5,7 @@ episodes of an 11-dim state, 3-dim actions and two 128x128 RGB cameras stored
 raw (the size and encoding `record --camera` uses), written through the real
 `EpisodeStore` (one shard per episode). Frames are a smooth texture panned by
 the step plus seeded sensor noise (sigma 2 levels), so the shards' compression
-(array_record's default brotli) meets what a real camera gives it: close to
+(array_record's default zstd:3) meets what a real camera gives it: close to
 nothing, unlike flat colour or a pure texture.
 
 Measured, in one run and each on the same input directory:
