@@ -127,10 +127,26 @@ def time_cp(src: str, dst: str) -> float:
     return time.perf_counter() - t0
 
 
+def read_through(directory: str) -> int:
+    """Read every file under `directory` once (into the page cache); returns the bytes read.
+
+    Done before the timings, so that `cp` and every relabel start from the
+    same cache: `cp` ran first and cold otherwise (3.6 s in run 8 against
+    1.1 s warm in run 7), and the relabels then read what it had pulled in.
+    """
+    total = 0
+    for root, _, files in os.walk(directory):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                while chunk := f.read(8 << 20):
+                    total += len(chunk)
+    return total
+
+
 def run(inputs: dict[str, Any], modes: list[str], beam_args: Callable[[str], list[str]],
         tmp_root: str, capacity: Callable[[], float], cpu_seconds: Callable[[], float],
         quiet: Callable[[], Any], log: Callable[[str], None]) -> dict[str, Any]:
-    """Time `cp` and relabel (each of `modes`) on the camera input, interleaved in one run.
+    """Time `cp` and relabel (each of `modes`) on the camera input, its files read once first.
 
     Args:
       inputs: `ensure_input`'s result.
@@ -148,6 +164,7 @@ def run(inputs: dict[str, Any], modes: list[str], beam_args: Callable[[str], lis
     from pipelines import relabel
 
     src, size, steps = inputs["path"], inputs["bytes"], inputs["transitions"]
+    read_through(src)
     out: dict[str, Any] = {}
     for name in ["cp", *modes]:
         dst = os.path.join(tmp_root, f"cams-{name}")
