@@ -131,8 +131,9 @@ def read_through(directory: str) -> int:
     """Read every file under `directory` once (into the page cache); returns the bytes read.
 
     Done before the timings, so that `cp` and every relabel start from the
-    same cache: `cp` ran first and cold otherwise (3.6 s in run 8 against
-    1.1 s warm in run 7), and the relabels then read what it had pulled in.
+    same cache: otherwise `cp` runs first on whatever of the input the cache
+    still holds (3.6 s in run 8, 2.8 s after this) and pulls in the rest for
+    the relabels after it.
     """
     total = 0
     for root, _, files in os.walk(directory):
