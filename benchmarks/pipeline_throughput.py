@@ -72,11 +72,13 @@ shared 2-core box, other processes cut the 2-worker speedup directly.
 
 Usage:
   .venv/bin/python benchmarks/pipeline_throughput.py          # 1M steps: ~13 min on 2 loaded
-                                                              # cores (the TFDS-writer variants
-                                                              # are most of it), +~2 min to
+                                                              # cores before run 8 (the TFDS-
+                                                              # writer variants most of it); not
+                                                              # timed since each variant runs
+                                                              # twice in its process; +~2 min to
                                                               # generate the inputs once
+  ... --modes in_memory,mp1,mp2,dask1,dask2 --repeats 5       # the sink's variants: ~6 min
   .venv/bin/python benchmarks/pipeline_throughput.py --quick  # 50k steps smoke run, ~2.5 min
-  ... --modes in_memory,mp1,mp2,dask1,dask2                   # the sink only
   ... --camera-steps 0                                        # without the camera dataset
   ... --jobs none --no-small-job                              # the camera dataset only
 """
