@@ -126,9 +126,10 @@ def stop_janitor(janitor: subprocess.Popen, timeout: float = 30) -> None:
     janitor still at work would kill that job's new workers.
     """
     janitor.stdin.close()
+    deadline = time.monotonic() + timeout
     _wait_for_exit(janitor, timeout)
     try:
-        janitor.wait(timeout=timeout)
+        janitor.wait(timeout=max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         janitor.kill()
         janitor.wait()
