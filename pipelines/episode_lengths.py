@@ -57,9 +57,7 @@ def from_notes(notes: Sequence[Mapping[str, Any]]) -> Optional[dict[str, Any]]:
 def side_file(notes: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """``{EPISODE_LENGTHS_FILE: text}`` for `output.write_side_files`, {} without summaries."""
     content = from_notes(notes)
-    if content is None:
-        return {}
-    return {sc.EPISODE_LENGTHS_FILE: json.dumps(content, separators=(",", ":")) + "\n"}
+    return {} if content is None else _as_side_file(content)
 
 
 def merged_side_file(shards: Sequence[tuple[Optional[Sequence[int]], Sequence[int]]]
@@ -81,8 +79,12 @@ def merged_side_file(shards: Sequence[tuple[Optional[Sequence[int]], Sequence[in
         if lengths is None:
             return {}
         transitions += [int(lengths[i]) for i in kept]
-    content = {VERSION_KEY: VERSION, SHARDS_KEY: [len(kept) for _, kept in shards],
-               TRANSITIONS_KEY: transitions}
+    return _as_side_file({VERSION_KEY: VERSION, SHARDS_KEY: [len(kept) for _, kept in shards],
+                          TRANSITIONS_KEY: transitions})
+
+
+def _as_side_file(content: Mapping[str, Any]) -> dict[str, str]:
+    """``{EPISODE_LENGTHS_FILE: text}`` of the file's content (compact JSON, one line)."""
     return {sc.EPISODE_LENGTHS_FILE: json.dumps(content, separators=(",", ":")) + "\n"}
 
 
