@@ -431,7 +431,6 @@ class DaskCluster:
     def __init__(self, workers: int, directory: str):
         from distributed import Client
 
-        self.workers = workers
         self.scheduler_file = os.path.join(directory, f"scheduler-{workers}.json")
         dask = [sys.executable, "-m", "dask"]
         self._procs = [subprocess.Popen(
@@ -844,8 +843,6 @@ def print_table(summary: dict[str, dict[str, Any]], extra: dict[str, Any]) -> No
 
 def time_small_job(cache_dir: str, steps: int, chatter: str) -> dict[str, Any]:
     """Wall time of the relabel command on a small recording, in a fresh process each."""
-    import subprocess
-
     inputs = ensure_inputs(cache_dir, SMALL_JOB_EPISODES, steps, {"recording"}, chatter)
     rec = inputs["recording"]["path"]
     out: dict[str, Any] = {"episodes": SMALL_JOB_EPISODES,
