@@ -17,8 +17,8 @@ ratio ``1 process / 2 processes`` is the most a 2-worker job could reach
 here (its shards do this work, plus start-up and the driver's part).
 
 Usage:
-  .venv/bin/python benchmarks/loop_scaling.py                 # 1M steps, ~4 min
-  .venv/bin/python benchmarks/loop_scaling.py --quick         # 50k steps, ~1 min
+  .venv/bin/python benchmarks/loop_scaling.py                 # 1M steps, 4 rounds, ~2 min
+  .venv/bin/python benchmarks/loop_scaling.py --quick         # 50k steps, 2 rounds, ~25 s
 """
 
 from __future__ import annotations
@@ -52,15 +52,16 @@ JOBS = ("relabel", "downsample")
 
 
 def loop_pass(job: str, inputs: dict, lo: int, hi: int, check: bool, out: str) -> float:
-    """Seconds of one plain-loop pass over episodes [lo, hi) of `job`'s input, as the benchmark's
-    ``plain`` (``--check``: ``plain_checked``) variant runs it; downsample keeps every other one."""
+    """Seconds of one plain-loop pass over episodes [lo, hi) of `job`'s input: the benchmark's
+    ``plain`` (with `check`: ``plain_checked``) loop, except that downsample keeps every other
+    episode of the range instead of the job's seeded selection (the same count of equal-length
+    episodes, and no selection pass in the child)."""
     from rlif_data import relabel as rl
 
     if job == "relabel":
-        derived = pt.sc.EpisodeSchema(pt.SCHEMA.observation, pt.SCHEMA.action_dim,
-                                      pt.SCHEMA.name, derived=True)
         seconds, *_ = pt.plain_loop(inputs["recording"]["path"], out, list(range(lo, hi)),
-                                    lambda e: rl.relabel_episode(e, pt.VIEW), derived,
+                                    lambda e: rl.relabel_episode(e, pt.VIEW),
+                                    pt.relabelled_schema(),
                                     check_view=pt.VIEW if check else False)
     else:
         seconds, *_ = pt.plain_loop(inputs["built"]["path"], out, list(range(lo, hi, 2)),

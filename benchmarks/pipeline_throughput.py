@@ -362,6 +362,11 @@ def ensure_inputs(cache_dir: str, episodes: int, steps: int, layouts: set[str],
 # ---------------------------------------------------------------------------
 
 
+def relabelled_schema() -> sc.EpisodeSchema:
+    """`SCHEMA` as the relabel job writes it (derived: RLIF rewards and the include mask)."""
+    return sc.EpisodeSchema(SCHEMA.observation, SCHEMA.action_dim, SCHEMA.name, derived=True)
+
+
 def plain_loop(input_dir: str, out_dir: str, indices: Optional[list[int]],
                fn: Callable[[dict], dict], out_schema: sc.EpisodeSchema,
                check_view: Any = False) -> tuple[float, int]:
@@ -598,8 +603,7 @@ def make_variants(inputs: dict[str, Any], jobs: list[str], modes: list[str],
     if "relabel" in jobs:
         rec = inputs["recording"]["path"]
         episodes, total = inputs["recording"]["episodes"], inputs["recording"]["transitions"]
-        derived = sc.EpisodeSchema(SCHEMA.observation, SCHEMA.action_dim, SCHEMA.name,
-                                   derived=True)
+        derived = relabelled_schema()
         variants[("relabel", "plain")] = lambda out: plain_loop(
             rec, out, None, lambda e: rl.relabel_episode(e, VIEW), derived)
         variants[("relabel", "plain_checked")] = lambda out: plain_loop(
